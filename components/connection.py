@@ -1,0 +1,71 @@
+"""How the provider, checks and CLI reach the database.
+
+A *connection spec* is what resources carry (as a Pulumi secret): either a libpq URL, or
+`embedded:<data dir>` for the local development server that `pgserver` runs. Resolving an
+embedded spec starts that server when it is not running (refresh and destroy run without
+the program, so the provider must be able to bring it up itself).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+EMBEDDED_PREFIX = "embedded:"
+
+
+def embedded_spec(data_dir: str) -> str:
+    return EMBEDDED_PREFIX + data_dir
+
+
+def is_embedded(spec: str) -> bool:
+    return spec.startswith(EMBEDDED_PREFIX)
+
+
+def embedded_data_dir(spec: str) -> Path:
+    # Relative paths are relative to the Pulumi project directory, which is the working
+    # directory of both the program and the dynamic-provider plugin.
+    return Path(os.path.abspath(spec[len(EMBEDDED_PREFIX):]))
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server for `data_dir`; return its URI."""
+    import pgserver  # imported here: only the embedded target needs it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, so the next command reuses it.
+    server = pgserver.get_server(data_dir, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def resolve_dsn(spec: str) -> str:
+    if is_embedded(spec):
+        return start_embedded(embedded_data_dir(spec))
+    return spec
+
+
+def connect(spec: str, *, autocommit: bool = False, application: str = "mem0infra"
+            ) -> psycopg.Connection:
+    """Open a connection with an empty search_path, so every name must be qualified and the
+    catalog prints qualified names (the canonical DDL form)."""
+    conn = psycopg.connect(resolve_dsn(spec), autocommit=True, connect_timeout=15,
+                           application_name=application)
+    conn.execute("SELECT pg_catalog.set_config('search_path', '', false)")
+    conn.autocommit = autocommit
+    return conn
+
+
+def database_identity(spec: str) -> str:
+    """Where a connection spec points, without credentials: `host:port/dbname`, or the
+    embedded spec itself. Two specs with the same identity reach the same objects, so a
+    changed password is not a changed database."""
+    if is_embedded(spec):
+        return spec
+    params = conninfo_to_dict(spec)
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    port = params.get("port") or "5432"
+    dbname = params.get("dbname") or params.get("user") or "postgres"
+    return f"{host}:{port}/{dbname}"

@@ -1,0 +1,132 @@
+"""Read live objects back from the catalog in the model's canonical DDL form.
+
+One introspection serves drift detection (the provider's `read`), adoption (`create`),
+validation and the tests. Connections must have an empty `search_path`
+(`components.connection.connect` sets it) so the catalog schema-qualifies every
+non-catalog name exactly as the model writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+
+from components.identifiers import qualified, quote_ident
+
+Cursor = psycopg.Cursor
+
+INVALID_INDEX_NOTE = "-- INVALID: a failed or interrupted build left this index unusable"
+
+
+def _extension(cur: Cursor, schema: str, name: str, table: str) -> str | None:
+    row = cur.execute(
+        "SELECT n.nspname FROM pg_catalog.pg_extension e"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = %s",
+        (name,),
+    ).fetchone()
+    if row is None:
+        return None
+    return f"CREATE EXTENSION IF NOT EXISTS {quote_ident(name)} WITH SCHEMA {quote_ident(row[0])};"
+
+
+def _relation_oid(cur: Cursor, schema: str, name: str, relkinds: str) -> int | None:
+    row = cur.execute(
+        "SELECT c.oid FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s AND c.relkind = ANY(%s)",
+        (schema, name, list(relkinds)),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+_COLUMNS = """
+SELECT a.attname,
+       pg_catalog.format_type(a.atttypid, a.atttypmod),
+       a.attnotnull,
+       a.attgenerated,
+       a.attidentity,
+       pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+       CASE WHEN a.attcollation <> t.typcollation THEN co.collname END
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+LEFT JOIN pg_catalog.pg_collation co ON co.oid = a.attcollation
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+# Constraints in a fixed order: primary key, unique, foreign keys, checks, exclusions.
+# NOT NULL constraints ('n', PostgreSQL 18) are shown on their columns instead.
+_CONSTRAINTS = """
+SELECT conname, pg_catalog.pg_get_constraintdef(oid)
+FROM pg_catalog.pg_constraint
+WHERE conrelid = %s AND contype <> 'n'
+ORDER BY array_position(ARRAY['p','u','f','c','x']::"char"[], contype), conname
+"""
+
+
+def column_line(name: str, type_: str, not_null: bool, generated: str, identity: str,
+                default: str | None, collation: str | None) -> str:
+    line = f"{quote_ident(name)} {type_}"
+    if collation:
+        line += f" COLLATE {quote_ident(collation)}"
+    if generated == "s":
+        line += f" GENERATED ALWAYS AS ({default}) STORED"
+    elif identity:
+        line += " GENERATED " + ("ALWAYS" if identity == "a" else "BY DEFAULT") + " AS IDENTITY"
+    elif default is not None:
+        line += f" DEFAULT {default}"
+    if not_null:
+        line += " NOT NULL"
+    return line
+
+
+def _table(cur: Cursor, schema: str, name: str, table: str) -> str | None:
+    oid = _relation_oid(cur, schema, name, "rp")
+    if oid is None:
+        return None
+    persistence = cur.execute(
+        "SELECT relpersistence FROM pg_catalog.pg_class WHERE oid = %s", (oid,)).fetchone()
+    elements = [column_line(*row) for row in cur.execute(_COLUMNS, (oid,)).fetchall()]
+    elements += [f"CONSTRAINT {quote_ident(con)} {definition}"
+                 for con, definition in cur.execute(_CONSTRAINTS, (oid,)).fetchall()]
+    unlogged = "UNLOGGED " if persistence and persistence[0] == "u" else ""
+    body = ",\n".join(f"    {e}" for e in elements)
+    return f"CREATE {unlogged}TABLE {qualified(schema, name)} (\n{body}\n);"
+
+
+def _index(cur: Cursor, schema: str, name: str, table: str) -> str | None:
+    oid = _relation_oid(cur, schema, name, "iI")
+    if oid is None:
+        return None
+    definition, valid = cur.execute(
+        "SELECT pg_catalog.pg_get_indexdef(indexrelid), indisvalid"
+        " FROM pg_catalog.pg_index WHERE indexrelid = %s", (oid,)).fetchone()  # type: ignore[misc]
+    text = f"{definition};"
+    return text if valid else f"{text}\n{INVALID_INDEX_NOTE}"
+
+
+_READERS: dict[str, Callable[[Cursor, str, str, str], str | None]] = {
+    "extension": _extension,
+    "table": _table,
+    "index": _index,
+}
+
+
+def live_ddl(cur: Cursor, kind: str, schema: str, name: str, table: str = "") -> str | None:
+    """The object's definition as the catalog has it now, or None when it does not exist."""
+    try:
+        reader = _READERS[kind]
+    except KeyError:
+        raise ValueError(f"unknown object kind {kind!r}; known: {', '.join(_READERS)}") from None
+    return reader(cur, schema, name, table)
+
+
+def relation_has_storage(cur: Cursor, schema: str, name: str) -> bool:
+    """True when the table has any data pages: rows may exist (RLS cannot hide them here)."""
+    row = cur.execute(
+        "SELECT pg_catalog.pg_relation_size(c.oid) > 0 FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = %s AND c.relname = %s", (schema, name)).fetchone()
+    return bool(row and row[0])

@@ -1,0 +1,114 @@
+"""ComponentResources: the model's specs as Pulumi resources.
+
+`Mem0Backend` is the top level; it owns one child component per object family
+(type tokens `mem0:index:<Class>`), and each family owns one `SqlObject` per spec. Every
+child is parented, so a rename of the top-level component is one alias.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi import dynamic
+
+from components.connection import database_identity, embedded_spec
+from components.embedded import EmbeddedPostgres
+from components.model import ObjectSpec, build_model
+from components.provider import PROVIDER_VERSION, SqlObjectProvider
+from components.settings import Settings
+
+
+class SqlObject(dynamic.Resource, module="mem0", name="SqlObject"):
+    """One SQL object: its canonical DDL is the input a preview diffs line by line."""
+
+    kind: pulumi.Output[str]
+    ddl: pulumi.Output[str]
+    adopted: pulumi.Output[bool]
+
+    def __init__(self, name: str, spec: ObjectSpec, connection: pulumi.Input[str],
+                 database: str, allow_data_loss: bool,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        props: dict[str, Any] = {
+            "kind": spec.kind, "schema": spec.schema, "name": spec.name, "table": spec.table,
+            "database": database, "connection": pulumi.Output.secret(connection),
+            "ddl": spec.ddl, "drop_sql": spec.drop_sql, "allow_data_loss": allow_data_loss,
+            "provider_version": PROVIDER_VERSION, "adopted": None,
+        }
+        super().__init__(SqlObjectProvider(), name, props, opts)
+
+
+class _Family(pulumi.ComponentResource):
+    """A group of SQL objects of one family; subclasses only name the type token."""
+
+    TYPE = ""
+
+    def __init__(self, name: str, specs: list[ObjectSpec], registry: dict[str, SqlObject],
+                 connection: pulumi.Input[str], settings: Settings, database: str,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.TYPE, name, None, opts)
+        self.objects: dict[str, SqlObject] = {}
+        for spec in specs:
+            depends = [registry[key] for key in spec.depends_on]
+            # Indexes go with their table: once it is dropped there is nothing to drop.
+            owner = registry.get(f"table:{spec.schema}.{spec.table}") if spec.table else None
+            resource = SqlObject(
+                f"{name}-{spec.schema}.{spec.name}", spec, connection, database,
+                settings.allow_data_loss,
+                pulumi.ResourceOptions(parent=self, depends_on=depends, deleted_with=owner,
+                                       protect=settings.protect and spec.data_bearing))
+            registry[spec.key] = resource
+            self.objects[spec.key] = resource
+        self.register_outputs({"ddl": {key: r.ddl for key, r in self.objects.items()}})
+
+
+class Extensions(_Family):
+    TYPE = "mem0:index:Extensions"
+
+
+class MemoryTables(_Family):
+    TYPE = "mem0:index:MemoryTables"
+
+
+class Indexes(_Family):
+    TYPE = "mem0:index:Indexes"
+
+
+FAMILIES: dict[str, type[_Family]] = {
+    "extensions": Extensions, "tables": MemoryTables, "indexes": Indexes}
+
+
+class Mem0Backend(pulumi.ComponentResource):
+    """The whole memory backend of one stack."""
+
+    def __init__(self, name: str, settings: Settings,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mem0:index:Mem0Backend", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.embedded: EmbeddedPostgres | None = None
+        if settings.target == "embedded":
+            self.embedded = EmbeddedPostgres(f"{name}-database", settings.embedded_data_dir,
+                                             child)
+            connection: pulumi.Input[str] = self.embedded.connection
+            database = embedded_spec(settings.embedded_data_dir)
+            self.app_connection_uri: pulumi.Output[str] = self.embedded.uri
+        else:
+            url = settings.database_url
+            if url is None:
+                raise ValueError("databaseUrl must be set (and readable) to deploy this stack")
+            connection = pulumi.Output.secret(url)
+            database = database_identity(url)
+            self.app_connection_uri = pulumi.Output.secret(url)
+
+        specs = build_model(settings)
+        registry: dict[str, SqlObject] = {}
+        self.families: dict[str, _Family] = {}
+        for family, component in FAMILIES.items():
+            members = [s for s in specs if s.family == family]
+            if members:
+                self.families[family] = component(
+                    f"{name}-{family}", members, registry, connection, settings, database,
+                    child)
+        self.tables = sorted(s.name for s in specs if s.kind == "table")
+        self.database = database
+        self.register_outputs({"tables": self.tables, "database": database})

@@ -1,0 +1,339 @@
+"""Stack settings: the only place configuration is parsed and validated.
+
+`SETTINGS` declares every key once (type, default, allowed values, description). The
+Pulumi program, the CLI (which reads `Pulumi.<stack>.yaml` directly) and the tests all go
+through `parse_settings`, which returns one frozen `Settings` or raises `SettingsError`
+listing every invalid key with the value given and what is allowed. Nothing is applied
+before settings parse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from components.identifiers import identifier_problem
+
+PROJECT = "mem0infra"
+
+TARGETS = ("embedded", "postgres", "supabase")
+TENANCIES = ("user", "org", "service")
+INDEX_METHODS = ("auto", "hnsw", "ivfflat", "none")
+INDEX_MEASURES = ("cosine", "l2", "ip", "l1")
+
+# pgvector limits: vector columns accept up to 16000 dimensions; hnsw and ivfflat index
+# at most 2000 of them.
+MAX_DIMENSIONS = 16000
+MAX_INDEXED_DIMENSIONS = 2000
+# Longest suffix the model appends to the collection name (`<collection>_entities_...`),
+# so every derived name stays within PostgreSQL's 63 characters.
+MAX_COLLECTION_LENGTH = 40
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message names each key, value and rule."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid stack settings ({len(problems)}):\n{lines}")
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    type: str  # "string" | "integer" | "boolean", as in Pulumi.yaml's config schema
+    default: Any
+    description: str
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("target", "string", "embedded",
+                "Where the schema goes: a local embedded PostgreSQL (dev), any PostgreSQL "
+                "with pgvector, or Supabase.", choices=TARGETS),
+    SettingSpec("databaseUrl", "string", "",
+                "Connection URL (postgresql://...) of the deploying role. Secret. Required "
+                "unless target is embedded.", secret=True),
+    SettingSpec("embeddedDataDir", "string", "",
+                "Data directory of the embedded server; empty means .pgdata/<stack>."),
+    SettingSpec("dimensions", "integer", 1536,
+                "Embedding dimensions (vector(N)); equals mem0's embedding_model_dims.",
+                minimum=1, maximum=MAX_DIMENSIONS),
+    SettingSpec("collection", "string", "memories",
+                "Table name of the memories (mem0's collection_name), in schema public."),
+    SettingSpec("tenancy", "string", "user",
+                "Who may see which rows: each user their own, organisations, or the "
+                "service only.", choices=TENANCIES),
+    SettingSpec("vectorIndexMethod", "string", "auto",
+                "Vector index: auto picks by expectedRows; none builds no ANN index.",
+                choices=INDEX_METHODS),
+    SettingSpec("vectorIndexMeasure", "string", "cosine",
+                "Distance the vector index serves; mem0 always searches with cosine (<=>).",
+                choices=INDEX_MEASURES),
+    SettingSpec("vectorIndexM", "integer", 0,
+                "HNSW m (2..100); 0 lets the method choice decide.", minimum=0, maximum=100),
+    SettingSpec("vectorIndexEfConstruction", "integer", 0,
+                "HNSW ef_construction (4..1000, at least 2*m); 0 lets the method choice "
+                "decide.", minimum=0, maximum=1000),
+    SettingSpec("vectorIndexLists", "integer", 0,
+                "IVFFlat lists (1..32768); 0 derives it from expectedRows.",
+                minimum=0, maximum=32768),
+    SettingSpec("expectedRows", "integer", 10000,
+                "Expected number of memories; drives the auto index choice.",
+                minimum=0, maximum=10**12),
+    SettingSpec("protect", "boolean", False,
+                "Pulumi protect on data-bearing resources (tables): no delete or replace."),
+    SettingSpec("allowDataLoss", "boolean", False,
+                "Allow changes that destroy rows (dropping a table or column with data, a "
+                "dimension change on a table with rows). Off: such changes are refused."),
+)
+SPECS_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class VectorIndex:
+    """The vector index after `auto` is resolved; `declared_method` keeps what was asked."""
+
+    declared_method: str
+    method: str  # hnsw | ivfflat | none
+    measure: str
+    m: int
+    ef_construction: int
+    lists: int
+    expected_rows: int
+    reason: str  # one line saying why this method and these parameters
+
+    @property
+    def opclass(self) -> str:
+        return {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops",
+                "ip": "vector_ip_ops", "l1": "vector_l1_ops"}[self.measure]
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    target: str
+    database_url: str | None = field(repr=False)
+    database_url_encrypted: bool  # set in the stack file, but as a secure (encrypted) value
+    embedded_data_dir: str
+    dimensions: int
+    collection: str
+    tenancy: str
+    vector_index: VectorIndex
+    protect: bool
+    allow_data_loss: bool
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def extension_schema(self) -> str:
+        """Supabase installs extensions in schema `extensions`; elsewhere they go to public."""
+        return "extensions" if self.target == "supabase" else "public"
+
+
+class EncryptedValue:
+    """A `secure:` value read from a stack file without the passphrase to decrypt it."""
+
+    def __repr__(self) -> str:
+        return "<encrypted>"
+
+
+def _describe(value: object) -> str:
+    return repr(value)
+
+
+def _coerce(spec: SettingSpec, value: object, problems: list[str]) -> Any:
+    """Turn a raw config value (native YAML or Pulumi's strings) into the declared type."""
+    if spec.type == "integer":
+        if isinstance(value, bool):
+            ok = False
+        elif isinstance(value, int):
+            return value
+        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value.strip())
+        else:
+            ok = False
+        if not ok:
+            problems.append(f"{spec.key}: {_describe(value)} is not an integer; {_allowed(spec)}")
+            return None
+    if spec.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        problems.append(f"{spec.key}: {_describe(value)} is not allowed; use true or false")
+        return None
+    if not isinstance(value, str):
+        problems.append(f"{spec.key}: {_describe(value)} is not allowed; {_allowed(spec)}")
+        return None
+    return value
+
+
+def _allowed(spec: SettingSpec) -> str:
+    if spec.choices:
+        return "allowed: " + ", ".join(spec.choices)
+    if spec.type == "integer":
+        return f"allowed: an integer from {spec.minimum} to {spec.maximum}"
+    return "allowed: a string"
+
+
+def _check_choice(spec: SettingSpec, value: Any, problems: list[str]) -> None:
+    if spec.choices and value not in spec.choices:
+        problems.append(f"{spec.key}: {_describe(value)} is not allowed; {_allowed(spec)}")
+    if spec.type == "integer" and value is not None:
+        if not (spec.minimum <= value <= spec.maximum):  # type: ignore[operator]
+            problems.append(f"{spec.key}: {value} is not allowed; {_allowed(spec)}")
+
+
+def _redacted_url(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        return f"{parts.scheme}://...@{host}" if parts.scheme else "<not a URL>"
+    except ValueError:
+        return "<not a URL>"
+
+
+def _check_database_url(target: str, url: object, problems: list[str]) -> None:
+    if isinstance(url, EncryptedValue):
+        return
+    if not url:
+        if target != "embedded":
+            problems.append(
+                f"databaseUrl: not set, but target is {target!r}; set it with "
+                "`pulumi config set --secret databaseUrl postgresql://USER:PASSWORD@HOST:5432/DB`"
+                " (allowed: a postgresql:// or postgres:// URL)"
+            )
+        return
+    assert isinstance(url, str)
+    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+        problems.append(
+            f"databaseUrl: {_redacted_url(url)} is not allowed; allowed: a postgresql:// or "
+            "postgres:// URL (value redacted: it is a secret)"
+        )
+
+
+def _resolve_vector_index(values: Mapping[str, Any], problems: list[str]) -> VectorIndex | None:
+    """Resolve `auto` with the seed's sizing guide; explicit parameters always win."""
+    declared = values["vectorIndexMethod"]
+    measure = values["vectorIndexMeasure"]
+    rows = values["expectedRows"]
+    if declared not in INDEX_METHODS or measure not in INDEX_MEASURES or rows is None:
+        return None
+    if declared == "auto":
+        method = "hnsw"
+        if rows < 100_000:
+            auto_m, auto_efc, why = 16, 64, "under 100K rows: hnsw m=16, ef_construction=64"
+        elif rows <= 1_000_000:
+            auto_m, auto_efc, why = 16, 64, "100K to 1M rows: hnsw m=16, ef_construction=64"
+        else:
+            auto_m, auto_efc, why = 32, 128, "over 1M rows: hnsw m=32, ef_construction=128"
+        reason = f"vectorIndexMethod=auto with expectedRows={rows} ({why})"
+    else:
+        method, auto_m, auto_efc = declared, 16, 64
+        reason = f"vectorIndexMethod={declared}"
+    m = values["vectorIndexM"] or auto_m
+    efc = values["vectorIndexEfConstruction"] or auto_efc
+    # pgvector's guidance for ivfflat: rows / 1000 up to 1M rows, sqrt(rows) above.
+    auto_lists = max(1, rows // 1000) if rows <= 1_000_000 else max(1, math.isqrt(rows))
+    lists = values["vectorIndexLists"] or min(auto_lists, 32768)
+    if method == "hnsw":
+        if m < 2:
+            problems.append(f"vectorIndexM: {m} is not allowed; allowed: 2 to 100 (0 = auto)")
+        if efc < 4:
+            problems.append(
+                f"vectorIndexEfConstruction: {efc} is not allowed; allowed: 4 to 1000 (0 = auto)")
+        elif efc < 2 * m:
+            problems.append(
+                f"vectorIndexEfConstruction: {efc} is not allowed; allowed: at least "
+                f"2 * vectorIndexM = {2 * m} (pgvector's rule)")
+    if method == "ivfflat" and measure == "l1":
+        problems.append(
+            "vectorIndexMeasure: 'l1' is not allowed with vectorIndexMethod 'ivfflat'; "
+            "allowed: cosine, l2, ip (pgvector's ivfflat has no l1 operator class)")
+    return VectorIndex(declared, method, measure, m, efc, lists, rows, reason)
+
+
+def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
+    """Validate raw config values (keys without the project prefix) into Settings."""
+    problems: list[str] = []
+    unknown = sorted(set(raw) - set(SPECS_BY_KEY))
+    for key in unknown:
+        problems.append(
+            f"{key}: unknown setting; allowed keys: {', '.join(s.key for s in SETTINGS)}")
+    values: dict[str, Any] = {}
+    for spec in SETTINGS:
+        value = raw.get(spec.key)
+        if value is None:
+            values[spec.key] = spec.default
+            continue
+        if spec.secret and isinstance(value, EncryptedValue):
+            values[spec.key] = value
+            continue
+        coerced = _coerce(spec, value, problems)
+        if coerced is not None:
+            _check_choice(spec, coerced, problems)
+        values[spec.key] = coerced
+
+    collection = values["collection"]
+    if isinstance(collection, str):
+        why = identifier_problem(collection, MAX_COLLECTION_LENGTH)
+        if why:
+            problems.append(f"collection: {collection!r} is not allowed; it {why}")
+    if values["target"] in TARGETS:
+        _check_database_url(values["target"], values["databaseUrl"], problems)
+    index = _resolve_vector_index(values, problems)
+    dims = values["dimensions"]
+    warnings: list[str] = []
+    if index is not None and isinstance(dims, int):
+        if index.method in ("hnsw", "ivfflat") and dims > MAX_INDEXED_DIMENSIONS:
+            problems.append(
+                f"dimensions: {dims} is not allowed with a {index.method} index "
+                f"({index.reason}); allowed: 1 to {MAX_INDEXED_DIMENSIONS} (pgvector indexes "
+                "at most 2000 dimensions of type vector), or set vectorIndexMethod to none")
+        if index.method != "none" and index.measure != "cosine":
+            warnings.append(
+                f"vectorIndexMeasure is {index.measure!r}, but mem0 always searches with cosine "
+                "distance (<=>): mem0's searches will not use this index")
+    if values["target"] == "embedded" and values["protect"] is True:
+        warnings.append("protect is on for an embedded (local, disposable) database")
+    if problems:
+        raise SettingsError(problems)
+
+    url = values["databaseUrl"]
+    data_dir = values["embeddedDataDir"] or f".pgdata/{stack}"
+    return Settings(
+        stack=stack,
+        target=values["target"],
+        database_url=url if isinstance(url, str) and url else None,
+        database_url_encrypted=isinstance(url, EncryptedValue),
+        embedded_data_dir=data_dir,
+        dimensions=dims,
+        collection=collection,
+        tenancy=values["tenancy"],
+        vector_index=index,  # type: ignore[arg-type]
+        protect=values["protect"],
+        allow_data_loss=values["allowDataLoss"],
+        warnings=tuple(warnings),
+    )
+
+
+def settings_from_pulumi_config(getter: Callable[[str], str | None], all_keys: list[str],
+                                stack: str) -> Settings:
+    """Parse from Pulumi's config: `getter(key)` returns the raw string or None.
+
+    `all_keys` are every `mem0infra:`-namespaced key the stack sets, so a typo is
+    reported instead of ignored.
+    """
+    raw: dict[str, object] = {}
+    for key in all_keys:
+        value = getter(key)
+        if value is not None:
+            raw[key] = value
+    return parse_settings(raw, stack)

@@ -1,0 +1,122 @@
+"""Plan the ALTER TABLE statements that turn one canonical table definition into another.
+
+Pure text work on the canonical form (one column or constraint per line, see
+`components.introspect`). A table is never dropped and recreated to apply a change: rows
+must survive. Steps that would destroy data say so (`loses_data`), and the provider refuses
+them on a table with rows unless the stack sets `allowDataLoss`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_HEADER = re.compile(r"^CREATE (UNLOGGED )?TABLE (\S+) \($")
+
+
+@dataclass(frozen=True)
+class TableShape:
+    table: str  # qualified name as rendered
+    unlogged: bool
+    columns: dict[str, str]  # name -> full column line
+    constraints: dict[str, str]  # name -> definition after "CONSTRAINT <name> "
+
+
+@dataclass(frozen=True)
+class Step:
+    sql: str
+    loses_data: bool
+    why: str
+    # What runs instead on a table with rows once the stack allows data loss (e.g. a
+    # vector column whose stored embeddings cannot convert to new dimensions is cleared).
+    lossy_sql: str = ""
+
+
+class UnsupportedTableChange(ValueError):
+    pass
+
+
+def parse_table(ddl: str) -> TableShape:
+    lines = ddl.strip().splitlines()
+    header = _HEADER.match(lines[0]) if lines else None
+    if header is None or lines[-1] != ");":
+        raise ValueError(f"not a canonical CREATE TABLE statement: {ddl[:80]!r}")
+    columns: dict[str, str] = {}
+    constraints: dict[str, str] = {}
+    for raw in lines[1:-1]:
+        line = raw.strip().removesuffix(",")
+        if line.startswith("CONSTRAINT "):
+            _, name, definition = line.split(" ", 2)
+            constraints[name] = definition
+        else:
+            columns[line.split(" ", 1)[0]] = line
+    return TableShape(header.group(2), bool(header.group(1)), columns, constraints)
+
+
+def _column_type(line: str) -> str:
+    """The type part of a column line: between the name and the first clause keyword."""
+    rest = line.split(" ", 1)[1]
+    return re.split(r" (?:COLLATE|GENERATED|DEFAULT|NOT NULL)\b", rest, maxsplit=1)[0]
+
+
+def _column_change(table: str, name: str, old: str, new: str) -> list[Step]:
+    old_type, new_type = _column_type(old), _column_type(new)
+    old_rest, new_rest = old[len(name) + 1 + len(old_type):], new[len(name) + 1 + len(new_type):]
+    steps: list[Step] = []
+    if old_type != new_type:
+        steps.append(Step(
+            f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {new_type};",
+            loses_data=True,
+            why=f"column {name} changes type from {old_type} to {new_type}: existing values "
+                "cannot be kept (for vectors: every stored embedding has the old dimensions, "
+                "so they are cleared to NULL and must be re-embedded)",
+            lossy_sql=f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {new_type} USING NULL;"))
+    if old_rest == new_rest:
+        return steps
+    if "GENERATED" in old_rest or "GENERATED" in new_rest:
+        raise UnsupportedTableChange(
+            f"{table}: column {name} changes from `{old}` to `{new}`; changing a generated or "
+            "identity column needs a hand-written migration")
+    old_default = re.search(r" DEFAULT (.*?)(?: NOT NULL)?$", old_rest)
+    new_default = re.search(r" DEFAULT (.*?)(?: NOT NULL)?$", new_rest)
+    if (old_default and old_default.group(1)) != (new_default and new_default.group(1)):
+        steps.append(Step(
+            f"ALTER TABLE {table} ALTER COLUMN {name} "
+            + (f"SET DEFAULT {new_default.group(1)};" if new_default else "DROP DEFAULT;"),
+            loses_data=False, why=f"default of {name}"))
+    if old_rest.endswith("NOT NULL") != new_rest.endswith("NOT NULL"):
+        setting = "SET NOT NULL" if new_rest.endswith("NOT NULL") else "DROP NOT NULL"
+        steps.append(Step(f"ALTER TABLE {table} ALTER COLUMN {name} {setting};",
+                          loses_data=False, why=f"nullability of {name}"))
+    return steps
+
+
+def plan_table_change(old_ddl: str, new_ddl: str) -> list[Step]:
+    old, new = parse_table(old_ddl), parse_table(new_ddl)
+    if old.table != new.table:
+        raise UnsupportedTableChange(f"cannot turn table {old.table} into {new.table} in place")
+    table = new.table
+    steps: list[Step] = []
+    if old.unlogged != new.unlogged:
+        steps.append(Step(f"ALTER TABLE {table} SET {'UNLOGGED' if new.unlogged else 'LOGGED'};",
+                          loses_data=False, why="persistence"))
+    # Constraints go first (they may depend on columns about to change), then columns.
+    for name, definition in old.constraints.items():
+        if new.constraints.get(name) != definition:
+            steps.append(Step(f"ALTER TABLE {table} DROP CONSTRAINT {name};",
+                              loses_data=False, why=f"constraint {name} changes or goes"))
+    for name, line in old.columns.items():
+        if name not in new.columns:
+            steps.append(Step(f"ALTER TABLE {table} DROP COLUMN {name};", loses_data=True,
+                              why=f"column {name} is no longer declared: its values go"))
+    for name, line in new.columns.items():
+        if name not in old.columns:
+            steps.append(Step(f"ALTER TABLE {table} ADD COLUMN {line};", loses_data=False,
+                              why=f"new column {name}"))
+        elif old.columns[name] != line:
+            steps.extend(_column_change(table, name, old.columns[name], line))
+    for name, definition in new.constraints.items():
+        if old.constraints.get(name) != definition:
+            steps.append(Step(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition};",
+                              loses_data=False, why=f"constraint {name}"))
+    return steps

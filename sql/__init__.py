@@ -1,0 +1,1 @@
+"""SQL templates, one file per object family (installed as components.sql)."""
