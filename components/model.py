@@ -67,6 +67,14 @@ def _memories_table(settings: Settings, depends_on: str) -> ObjectSpec:
     )
 
 
+def _indexed_column(settings: Settings) -> str:
+    # vector_l2_ops is pgvector's default operator class for ivfflat (hnsw has none), and
+    # the catalog omits a default class when it prints an index, so the canonical form does.
+    if settings.vector_index.method == "ivfflat" and settings.vector_index.measure == "l2":
+        return "vector"
+    return f"vector {qualified(settings.extension_schema, settings.vector_index.opclass)}"
+
+
 def _vector_index(settings: Settings, table: ObjectSpec) -> ObjectSpec | None:
     index = settings.vector_index
     if index.method == "none":
@@ -80,8 +88,7 @@ def _vector_index(settings: Settings, table: ObjectSpec) -> ObjectSpec | None:
         kind="index", schema="public", name=name, table=table.name, family="indexes",
         ddl=render_template(
             "vector_index", name=quote_ident(name), table=table.qualified_name,
-            method=index.method, opclass=qualified(settings.extension_schema, index.opclass),
-            options=options),
+            method=index.method, column=_indexed_column(settings), options=options),
         drop_sql=f"DROP INDEX IF EXISTS {qualified('public', name)};",
         depends_on=(table.key,),
         comment=f"{index.method} chosen by {index.reason}; measure {index.measure}",

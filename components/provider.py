@@ -201,7 +201,7 @@ def _delete_extension(conn: psycopg.Connection, props: dict[str, Any]) -> None:
     try:
         with conn.transaction():
             conn.execute(props["drop_sql"])
-    except pg_errors.DependentObjectsStillInUse:
+    except pg_errors.DependentObjectsStillExist:
         # Objects this stack does not manage still use it (a table made by hand with a
         # vector column): keep the extension rather than break them.
         pass

@@ -183,12 +183,14 @@ def _allowed(spec: SettingSpec) -> str:
     return "allowed: a string"
 
 
-def _check_choice(spec: SettingSpec, value: Any, problems: list[str]) -> None:
+def _valid_choice(spec: SettingSpec, value: Any, problems: list[str]) -> bool:
     if spec.choices and value not in spec.choices:
         problems.append(f"{spec.key}: {_describe(value)} is not allowed; {_allowed(spec)}")
-    if spec.type == "integer" and value is not None:
-        if not (spec.minimum <= value <= spec.maximum):  # type: ignore[operator]
-            problems.append(f"{spec.key}: {value} is not allowed; {_allowed(spec)}")
+        return False
+    if spec.type == "integer" and not (spec.minimum <= value <= spec.maximum):  # type: ignore[operator]
+        problems.append(f"{spec.key}: {value} is not allowed; {_allowed(spec)}")
+        return False
+    return True
 
 
 def _redacted_url(url: str) -> str:
@@ -238,11 +240,13 @@ def _resolve_vector_index(values: Mapping[str, Any], problems: list[str]) -> Vec
     else:
         method, auto_m, auto_efc = declared, 16, 64
         reason = f"vectorIndexMethod={declared}"
+    if values["vectorIndexM"] is None or values["vectorIndexEfConstruction"] is None:
+        return None  # already reported
     m = values["vectorIndexM"] or auto_m
     efc = values["vectorIndexEfConstruction"] or auto_efc
     # pgvector's guidance for ivfflat: rows / 1000 up to 1M rows, sqrt(rows) above.
     auto_lists = max(1, rows // 1000) if rows <= 1_000_000 else max(1, math.isqrt(rows))
-    lists = values["vectorIndexLists"] or min(auto_lists, 32768)
+    lists = values["vectorIndexLists"] or min(auto_lists, 32768)  # None was reported
     if method == "hnsw":
         if m < 2:
             problems.append(f"vectorIndexM: {m} is not allowed; allowed: 2 to 100 (0 = auto)")
@@ -277,9 +281,9 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
             values[spec.key] = value
             continue
         coerced = _coerce(spec, value, problems)
-        if coerced is not None:
-            _check_choice(spec, coerced, problems)
-        values[spec.key] = coerced
+        # An invalid value is reported once; rules that build on it then see None.
+        values[spec.key] = coerced if coerced is not None and _valid_choice(
+            spec, coerced, problems) else None
 
     collection = values["collection"]
     if isinstance(collection, str):

@@ -11,7 +11,9 @@
 #
 # Environment knobs:
 #   MEM0_FORCE_PGVECTOR_BUILD=1  rebuild and reinstall pgvector even if it is present
-#                                (used to exercise the build path on a provisioned machine).
+#                                (used to exercise the build path on a provisioned machine;
+#                                stop servers that have vector loaded first, since the live
+#                                vector.so is overwritten in place).
 #   MEM0_PGVECTOR_DESTDIR=<dir>  stage the pgvector install under <dir> (make DESTDIR=...)
 #                                instead of the live PostgreSQL tree; for testing.
 #   PGVECTOR_SUITE=<suite>       Debian suite that carries the pgvector source (default trixie).
@@ -186,7 +188,8 @@ write_src_list() {
         echo "URIs: ${uri}"
         echo "Suites: ${PGVECTOR_SUITE}"
         echo "Components: ${comps:-main}"
-        [[ -n $signed ]] && echo "Signed-By: ${signed}"
+        # An if, not &&: a false test as the group's last command would trip set -e.
+        if [[ -n $signed ]]; then echo "Signed-By: ${signed}"; fi
     } >"$out"
 }
 

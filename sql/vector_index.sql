@@ -1,1 +1,1 @@
-CREATE INDEX {{name}} ON {{table}} USING {{method}} (vector {{opclass}}) WITH ({{options}});
+CREATE INDEX {{name}} ON {{table}} USING {{method}} ({{column}}) WITH ({{options}});

@@ -13,6 +13,7 @@ rather than one server each, because server start-up dominates run time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -23,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -63,14 +65,26 @@ class PgServer:
             params.pop("password", None)
         if password is not None:
             params["password"] = password
-        return make_conninfo(**{k: str(v) for k, v in params.items()})
+        return _as_url({k: v for k, v in params.items() if v is not None})
+
+
+def _as_url(params: dict[str, str]) -> str:
+    """A postgresql:// URL (the form stack settings take) from conninfo parameters."""
+    user = quote(params.pop("user", ""), safe="")
+    password = params.pop("password", None)
+    auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    host, port = params.pop("host", ""), params.pop("port", "")
+    database = quote(params.pop("dbname", ""), safe="")
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in sorted(params.items()))
+    netloc = f"{auth}{host}" + (f":{port}" if port else "")
+    return f"postgresql://{netloc}/{database}" + (f"?{query}" if query else "")
 
 
 def start_server() -> tuple[PgServer, StopFn]:
     """Start (or attach to) a server; return it and an idempotent stop function."""
     env_dsn = os.environ.get(ENV_DSN)
     if env_dsn:
-        return probe_server(env_dsn, "env"), _noop
+        return _probe_server(env_dsn, "env"), _noop
     if _docker_engine_answers():
         return _start_container()
     return _start_local_cluster()
@@ -96,12 +110,10 @@ def drop_database(server: PgServer, name: str) -> None:
         )
         # FORCE (PG 13+) also covers a client that reconnects between terminate and drop.
         force = sql.SQL(" WITH (FORCE)") if server.server_version >= 130000 else sql.SQL("")
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force)
-        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force))
 
 
-def probe_server(admin_dsn: str, source: str) -> PgServer:
+def _probe_server(admin_dsn: str, source: str) -> PgServer:
     """Connect once and read the version and pg_cron facts tests depend on."""
     with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
         row = conn.execute(
@@ -114,7 +126,7 @@ def probe_server(admin_dsn: str, source: str) -> PgServer:
     version, preload, cron_db, cron_available = row
     preloaded = "pg_cron" in (lib.strip() for lib in preload.split(","))
     return PgServer(
-        admin_dsn=admin_dsn,
+        admin_dsn=_as_url(dict(conninfo_to_dict(admin_dsn))),
         source=source,
         has_pg_cron=preloaded and bool(cron_available),
         # pg_cron's own default when cron.database_name is unset.
@@ -189,7 +201,7 @@ def _start_container() -> tuple[PgServer, StopFn]:
             password="postgres",
             dbname="postgres",
         )
-        return probe_server(dsn, "testcontainers"), stop
+        return _probe_server(dsn, "testcontainers"), stop
     except BaseException:
         stop()
         raise
@@ -206,7 +218,7 @@ def _start_local_cluster() -> tuple[PgServer, StopFn]:
         _pg_run([str(PG_BIN / "initdb"), *_initdb_args(root)], root)
         port = _start_postmaster(root)
         dsn = make_conninfo(host="127.0.0.1", port=str(port), user=OS_SUPERUSER, dbname="postgres")
-        return probe_server(dsn, "local-cluster"), stop
+        return _probe_server(dsn, "local-cluster"), stop
     except BaseException:
         stop()
         raise
@@ -238,10 +250,17 @@ def _make_cluster_dir() -> Path:
 
 def _initdb_args(root: Path) -> list[str]:
     # -U fixes the superuser name even when a non-root user runs the tests.
+    data = str(root / "data")
     return [
-        "-D", str(root / "data"), "-U", OS_SUPERUSER, "--auth=trust",
-        "--encoding=UTF8", "--locale=C", "--no-sync",
-    ]  # fmt: skip
+        "-D",
+        data,
+        "-U",
+        OS_SUPERUSER,
+        "--auth=trust",
+        "--encoding=UTF8",
+        "--locale=C",
+        "--no-sync",
+    ]
 
 
 def _cluster_settings(root: Path, port: int) -> str:
@@ -262,17 +281,17 @@ def _cluster_settings(root: Path, port: int) -> str:
 
 def _start_postmaster(root: Path, attempts: int = 3) -> int:
     """Start the server on a free port; retry if another process grabs the port first."""
-    for attempt in range(attempts):
-        port = _free_port()
-        # postgresql.auto.conf is read last, so rewriting it per attempt overrides cleanly.
-        (root / "data" / "postgresql.auto.conf").write_text(_cluster_settings(root, port))
-        try:
-            _pg_run(_pg_ctl(root, "start", "-w", "-t", "60", "-l", str(root / "postgres.log")), root)
-            return port
-        except RuntimeError:
-            if attempt == attempts - 1 or "in use" not in _log_tail(root):
-                raise
-    raise AssertionError("unreachable")
+    port = _free_port()
+    # postgresql.auto.conf is read last, so rewriting it per attempt overrides cleanly.
+    (root / "data" / "postgresql.auto.conf").write_text(_cluster_settings(root, port))
+    try:
+        _pg_run(_pg_ctl(root, "start", "-w", "-t", "60", "-l", str(root / "postgres.log")), root)
+    except RuntimeError:
+        # The port probe and the bind are not atomic; only that race is worth a retry.
+        if attempts <= 1 or "in use" not in _log_tail(root):
+            raise
+        return _start_postmaster(root, attempts - 1)
+    return port
 
 
 def _free_port() -> int:
@@ -287,6 +306,7 @@ def _pg_ctl(root: Path, *args: str) -> list[str]:
 
 def _pg_run(cmd: list[str], root: Path) -> None:
     """Run a PostgreSQL tool as the account that owns the cluster; raise with its output."""
+    tool = Path(cmd[0]).name
     if _running_as_root():
         cmd = ["runuser", "-u", OS_SUPERUSER, "--", *cmd]
     # Stray PG* variables (PGPORT, PGDATA, ...) from the caller must not steer the cluster.
@@ -294,7 +314,7 @@ def _pg_run(cmd: list[str], root: Path) -> None:
     result = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(
-            f"{Path(cmd[-1] if 'runuser' in cmd[0] else cmd[0]).name} failed "
+            f"{tool} failed "
             f"({result.returncode}): {result.stderr.strip() or result.stdout.strip()}\n"
             f"server log tail:\n{_log_tail(root)}"
         )
@@ -310,8 +330,7 @@ def _log_tail(root: Path, lines: int = 20) -> str:
 def _stop_local_cluster(root: Path) -> None:
     # Immediate mode: the data is disposable, so skip the shutdown checkpoint.
     if (root / "data" / "postmaster.pid").exists():
-        try:
+        # A failure means the server is already gone; removing the directory is what matters.
+        with contextlib.suppress(RuntimeError):
             _pg_run(_pg_ctl(root, "-m", "immediate", "stop"), root)
-        except RuntimeError:
-            pass  # already gone; removing the directory is what matters now
     shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,55 @@
+"""The project's command line: `python -m components <command> ...`.
+
+Exit codes: 0 success, 1 a check failed, 2 could not run (bad arguments or settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from components.render import render_script
+from components.settings import SettingsError
+from components.stackfile import StackFileError, load_stack_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m components",
+        description="mem0infra: render, check and operate the Mem0 PostgreSQL backend.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    render = commands.add_parser(
+        "render", help="print the stack's complete SQL as a psql script (needs no secret)")
+    render.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    render.add_argument("--project-dir", type=Path, default=None,
+                        help="directory holding Pulumi.yaml (default: found from the cwd)")
+    render.add_argument("--output", "-o", type=Path, default=None,
+                        help="write to this file instead of standard output")
+    return parser
+
+
+def _render(args: argparse.Namespace) -> int:
+    settings = load_stack_settings(args.stack, args.project_dir)
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    script = render_script(settings)
+    if args.output:
+        args.output.write_text(script, encoding="utf-8")
+    else:
+        sys.stdout.write(script)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "render":
+            return _render(args)
+    except (SettingsError, StackFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    return EXIT_UNUSABLE

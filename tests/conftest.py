@@ -1,0 +1,72 @@
+"""Shared fixtures: a real PostgreSQL with pgvector (and pg_cron where the server has it).
+
+The server comes from MEM0_TEST_DSN, else testcontainers when a Docker engine answers, else
+a temporary cluster from the machine's PostgreSQL binaries (tests/support/testbed.py).
+Every test that touches a database gets its own fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.deploy_driver import DeployDriver
+from tests.support.testbed import PgServer, create_database, drop_database, start_server
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    __test__ = False  # not a test class, despite the name
+
+    server: PgServer
+    name: str
+    dsn: str
+
+    def connect(self, **kwargs: object) -> psycopg.Connection:
+        return psycopg.connect(self.dsn, autocommit=True, **kwargs)  # type: ignore[arg-type]
+
+    def scalar(self, sql: str, params: tuple[object, ...] = ()) -> object:
+        with self.connect() as conn:
+            row = conn.execute(sql, params or None).fetchone()
+        return None if row is None else row[0]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    server, stop = start_server()
+    try:
+        yield server
+    finally:
+        stop()
+
+
+@pytest.fixture
+def database(pg_server: PgServer) -> Iterator[TestDatabase]:
+    name = create_database(pg_server)
+    try:
+        yield TestDatabase(pg_server, name, pg_server.dsn_for(name))
+    finally:
+        drop_database(pg_server, name)
+
+
+@pytest.fixture
+def make_driver(database: TestDatabase, tmp_path: Path):
+    """A deploy driver for a stack file, pointed at the test database unless told otherwise."""
+
+    def make(stack: str = "dev", **settings: object) -> DeployDriver:
+        config: dict[str, object] = {"target": "postgres", "databaseUrl": database.dsn}
+        config.update(settings)
+        return DeployDriver(stack, tmp_path / f"state-{stack}.json", config)
+
+    return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_environment() -> None:
+    # Nothing the tests run may phone home.
+    os.environ.setdefault("MEM0_TELEMETRY", "False")

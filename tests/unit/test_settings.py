@@ -1,0 +1,181 @@
+"""Every settings rule, with the exact message an operator sees."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from components.settings import SETTINGS, EncryptedValue, SettingsError, parse_settings
+
+URL = "postgresql://deployer:s3cret@db.example.internal:5432/postgres"
+
+
+def error_of(raw: dict[str, object], stack: str = "dev") -> str:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw, stack)
+    return str(caught.value)
+
+
+def only_problem(raw: dict[str, object]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings(raw, "dev")
+    assert len(caught.value.problems) == 1, caught.value.problems
+    return caught.value.problems[0]
+
+
+def test_defaults_are_the_dev_stack() -> None:
+    s = parse_settings({}, "dev")
+    assert (s.target, s.dimensions, s.collection, s.tenancy) == ("embedded", 1536, "memories",
+                                                                 "user")
+    assert s.embedded_data_dir == ".pgdata/dev"
+    assert s.vector_index.method == "hnsw"
+    assert (s.vector_index.m, s.vector_index.ef_construction) == (16, 64)
+    assert (s.protect, s.allow_data_loss, s.warnings) == (False, False, ())
+
+
+def test_settings_are_frozen() -> None:
+    s = parse_settings({}, "dev")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.dimensions = 3  # type: ignore[misc]
+
+
+def test_database_url_is_not_in_the_repr() -> None:
+    s = parse_settings({"target": "postgres", "databaseUrl": URL}, "dev")
+    assert "s3cret" not in repr(s)
+    assert s.database_url == URL
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"target": "mysql"},
+     "target: 'mysql' is not allowed; allowed: embedded, postgres, supabase"),
+    ({"tenancy": "team"},
+     "tenancy: 'team' is not allowed; allowed: user, org, service"),
+    ({"vectorIndexMethod": "diskann"},
+     "vectorIndexMethod: 'diskann' is not allowed; allowed: auto, hnsw, ivfflat, none"),
+    ({"vectorIndexMeasure": "cosine_distance"},
+     "vectorIndexMeasure: 'cosine_distance' is not allowed; allowed: cosine, l2, ip, l1"),
+    ({"dimensions": 0},
+     "dimensions: 0 is not allowed; allowed: an integer from 1 to 16000"),
+    ({"dimensions": 16001, "vectorIndexMethod": "none"},
+     "dimensions: 16001 is not allowed; allowed: an integer from 1 to 16000"),
+    ({"dimensions": "many"},
+     "dimensions: 'many' is not an integer; allowed: an integer from 1 to 16000"),
+    ({"dimensions": True},
+     "dimensions: True is not an integer; allowed: an integer from 1 to 16000"),
+    ({"vectorIndexM": 101},
+     "vectorIndexM: 101 is not allowed; allowed: an integer from 0 to 100"),
+    ({"vectorIndexM": 1, "vectorIndexMethod": "hnsw"},
+     "vectorIndexM: 1 is not allowed; allowed: 2 to 100 (0 = auto)"),
+    ({"vectorIndexEfConstruction": 3, "vectorIndexMethod": "hnsw"},
+     "vectorIndexEfConstruction: 3 is not allowed; allowed: 4 to 1000 (0 = auto)"),
+    ({"vectorIndexM": 32, "vectorIndexEfConstruction": 40},
+     "vectorIndexEfConstruction: 40 is not allowed; allowed: at least 2 * vectorIndexM = 64 "
+     "(pgvector's rule)"),
+    ({"vectorIndexLists": 40000},
+     "vectorIndexLists: 40000 is not allowed; allowed: an integer from 0 to 32768"),
+    ({"expectedRows": -1},
+     "expectedRows: -1 is not allowed; allowed: an integer from 0 to 1000000000000"),
+    ({"protect": "yes"}, "protect: 'yes' is not allowed; use true or false"),
+    ({"allowDataLoss": 1}, "allowDataLoss: 1 is not allowed; use true or false"),
+    ({"collection": "Memories"},
+     "collection: 'Memories' is not allowed; it must start with a lowercase letter or "
+     "underscore and contain only lowercase letters, digits and underscores"),
+    ({"collection": "my-memories"},
+     "collection: 'my-memories' is not allowed; it must start with a lowercase letter or "
+     "underscore and contain only lowercase letters, digits and underscores"),
+    ({"collection": "a" * 41},
+     f"collection: {'a' * 41!r} is not allowed; it must be at most 40 characters"),
+    ({"collection": "user"}, "collection: 'user' is not allowed; it must not be an SQL keyword"),
+    ({"collection": ""}, "collection: '' is not allowed; it must be a non-empty string"),
+    ({"vectorIndexMethod": "ivfflat", "vectorIndexMeasure": "l1"},
+     "vectorIndexMeasure: 'l1' is not allowed with vectorIndexMethod 'ivfflat'; allowed: "
+     "cosine, l2, ip (pgvector's ivfflat has no l1 operator class)"),
+    ({"dimensions": 3072},
+     "dimensions: 3072 is not allowed with a hnsw index (vectorIndexMethod=auto with "
+     "expectedRows=10000 (under 100K rows: hnsw m=16, ef_construction=64)); allowed: 1 to "
+     "2000 (pgvector indexes at most 2000 dimensions of type vector), or set "
+     "vectorIndexMethod to none"),
+    ({"dimensions": 2001, "vectorIndexMethod": "ivfflat"},
+     "dimensions: 2001 is not allowed with a ivfflat index (vectorIndexMethod=ivfflat); "
+     "allowed: 1 to 2000 (pgvector indexes at most 2000 dimensions of type vector), or set "
+     "vectorIndexMethod to none"),
+    ({"dimension": 768},
+     "dimension: unknown setting; allowed keys: target, databaseUrl, embeddedDataDir, "
+     "dimensions, collection, tenancy, vectorIndexMethod, vectorIndexMeasure, vectorIndexM, "
+     "vectorIndexEfConstruction, vectorIndexLists, expectedRows, protect, allowDataLoss"),
+    ({"target": "supabase"},
+     "databaseUrl: not set, but target is 'supabase'; set it with `pulumi config set "
+     "--secret databaseUrl postgresql://USER:PASSWORD@HOST:5432/DB` (allowed: a "
+     "postgresql:// or postgres:// URL)"),
+    ({"target": "postgres", "databaseUrl": "mysql://root:pw@db.example.internal/x"},
+     "databaseUrl: mysql://...@db.example.internal is not allowed; allowed: a postgresql:// "
+     "or postgres:// URL (value redacted: it is a secret)"),
+])
+def test_each_rule_names_key_value_and_what_is_allowed(raw: dict[str, object],
+                                                       message: str) -> None:
+    assert only_problem(raw) == message
+
+
+def test_a_secret_value_never_appears_in_an_error() -> None:
+    assert "pw" not in error_of({"target": "postgres",
+                                 "databaseUrl": "mysql://root:pw@db.example.internal/x"})
+
+
+def test_all_problems_are_reported_in_one_error() -> None:
+    text = error_of({"target": "mysql", "dimensions": 0, "tenancy": "x"})
+    assert text.startswith("invalid stack settings (3):\n")
+    assert "target: 'mysql'" in text and "dimensions: 0" in text and "tenancy: 'x'" in text
+
+
+def test_dimensions_over_2000_are_fine_without_an_index() -> None:
+    s = parse_settings({"dimensions": 3072, "vectorIndexMethod": "none"}, "dev")
+    assert s.dimensions == 3072 and s.vector_index.method == "none"
+
+
+def test_pulumi_strings_are_coerced() -> None:
+    s = parse_settings({"dimensions": "768", "protect": "true", "allowDataLoss": "False",
+                        "target": "postgres", "databaseUrl": URL}, "prod")
+    assert (s.dimensions, s.protect, s.allow_data_loss) == (768, True, False)
+
+
+def test_an_encrypted_url_counts_as_set() -> None:
+    s = parse_settings({"target": "supabase", "databaseUrl": EncryptedValue()}, "prod")
+    assert s.database_url is None and s.database_url_encrypted
+    assert s.extension_schema == "extensions"
+
+
+@pytest.mark.parametrize(("rows", "m", "efc"), [
+    (0, 16, 64), (99_999, 16, 64), (100_000, 16, 64), (1_000_000, 16, 64),
+    (1_000_001, 32, 128), (50_000_000, 32, 128)])
+def test_auto_follows_the_sizing_guide(rows: int, m: int, efc: int) -> None:
+    index = parse_settings({"expectedRows": rows}, "dev").vector_index
+    assert (index.method, index.m, index.ef_construction) == ("hnsw", m, efc)
+    assert f"expectedRows={rows}" in index.reason
+
+
+def test_explicit_parameters_beat_auto() -> None:
+    index = parse_settings({"expectedRows": 5_000_000, "vectorIndexM": 8,
+                            "vectorIndexEfConstruction": 40}, "dev").vector_index
+    assert (index.m, index.ef_construction) == (8, 40)
+
+
+@pytest.mark.parametrize(("rows", "lists"), [(0, 1), (50_000, 50), (1_000_000, 1000),
+                                             (4_000_000, 2000)])
+def test_ivfflat_lists_follow_pgvector_guidance(rows: int, lists: int) -> None:
+    index = parse_settings({"vectorIndexMethod": "ivfflat", "expectedRows": rows},
+                           "dev").vector_index
+    assert index.lists == lists
+
+
+def test_a_non_cosine_index_is_warned_about() -> None:
+    s = parse_settings({"vectorIndexMeasure": "l2"}, "dev")
+    assert s.warnings == ("vectorIndexMeasure is 'l2', but mem0 always searches with cosine "
+                          "distance (<=>): mem0's searches will not use this index",)
+
+
+def test_every_setting_has_a_description_and_a_typed_default() -> None:
+    python_type = {"string": str, "integer": int, "boolean": bool}
+    for spec in SETTINGS:
+        assert spec.description
+        assert type(spec.default) is python_type[spec.type], spec.key

@@ -1,0 +1,69 @@
+"""Planning ALTER TABLE from two canonical definitions (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.table_changes import UnsupportedTableChange, parse_table, plan_table_change
+
+BASE = """CREATE TABLE public.m (
+    id uuid NOT NULL,
+    vector public.vector(1536),
+    payload jsonb,
+    CONSTRAINT m_pkey PRIMARY KEY (id)
+);"""
+
+
+def test_parse_reads_columns_and_constraints() -> None:
+    shape = parse_table(BASE)
+    assert shape.table == "public.m" and not shape.unlogged
+    assert list(shape.columns) == ["id", "vector", "payload"]
+    assert shape.constraints == {"m_pkey": "PRIMARY KEY (id)"}
+
+
+def test_identical_definitions_need_nothing() -> None:
+    assert plan_table_change(BASE, BASE) == []
+
+
+def test_dimension_change_is_lossy_and_clears_vectors_when_allowed() -> None:
+    [step] = plan_table_change(BASE, BASE.replace("vector(1536)", "vector(768)"))
+    assert step.sql == "ALTER TABLE public.m ALTER COLUMN vector TYPE public.vector(768);"
+    assert step.lossy_sql.endswith("TYPE public.vector(768) USING NULL;")
+    assert step.loses_data and "public.vector(1536) to public.vector(768)" in step.why
+
+
+def test_added_column_is_safe_and_dropped_column_is_lossy() -> None:
+    added = BASE.replace("    payload jsonb,\n", "    payload jsonb,\n    note text DEFAULT ''::text,\n")
+    [add] = plan_table_change(BASE, added)
+    assert add.sql == "ALTER TABLE public.m ADD COLUMN note text DEFAULT ''::text;"
+    assert not add.loses_data
+    [drop] = plan_table_change(added, BASE)
+    assert drop.sql == "ALTER TABLE public.m DROP COLUMN note;" and drop.loses_data
+
+
+def test_default_and_nullability_changes() -> None:
+    old = BASE.replace("payload jsonb,", "payload jsonb DEFAULT '{}'::jsonb,")
+    new = BASE.replace("payload jsonb,", "payload jsonb NOT NULL,")
+    assert [s.sql for s in plan_table_change(old, new)] == [
+        "ALTER TABLE public.m ALTER COLUMN payload DROP DEFAULT;",
+        "ALTER TABLE public.m ALTER COLUMN payload SET NOT NULL;"]
+
+
+def test_constraint_change_drops_then_adds() -> None:
+    new = BASE.replace("PRIMARY KEY (id)", "PRIMARY KEY (id, payload)")
+    assert [s.sql for s in plan_table_change(BASE, new)] == [
+        "ALTER TABLE public.m DROP CONSTRAINT m_pkey;",
+        "ALTER TABLE public.m ADD CONSTRAINT m_pkey PRIMARY KEY (id, payload);"]
+
+
+def test_generated_column_change_is_refused_with_a_reason() -> None:
+    old = BASE.replace("payload jsonb,", "payload jsonb,\n    u text GENERATED ALWAYS AS "
+                       "((payload ->> 'u'::text)) STORED,")
+    new = old.replace("'u'::text", "'user'::text")
+    with pytest.raises(UnsupportedTableChange, match="needs a hand-written migration"):
+        plan_table_change(old, new)
+
+
+def test_not_a_table_definition() -> None:
+    with pytest.raises(ValueError, match="not a canonical CREATE TABLE"):
+        parse_table("CREATE INDEX x ON y USING btree (z);")
