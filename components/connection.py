@@ -9,6 +9,8 @@ the program, so the provider must be able to bring it up itself).
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import psycopg
@@ -39,6 +41,30 @@ def start_embedded(data_dir: Path) -> str:
     # cleanup_mode=None: the server outlives this process, so the next command reuses it.
     server = pgserver.get_server(data_dir, cleanup_mode=None)
     return str(server.get_uri())
+
+
+def stop_embedded(data_dir: Path, timeout: float = 30.0) -> bool:
+    """Stop the embedded server (fast shutdown); True when one was running.
+
+    Signals the postmaster named in postmaster.pid, as pg_ctl does: pgserver's own
+    cleanup only stops the server when no other process ever held a handle on it.
+    """
+    pid_file = data_dir / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split("\n", 1)[0])
+    except (FileNotFoundError, ValueError):
+        return False
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        pid_file.unlink(missing_ok=True)  # left behind by a crash
+        return False
+    deadline = time.monotonic() + timeout
+    while pid_file.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the embedded server in {data_dir} did not stop in {timeout}s")
+        time.sleep(0.1)
+    return True
 
 
 def resolve_dsn(spec: str) -> str:

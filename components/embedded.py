@@ -7,17 +7,17 @@ nothing is lost by a destroy that a later `up` cannot see again.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pulumi
 from pulumi import dynamic
 
-from components.connection import embedded_data_dir, embedded_spec, start_embedded
-
-
-def _server_running(data_dir: Path) -> bool:
-    return (data_dir / "postmaster.pid").exists()
+from components.connection import (
+    embedded_data_dir,
+    embedded_spec,
+    start_embedded,
+    stop_embedded,
+)
 
 
 class EmbeddedPostgresProvider(dynamic.ResourceProvider):
@@ -39,11 +39,7 @@ class EmbeddedPostgresProvider(dynamic.ResourceProvider):
         return dynamic.ReadResult(id_, props, {"data_dir": props["data_dir"]})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        data_dir = embedded_data_dir(embedded_spec(props["data_dir"]))
-        if _server_running(data_dir):
-            import pgserver
-
-            pgserver.get_server(data_dir, cleanup_mode="stop").cleanup()
+        stop_embedded(embedded_data_dir(embedded_spec(props["data_dir"])))
 
 
 class EmbeddedPostgres(dynamic.Resource, module="mem0", name="EmbeddedPostgres"):

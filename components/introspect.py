@@ -130,3 +130,28 @@ def relation_has_storage(cur: Cursor, schema: str, name: str) -> bool:
         " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = %s AND c.relname = %s", (schema, name)).fetchone()
     return bool(row and row[0])
+
+
+def catalog_snapshot(cur: Cursor, schemas: tuple[str, ...] = ("public", "extensions")
+                     ) -> dict[str, str]:
+    """Every extension, table and index in `schemas`, as `kind:schema.name` -> live DDL.
+
+    Compares two databases object by object (a render applied with psql against a
+    deployment) and shows what a database holds beyond what a stack declares.
+    """
+    found: dict[str, str] = {}
+    for (name,) in cur.execute(
+            "SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'"
+            " ORDER BY extname").fetchall():
+        found[f"extension:{name}"] = live_ddl(cur, "extension", "", name) or ""
+    rows = cur.execute(
+        "SELECT n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = ANY(%s) AND c.relkind IN ('r', 'p', 'i', 'I')"
+        " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = c.oid"
+        "                 AND d.deptype = 'e')"  # objects that belong to an extension
+        " ORDER BY 1, 2", (list(schemas),)).fetchall()
+    for schema, name, relkind in rows:
+        kind = "index" if relkind in ("i", "I") else "table"
+        found[f"{kind}:{schema}.{name}"] = live_ddl(cur, kind, schema, name) or ""
+    return found

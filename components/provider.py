@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -28,7 +29,6 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 from pulumi.runtime.rpc import UNKNOWN
-from psycopg import errors as pg_errors
 
 from components.connection import connect, database_identity
 from components.identifiers import MAX_IDENTIFIER_LENGTH, qualified
@@ -94,7 +94,8 @@ def _has_rows(conn: psycopg.Connection, schema: str, name: str) -> bool:
     try:
         with conn.transaction():
             conn.execute("SET LOCAL row_security = off")
-            row = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {qualified(schema, name)})").fetchone()
+            query = f"SELECT EXISTS (SELECT 1 FROM {qualified(schema, name)})"
+            row = conn.execute(query).fetchone()
     except pg_errors.InsufficientPrivilege as exc:
         raise SqlObjectError(
             f"cannot tell whether {qualified(schema, name)} holds rows: the deploying role is "

@@ -105,7 +105,7 @@ def plan_table_change(old_ddl: str, new_ddl: str) -> list[Step]:
         if new.constraints.get(name) != definition:
             steps.append(Step(f"ALTER TABLE {table} DROP CONSTRAINT {name};",
                               loses_data=False, why=f"constraint {name} changes or goes"))
-    for name, line in old.columns.items():
+    for name in old.columns:
         if name not in new.columns:
             steps.append(Step(f"ALTER TABLE {table} DROP COLUMN {name};", loses_data=True,
                               why=f"column {name} is no longer declared: its values go"))

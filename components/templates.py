@@ -25,5 +25,6 @@ def render_template(template: str, /, **values: str) -> str:
     missing = wanted - set(values)
     unused = set(values) - wanted
     if missing or unused:
-        raise KeyError(f"template {template}.sql: missing {sorted(missing)}, unused {sorted(unused)}")
+        raise KeyError(
+            f"template {template}.sql: missing {sorted(missing)}, unused {sorted(unused)}")
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text).strip()

@@ -96,6 +96,7 @@ class _Engine:
         self.lock = threading.RLock()
         self.operations: list[dict[str, Any]] = []
         self.registered: list[str] = []
+        self.registrations: list[dict[str, Any]] = []
         self.stack_outputs: dict[str, Any] = {}
         self.stack_secret_outputs: list[str] = []
         self.seq = max((r.get("seq", 0) for r in state.values()), default=0)
@@ -115,6 +116,8 @@ class _Engine:
     def step(self, urn: str, reg: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         with self.lock:
             self.registered.append(urn)
+            inputs = {k: v for k, v in reg["inputs"].items() if k != "__provider"}
+            self.registrations.append({**reg, "urn": urn, "inputs": inputs})
         if not reg["custom"]:
             with self.lock:
                 self._store(urn, reg, "", {})
@@ -229,10 +232,10 @@ class _Engine:
 
 def _install_monitor(engine: _Engine, stack: str, preview: bool) -> None:
     import pulumi
-    from pulumi.runtime import mocks, rpc
-    from pulumi.runtime.settings import set_root_resource
-    from pulumi.runtime.proto import resource_pb2
     from google.protobuf import json_format
+    from pulumi.runtime import mocks, rpc
+    from pulumi.runtime.proto import resource_pb2
+    from pulumi.runtime.settings import set_root_resource
 
     class Monitor(mocks.MockMonitor):
         def RegisterResource(self, request: Any) -> Any:
@@ -310,10 +313,11 @@ def _subprocess_main(argv: list[str]) -> int:
         elif args.mode == "destroy":
             engine.delete_unregistered(set())
         report["error"] = None
-    except BaseException as exc:  # noqa: BLE001 - reported to the test as the run's failure
+    except BaseException as exc:
         report["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         report["traceback"] = traceback.format_exc()
     report["operations"] = engine.operations
+    report["resources"] = engine.registrations
     report["outputs"] = engine.stack_outputs
     report["secret_outputs"] = engine.stack_secret_outputs
     if engine.mode != "preview" or (args.mode == "refresh" and args.write):
@@ -333,6 +337,7 @@ class Report:
     drift: list[dict[str, Any]]
     error: str | None
     traceback: str = ""
+    resources: list[dict[str, Any]] = field(default_factory=list)  # as registered
 
     def ops(self, op: str | None = None) -> dict[str, str]:
         """urn -> operation (or only the urns with `op`), custom resources only."""
@@ -386,7 +391,7 @@ class DeployDriver:
         data = json.loads(lines[-1])
         return Report(data["mode"], data["operations"], data["outputs"],
                       data["secret_outputs"], data["drift"], data["error"],
-                      data.get("traceback", ""))
+                      data.get("traceback", ""), data.get("resources", []))
 
     def up(self, refresh: bool = True) -> Report:
         return self._run("up", *(["--refresh"] if refresh else []))

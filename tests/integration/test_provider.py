@@ -213,7 +213,7 @@ def test_table_with_rows_is_not_dropped_without_opt_in(provider: SqlObjectProvid
     outs = create_all(provider, database, dimensions=3)
     with database.connect() as conn:
         conn.execute("INSERT INTO public.memories VALUES (gen_random_uuid(), '[1,2,3]', '{}')")
-    with pytest.raises(SqlObjectError, match="refusing to drop table public.memories"):
+    with pytest.raises(SqlObjectError, match=r"refusing to drop table public\.memories"):
         provider.delete("t", outs["table"])
     assert database.scalar("SELECT count(*) FROM public.memories") == 1
     provider.delete("t", {**outs["table"], "allow_data_loss": True})

@@ -33,7 +33,8 @@ def test_dimension_change_is_lossy_and_clears_vectors_when_allowed() -> None:
 
 
 def test_added_column_is_safe_and_dropped_column_is_lossy() -> None:
-    added = BASE.replace("    payload jsonb,\n", "    payload jsonb,\n    note text DEFAULT ''::text,\n")
+    added = BASE.replace("    payload jsonb,\n",
+                         "    payload jsonb,\n    note text DEFAULT ''::text,\n")
     [add] = plan_table_change(BASE, added)
     assert add.sql == "ALTER TABLE public.m ADD COLUMN note text DEFAULT ''::text;"
     assert not add.loses_data

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command: installs everything it needs (PostgreSQL 15, pg_cron, pgvector,
+# pgbouncer, the Python packages), then lints and runs the whole suite against a real
+# PostgreSQL. Extra arguments go to pytest (e.g. `bash scripts/test.sh -k deploy`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/setup-postgres.sh
+elif command -v sudo >/dev/null 2>&1; then
+    sudo bash scripts/setup-postgres.sh
+else
+    echo "test.sh: not root and no sudo; assuming PostgreSQL 15, pg_cron and pgvector are" \
+         "installed (scripts/setup-postgres.sh installs them as root)" >&2
+fi
+bash scripts/venv.sh
+.venv/bin/ruff check --quiet .
+.venv/bin/pytest "$@"

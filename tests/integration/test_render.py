@@ -1,0 +1,61 @@
+"""`render` applied with psql gives the same catalog objects as a deployment."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from components.connection import connect
+from components.introspect import catalog_snapshot
+from tests.conftest import TestDatabase
+from tests.deploy_driver import REPO
+from tests.support.testbed import create_database, drop_database
+
+
+def snapshot(dsn: str) -> dict[str, str]:
+    with connect(dsn) as conn, conn.cursor() as cur:
+        return catalog_snapshot(cur)
+
+
+def render(stack: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "components", "render", "--stack", stack],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_render_applied_with_psql_equals_a_deployment(stack: str, make_driver,
+                                                      database: TestDatabase) -> None:
+    psql = shutil.which("psql")
+    assert psql, "psql is installed by scripts/setup-postgres.sh"
+    other = create_database(database.server, "render")
+    try:
+        rendered_dsn = database.server.dsn_for(other)
+        if stack == "prod":  # Supabase keeps extensions in their own schema
+            for dsn in (database.dsn, rendered_dsn):
+                with connect(dsn, autocommit=True) as conn:
+                    conn.execute("CREATE SCHEMA extensions")
+        target = {"prod": "supabase"}.get(stack, "postgres")
+        make_driver(stack, target=target).up().raise_for_error()
+        subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", rendered_dsn],
+                       input=render(stack), text=True, check=True, capture_output=True)
+        deployed, rendered = snapshot(database.dsn), snapshot(rendered_dsn)
+        assert rendered == deployed
+        assert set(deployed) == {"extension:vector", "table:public.memories",
+                                 "index:public.memories_pkey",
+                                 "index:public.memories_vector_idx"}
+    finally:
+        drop_database(database.server, other)
+
+
+def test_render_fails_clearly_on_bad_settings(tmp_path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: mem0infra\nruntime: python\n")
+    (tmp_path / "Pulumi.bad.yaml").write_text("config:\n  mem0infra:dimensions: 99999\n")
+    done = subprocess.run([sys.executable, "-m", "components", "render", "--stack", "bad",
+                           "--project-dir", str(tmp_path)], cwd=REPO, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "dimensions: 99999 is not allowed; allowed: an integer from 1 to 16000" in done.stderr

@@ -1,0 +1,109 @@
+"""The real program with each real stack file under Pulumi's mock runtime (no database).
+
+The deploy driver's preview mode runs `__main__.py` with `pulumi.runtime.set_mocks` and
+only calls the providers' `check` and `diff`, which need no connection.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.deploy_driver import DeployDriver, Report
+
+PASSWORD = "Tr0ub4dor-and-3"
+URL = f"postgresql://deployer:{PASSWORD}@db.abcdefgh.supabase.co:5432/postgres"
+SQL_OBJECT = "pulumi-python:dynamic/mem0:SqlObject"
+
+
+def preview(stack: str, tmp_path: Path, **config: object) -> Report:
+    if stack != "dev":
+        config.setdefault("databaseUrl", URL)
+    return DeployDriver(stack, tmp_path / "state.json", config).preview().raise_for_error()
+
+
+def by_type(report: Report) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for resource in report.resources:
+        found.setdefault(resource["type"], []).append(resource)
+    return found
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_each_stack_declares_the_expected_parented_resources(stack: str, tmp_path: Path) -> None:
+    report = preview(stack, tmp_path)
+    types = by_type(report)
+    assert len(types["mem0:index:Mem0Backend"]) == 1
+    for family in ("Extensions", "MemoryTables", "Indexes"):
+        assert len(types[f"mem0:index:{family}"]) == 1
+    objects = {(r["inputs"]["kind"], r["inputs"]["name"]) for r in types[SQL_OBJECT]}
+    assert objects == {("extension", "vector"), ("table", "memories"),
+                       ("index", "memories_vector_idx")}
+    assert ("pulumi-python:dynamic/mem0:EmbeddedPostgres" in types) == (stack == "dev")
+    urns = {r["urn"]: r for r in report.resources}
+    for resource in report.resources:
+        assert resource["parent"], f"{resource['urn']} has no parent"
+        if resource["type"] != "mem0:index:Mem0Backend":
+            parent_type = urns[resource["parent"]]["type"]
+            assert parent_type.startswith("mem0:index:"), resource["urn"]
+    assert not report.operations or {o["op"] for o in report.operations} == {"create"}
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_secrets_are_secret_and_never_in_ddl(stack: str, tmp_path: Path) -> None:
+    report = preview(stack, tmp_path)
+    for resource in by_type(report)[SQL_OBJECT]:
+        assert resource["secret_inputs"] == ["connection"]
+        visible = {k: v for k, v in resource["inputs"].items() if k != "connection"}
+        assert PASSWORD not in json.dumps(visible)
+        assert resource["inputs"]["database"] == "db.abcdefgh.supabase.co:5432/postgres"
+    for resource in report.resources:
+        if resource["type"] != SQL_OBJECT:
+            assert PASSWORD not in json.dumps(resource["inputs"])
+
+
+def test_supabase_stacks_put_pgvector_in_extensions(tmp_path: Path) -> None:
+    [extension] = [r for r in by_type(preview("prod", tmp_path))[SQL_OBJECT]
+                   if r["inputs"]["kind"] == "extension"]
+    assert extension["inputs"]["ddl"] == (
+        "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;")
+
+
+def test_prod_protects_tables_and_dev_does_not(tmp_path: Path) -> None:
+    for stack, protected in (("prod", True), ("dev", False)):
+        objects = by_type(preview(stack, tmp_path))[SQL_OBJECT]
+        flags = {r["inputs"]["kind"]: r["protect"] for r in objects}
+        assert flags == {"extension": False, "table": protected, "index": False}
+
+
+def test_indexes_go_with_their_table_and_wait_for_it(tmp_path: Path) -> None:
+    objects = {r["inputs"]["kind"]: r for r in by_type(preview("dev", tmp_path))[SQL_OBJECT]}
+    assert objects["index"]["deleted_with"] == objects["table"]["urn"]
+    assert objects["table"]["urn"] in objects["index"]["dependencies"]
+    assert objects["extension"]["urn"] in objects["table"]["dependencies"]
+
+
+def test_dev_stack_connects_through_its_embedded_database(tmp_path: Path) -> None:
+    report = preview("dev", tmp_path)
+    [embedded] = by_type(report)["pulumi-python:dynamic/mem0:EmbeddedPostgres"]
+    assert embedded["inputs"]["data_dir"] == ".pgdata/dev"
+    for resource in by_type(report)[SQL_OBJECT]:
+        assert resource["inputs"]["database"] == "embedded:.pgdata/dev"
+        assert embedded["urn"] in resource["dependencies"]
+
+
+def test_bad_stack_settings_fail_the_program_with_the_key_named(tmp_path: Path) -> None:
+    report = DeployDriver("dev", tmp_path / "s.json", {"tenancy": "everyone"}).preview()
+    assert report.error and "tenancy: 'everyone' is not allowed; allowed: user, org, service" \
+        in report.error
+    assert report.resources == []
+
+
+def test_stack_outputs_name_the_tables_and_target_without_secrets(tmp_path: Path) -> None:
+    report = preview("staging", tmp_path)
+    assert report.outputs["target"] == "supabase"
+    assert report.outputs["tables"] == ["memories"]
+    assert report.outputs["mem0Config"]["vector_store"]["config"]["embedding_model_dims"] == 1536
+    assert report.secret_outputs == ["mem0Config.vector_store.config.connection_string"]
