@@ -70,7 +70,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "Table name of the memories (mem0's collection_name), in schema public."),
     SettingSpec("tenancy", "string", "user",
                 "Who may see which rows: each user their own, organisations, or the "
-                "service only.", choices=TENANCIES),
+                "service only (validated; its row-level security is not deployed yet).",
+                choices=TENANCIES),
     SettingSpec("vectorIndexMethod", "string", "auto",
                 "Vector index: auto picks by expectedRows; none builds no ANN index.",
                 choices=INDEX_METHODS),
@@ -341,3 +342,27 @@ def settings_from_pulumi_config(getter: Callable[[str], str | None], all_keys: l
         if value is not None:
             raw[key] = value
     return parse_settings(raw, stack)
+
+
+def settings_table_markdown() -> str:
+    """The README's table of stack settings (tests/unit/test_project_files.py keeps the two
+    in step)."""
+
+    def default(spec: SettingSpec) -> str:
+        if spec.type == "boolean":
+            return "`true`" if spec.default else "`false`"
+        return "(empty)" if spec.default == "" else f"`{spec.default}`"
+
+    def allowed(spec: SettingSpec) -> str:
+        if spec.choices:
+            return ", ".join(f"`{c}`" for c in spec.choices)
+        if spec.type == "integer":
+            return f"{spec.minimum}..{spec.maximum}"
+        return "`true`, `false`" if spec.type == "boolean" else "string"
+
+    rows = ["| key | type | default | allowed | what it does |", "|---|---|---|---|---|"]
+    for spec in SETTINGS:
+        kind = spec.type + (" (secret)" if spec.secret else "")
+        rows.append(f"| `{spec.key}` | {kind} | {default(spec)} | {allowed(spec)} | "
+                    f"{spec.description} |")
+    return "\n".join(rows)

@@ -1,0 +1,64 @@
+"""The project files agree with the one place each truth lives (components/settings.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.settings import SETTINGS, settings_table_markdown
+from components.stackfile import load_stack_settings, stack_names
+
+REPO = Path(__file__).resolve().parents[2]
+PULUMI_TYPES = {"string", "integer", "boolean", "array"}  # Pulumi.yaml's config types
+
+
+def project() -> dict:
+    return yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+
+
+def test_pulumi_yaml_declares_every_setting_with_its_type_and_default() -> None:
+    declared = project()["config"]
+    assert list(declared) == [s.key for s in SETTINGS]
+    for spec in SETTINGS:
+        entry = declared[spec.key]
+        assert entry["type"] in PULUMI_TYPES
+        assert entry["type"] == spec.type, spec.key
+        assert entry["default"] == spec.default, spec.key
+        assert bool(entry.get("secret")) == spec.secret, spec.key
+        assert entry["description"]
+
+
+def test_pulumi_yaml_runs_python_from_the_project_venv_and_refreshes() -> None:
+    doc = project()
+    assert doc["name"] == "mem0infra"
+    assert doc["runtime"] == {"name": "python",
+                              "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+    assert doc["options"] == {"refresh": "always"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_stack_files_parse(stack: str) -> None:
+    settings = load_stack_settings(stack, REPO)
+    assert settings.stack == stack
+    if stack == "dev":
+        assert settings.target == "embedded" and not settings.database_url_encrypted
+    else:
+        assert settings.target == "supabase" and settings.database_url_encrypted
+    assert settings.protect == (stack == "prod")
+
+
+def test_there_are_exactly_the_documented_stacks() -> None:
+    assert stack_names(REPO) == ["dev", "prod", "staging"]
+
+
+def test_readme_settings_table_matches_the_code() -> None:
+    assert settings_table_markdown() in (REPO / "README.md").read_text()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "`bash scripts/test.sh`" in readme and "`bash scripts/up.sh`" in readme
+    assert "\nbash scripts/test.sh\n" in ci
