@@ -14,13 +14,10 @@ from tests.support.testbed import PgServer, create_database, drop_database, star
 MIN_PGVECTOR = (0, 8)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[PgServer]:
-    pg, stop = start_server()
-    try:
-        yield pg
-    finally:
-        stop()
+@pytest.fixture
+def server(pg_server: PgServer) -> PgServer:
+    """The session's server (tests/conftest.py); test_stop... starts its own."""
+    return pg_server
 
 
 @pytest.fixture
