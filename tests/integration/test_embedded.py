@@ -7,6 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from components.connection import stop_embedded
 from tests.deploy_driver import DeployDriver
 
 pytestmark = pytest.mark.slow
@@ -14,7 +15,14 @@ pytestmark = pytest.mark.slow
 
 def test_dev_stack_deploys_into_the_embedded_server_and_destroys(tmp_path: Path) -> None:
     data_dir = tmp_path / "pgdata"
-    driver = DeployDriver("dev", tmp_path / "state.json", {"embeddedDataDir": str(data_dir)})
+    try:
+        run_dev_stack_cycle(DeployDriver("dev", tmp_path / "state.json",
+                                         {"embeddedDataDir": str(data_dir)}), data_dir)
+    finally:
+        stop_embedded(data_dir)  # never leave a server behind, whatever failed
+
+
+def run_dev_stack_cycle(driver: DeployDriver, data_dir: Path) -> None:
     first = driver.up().raise_for_error()
     assert {o["op"] for o in first.operations} == {"create"}
     uri = first.outputs["mem0Config"]["vector_store"]["config"]["connection_string"]
