@@ -41,7 +41,9 @@ PROVIDER_VERSION = "1"
 
 IDENTITY_KEYS = ("kind", "schema", "name", "table", "database")
 DEFINITION_KEYS = ("ddl", "drop_sql", "allow_data_loss", "provider_version")
-INPUT_KEYS = IDENTITY_KEYS + DEFINITION_KEYS + ("connection",)
+# What `read` hands back as refreshed inputs. Not the connection: the dynamic-provider plugin
+# serializes these without secret markers, and a DSN must never land in state as plaintext.
+READ_INPUT_KEYS = IDENTITY_KEYS + DEFINITION_KEYS
 REQUIRED_KEYS = ("kind", "schema", "name", "database", "connection", "ddl", "drop_sql")
 
 LOCK_TIMEOUT = "10s"  # never queue behind a long transaction holding the table
@@ -271,7 +273,7 @@ class SqlObjectProvider(ResourceProvider):
         if live is None:
             return ReadResult(None, {})
         outs = {**props, "ddl": live}
-        return ReadResult(id_, outs, {k: outs[k] for k in INPUT_KEYS if k in outs})
+        return ReadResult(id_, outs, {k: outs[k] for k in READ_INPUT_KEYS if k in outs})
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         with connect(self._connection(news), autocommit=True) as conn:

@@ -93,6 +93,7 @@ def test_an_index_changed_by_hand_shows_as_a_ddl_diff_and_update_heals_it(
                      "(vector vector_cosine_ops) WITH (m = 4)")
     result = provider.read("i", outs["index"])
     assert "m='4'" in result.outs["ddl"] and result.inputs["ddl"] == result.outs["ddl"]
+    assert "connection" not in result.inputs  # never handed back unmarked
     assert provider.diff("i", result.outs, outs["index"]).changes is True
     healed = provider.update("i", result.outs, props(database, specs(database)["index"]))
     assert live(database, "index", "memories_vector_idx") == healed.outs["ddl"]
