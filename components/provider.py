@@ -33,6 +33,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from components.connection import connect, database_identity
 from components.identifiers import MAX_IDENTIFIER_LENGTH, qualified
 from components.introspect import live_ddl, relation_has_storage
+from components.settings import PROJECT
 from components.table_changes import plan_table_change
 
 # Bump when apply behaviour changes, so `diff` reports a change and the engine stores the
@@ -192,8 +193,8 @@ def _delete_table(conn: psycopg.Connection, props: dict[str, Any], allow_data_lo
     if _has_rows(conn, props["schema"], props["name"]) and not allow_data_loss:
         raise SqlObjectError(
             f"refusing to drop table {qualified(props['schema'], props['name'])}: it holds "
-            "rows. Back them up first (pg_dump), then set "
-            "`allowDataLoss: true` in the stack, run `pulumi up`, and destroy again.")
+            "rows. Back them up first (pg_dump), then allow it with "
+            "`pulumi config set allowDataLoss true` and destroy again.")
     with conn.transaction():
         conn.execute(props["drop_sql"])
 
@@ -220,8 +221,8 @@ class SqlObjectProvider(ResourceProvider):
     def configure(self, req: ConfigureRequest) -> None:
         # The stack's current config beats what state froze at the last apply: rotated
         # credentials and a newly given allowDataLoss apply to refresh and destroy too.
-        self._configured_url = req.config.get("databaseUrl") or None
-        allow = req.config.get("allowDataLoss")
+        self._configured_url = req.config.get(f"{PROJECT}:databaseUrl") or None
+        allow = req.config.get(f"{PROJECT}:allowDataLoss")
         self._configured_allow_data_loss = None if allow is None else str(allow).lower() == "true"
 
     def _connection(self, props: dict[str, Any]) -> str:

@@ -119,6 +119,10 @@ def test_destroy_refuses_to_drop_memories(make_driver, database) -> None:
     report = driver.destroy()
     assert report.error and "refusing to drop table public.memories: it holds rows" in report.error
     assert database.scalar("SELECT payload->>'data' FROM public.memories") == "precious"
+    # `pulumi config set allowDataLoss true`: the provider reads the current config, so
+    # destroy proceeds without an `up` first.
+    make_driver(allowDataLoss=True).destroy().raise_for_error()
+    assert database.scalar("SELECT to_regclass('public.memories') IS NULL") is True
 
 
 def test_invalid_settings_apply_nothing(make_driver, database) -> None:
