@@ -30,14 +30,15 @@ def _extension(cur: Cursor, schema: str, name: str, table: str) -> str | None:
     return f"CREATE EXTENSION IF NOT EXISTS {quote_ident(name)} WITH SCHEMA {quote_ident(row[0])};"
 
 
-def _relation_oid(cur: Cursor, schema: str, name: str, relkinds: str) -> int | None:
+def _relation(cur: Cursor, schema: str, name: str, relkinds: str) -> tuple[int, str] | None:
+    """(oid, relpersistence) of the relation, or None."""
     row = cur.execute(
-        "SELECT c.oid FROM pg_catalog.pg_class c"
+        "SELECT c.oid, c.relpersistence FROM pg_catalog.pg_class c"
         " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = %s AND c.relname = %s AND c.relkind = ANY(%s)",
         (schema, name, list(relkinds)),
     ).fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 _COLUMNS = """
@@ -83,23 +84,23 @@ def column_line(name: str, type_: str, not_null: bool, generated: str, identity:
 
 
 def _table(cur: Cursor, schema: str, name: str, table: str) -> str | None:
-    oid = _relation_oid(cur, schema, name, "rp")
-    if oid is None:
+    relation = _relation(cur, schema, name, "rp")
+    if relation is None:
         return None
-    persistence = cur.execute(
-        "SELECT relpersistence FROM pg_catalog.pg_class WHERE oid = %s", (oid,)).fetchone()
+    oid, persistence = relation
     elements = [column_line(*row) for row in cur.execute(_COLUMNS, (oid,)).fetchall()]
     elements += [f"CONSTRAINT {quote_ident(con)} {definition}"
                  for con, definition in cur.execute(_CONSTRAINTS, (oid,)).fetchall()]
-    unlogged = "UNLOGGED " if persistence and persistence[0] == "u" else ""
+    unlogged = "UNLOGGED " if persistence == "u" else ""
     body = ",\n".join(f"    {e}" for e in elements)
     return f"CREATE {unlogged}TABLE {qualified(schema, name)} (\n{body}\n);"
 
 
 def _index(cur: Cursor, schema: str, name: str, table: str) -> str | None:
-    oid = _relation_oid(cur, schema, name, "iI")
-    if oid is None:
+    relation = _relation(cur, schema, name, "iI")
+    if relation is None:
         return None
+    oid = relation[0]
     definition, valid = cur.execute(
         "SELECT pg_catalog.pg_get_indexdef(indexrelid), indisvalid"
         " FROM pg_catalog.pg_index WHERE indexrelid = %s", (oid,)).fetchone()  # type: ignore[misc]

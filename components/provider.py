@@ -33,6 +33,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from components.connection import connect, database_identity
 from components.identifiers import MAX_IDENTIFIER_LENGTH, qualified
 from components.introspect import live_ddl, relation_has_storage
+from components.model import ObjectSpec
 from components.settings import PROJECT
 from components.table_changes import plan_table_change
 
@@ -56,6 +57,15 @@ class SqlObjectError(Exception):
     """A refusal or failure whose message tells the operator what to do."""
 
 
+def object_inputs(spec: ObjectSpec, connection: Any, database: str,
+                  allow_data_loss: bool) -> dict[str, Any]:
+    """A SqlObject's inputs for one spec: what the program registers and tests call with."""
+    return {"kind": spec.kind, "schema": spec.schema, "name": spec.name, "table": spec.table,
+            "database": database, "connection": connection, "ddl": spec.ddl,
+            "drop_sql": spec.drop_sql, "allow_data_loss": allow_data_loss,
+            "provider_version": PROVIDER_VERSION}
+
+
 def _differs(old: Any, new: Any) -> bool:
     return new == UNKNOWN or old != new
 
@@ -75,9 +85,13 @@ def _execute_in_transaction(conn: psycopg.Connection, statements: list[str],
         _verify(conn, props)
 
 
-def _verify(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+def _live(conn: psycopg.Connection, props: dict[str, Any]) -> str | None:
     with conn.cursor() as cur:
-        live = live_ddl(cur, props["kind"], props["schema"], props["name"], props.get("table", ""))
+        return live_ddl(cur, props["kind"], props["schema"], props["name"], props.get("table", ""))
+
+
+def _verify(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    live = _live(conn, props)
     if live != props["ddl"]:
         raise SqlObjectError(
             f"{props['kind']} {qualified(props['schema'], props['name'])}: after applying, the "
@@ -250,12 +264,15 @@ class SqlObjectProvider(ResourceProvider):
         return DiffResult(changes=bool(changes), replaces=replaces,
                           delete_before_replace=bool(replaces) and same_name)
 
+    def _session(self, props: dict[str, Any]) -> psycopg.Connection:
+        """An autocommit session for one object; DDL in it never queues for long."""
+        conn = connect(self._connection(props), autocommit=True)
+        conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        return conn
+
     def create(self, props: dict[str, Any]) -> CreateResult:
-        with connect(self._connection(props), autocommit=True) as conn:
-            conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
-            with conn.cursor() as cur:
-                live = live_ddl(cur, props["kind"], props["schema"], props["name"],
-                                props.get("table", ""))
+        with self._session(props) as conn:
+            live = _live(conn, props)
             adopted = live is not None
             if live is None:
                 self._ensure(conn, props, None)
@@ -268,27 +285,22 @@ class SqlObjectProvider(ResourceProvider):
         return CreateResult(_resource_id(props), {**props, "adopted": adopted})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        with connect(self._connection(props), autocommit=True) as conn, conn.cursor() as cur:
-            live = live_ddl(cur, props["kind"], props["schema"], props["name"],
-                            props.get("table", ""))
+        with self._session(props) as conn:
+            live = _live(conn, props)
         if live is None:
             return ReadResult(None, {})
         outs = {**props, "ddl": live}
         return ReadResult(id_, outs, {k: outs[k] for k in READ_INPUT_KEYS if k in outs})
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        with connect(self._connection(news), autocommit=True) as conn:
-            conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
-            with conn.cursor() as cur:
-                live = live_ddl(cur, news["kind"], news["schema"], news["name"],
-                                news.get("table", ""))
+        with self._session(news) as conn:
+            live = _live(conn, news)
             if live != news["ddl"]:
                 self._ensure(conn, news, live)
         return UpdateResult({**news, "adopted": bool(olds.get("adopted"))})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        with connect(self._connection(props), autocommit=True) as conn:
-            conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        with self._session(props) as conn:
             kind = props["kind"]
             if kind == "table":
                 _delete_table(conn, props, self._allow_data_loss(props))

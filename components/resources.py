@@ -15,7 +15,7 @@ from pulumi import dynamic
 from components.connection import database_identity, embedded_spec
 from components.embedded import EmbeddedPostgres
 from components.model import ObjectSpec, build_model
-from components.provider import PROVIDER_VERSION, SqlObjectProvider
+from components.provider import SqlObjectProvider, object_inputs
 from components.settings import Settings
 
 
@@ -30,10 +30,8 @@ class SqlObject(dynamic.Resource, module="mem0", name="SqlObject"):
                  database: str, allow_data_loss: bool,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         props: dict[str, Any] = {
-            "kind": spec.kind, "schema": spec.schema, "name": spec.name, "table": spec.table,
-            "database": database, "connection": pulumi.Output.secret(connection),
-            "ddl": spec.ddl, "drop_sql": spec.drop_sql, "allow_data_loss": allow_data_loss,
-            "provider_version": PROVIDER_VERSION, "adopted": None,
+            **object_inputs(spec, pulumi.Output.secret(connection), database, allow_data_loss),
+            "adopted": None,  # an output: seeded so the property exists
         }
         super().__init__(SqlObjectProvider(), name, props, opts)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.model import build_model
-from components.provider import PROVIDER_VERSION, SqlObjectProvider
+from components.provider import SqlObjectProvider, object_inputs
 from components.settings import parse_settings
 from tests.deploy_driver import DeployDriver
 from tests.support.testbed import create_database, drop_database, start_server
@@ -35,11 +35,7 @@ def main(runs: int) -> None:
             settings = parse_settings({"target": "postgres", "databaseUrl": dsn}, "dev")
             started = time.perf_counter()
             for spec in build_model(settings):
-                SqlObjectProvider().create({
-                    "kind": spec.kind, "schema": spec.schema, "name": spec.name,
-                    "table": spec.table, "database": "bench", "connection": dsn,
-                    "ddl": spec.ddl, "drop_sql": spec.drop_sql, "allow_data_loss": False,
-                    "provider_version": PROVIDER_VERSION})
+                SqlObjectProvider().create(object_inputs(spec, dsn, "bench", False))
             provider_ms.append((time.perf_counter() - started) * 1000)
             drop_database(server, name)
 

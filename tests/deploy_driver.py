@@ -109,6 +109,10 @@ class _Engine:
         provider.configure(ConfigureRequest(Config(dict(self.config), PROJECT)))
         return provider
 
+    def stored_provider(self, entry: dict[str, Any]) -> Any:
+        """The provider a state entry was applied with (its outputs keep the pickle)."""
+        return self.provider(entry["outputs"].get("__provider") or entry["inputs"]["__provider"])
+
     def record(self, urn: str, op: str, **extra: Any) -> None:
         self.operations.append({"urn": urn, "op": op, **extra})
 
@@ -149,8 +153,7 @@ class _Engine:
             self.record(urn, "replace", keys=list(diff.replaces))
             if self.mode == "preview":
                 return old["id"], news
-            old_provider = self.provider(old["outputs"].get("__provider") or
-                                         old["inputs"]["__provider"])
+            old_provider = self.stored_provider(old)
             if diff.delete_before_replace:
                 old_provider.delete(old["id"], old["outputs"])
                 result = provider.create(news)
@@ -197,8 +200,7 @@ class _Engine:
             else:
                 self.record(urn, "delete")
                 if self.mode != "preview" and entry["custom"]:
-                    serialized = entry["outputs"].get("__provider") or entry["inputs"]["__provider"]
-                    self.provider(serialized).delete(entry["id"], entry["outputs"])
+                    self.stored_provider(entry).delete(entry["id"], entry["outputs"])
             if self.mode != "preview":
                 del self.state[urn]
 
@@ -207,8 +209,7 @@ class _Engine:
         for urn, entry in list(self.state.items()):
             if not entry["custom"]:
                 continue
-            provider = self.provider(entry["outputs"].get("__provider")
-                                     or entry["inputs"]["__provider"])
+            provider = self.stored_provider(entry)
             result = provider.read(entry["id"], entry["outputs"])
             if result.id is None:
                 drift.append({"urn": urn, "change": "deleted"})

@@ -14,7 +14,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from components.connection import connect
 from components.introspect import INVALID_INDEX_NOTE, live_ddl
 from components.model import ObjectSpec, build_model
-from components.provider import PROVIDER_VERSION, SqlObjectError, SqlObjectProvider
+from components.provider import SqlObjectError, SqlObjectProvider, object_inputs
 from components.settings import parse_settings
 from tests.conftest import TestDatabase
 
@@ -25,10 +25,7 @@ def specs(database: TestDatabase, **raw: object) -> dict[str, ObjectSpec]:
 
 
 def props(database: TestDatabase, spec: ObjectSpec, **extra: Any) -> dict[str, Any]:
-    return {"kind": spec.kind, "schema": spec.schema, "name": spec.name, "table": spec.table,
-            "database": "test", "connection": database.dsn, "ddl": spec.ddl,
-            "drop_sql": spec.drop_sql, "allow_data_loss": False,
-            "provider_version": PROVIDER_VERSION, **extra}
+    return {**object_inputs(spec, database.dsn, "test", False), **extra}
 
 
 def create_all(provider: SqlObjectProvider, database: TestDatabase,
@@ -57,7 +54,7 @@ def test_create_then_read_reports_no_drift(provider: SqlObjectProvider,
         assert result.outs["ddl"] == out["ddl"]
         # refresh: diff(olds=read outputs, news=old inputs) must see no change
         assert provider.diff(result.id, result.outs, out).changes is False
-    assert database.scalar("SELECT vector_dims(NULL::vector(3)) IS NULL") is True
+    assert database.scalar("SELECT to_regclass('public.memories_vector_idx') IS NOT NULL") is True
 
 
 def test_declared_ddl_is_exactly_what_the_catalog_prints(provider: SqlObjectProvider,

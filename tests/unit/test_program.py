@@ -48,7 +48,9 @@ def test_each_stack_declares_the_expected_parented_resources(stack: str, tmp_pat
         if resource["type"] != "mem0:index:Mem0Backend":
             parent_type = urns[resource["parent"]]["type"]
             assert parent_type.startswith("mem0:index:"), resource["urn"]
-    assert not report.operations or {o["op"] for o in report.operations} == {"create"}
+    # a first preview creates every custom resource and touches nothing else
+    assert {o["op"] for o in report.operations} == {"create"}
+    assert len(report.operations) == len([r for r in report.resources if r["custom"]])
 
 
 @pytest.mark.parametrize("stack", ["staging", "prod"])
