@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -95,3 +96,19 @@ def database_identity(spec: str) -> str:
     port = params.get("port") or "5432"
     dbname = params.get("dbname") or params.get("user") or "postgres"
     return f"{host}:{port}/{dbname}"
+
+
+def role_url(url: str, role: str, password: str | None) -> str:
+    """The same server and database as `url` (a postgresql:// URL), as another role.
+
+    Supabase's pooler (Supavisor) names users `<role>.<project ref>`: a deployer URL with
+    such a suffix gives the app role the same suffix, so the URL works through the pooler.
+    """
+    parts = urlsplit(url)
+    user = parts.username or ""
+    suffix = "." + user.split(".", 1)[1] if "." in user else ""
+    auth = quote(role + suffix, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, f"{auth}@{host}", parts.path, parts.query, parts.fragment))

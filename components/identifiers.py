@@ -65,3 +65,11 @@ def quote_ident(name: str) -> str:
 
 def qualified(schema: str, name: str) -> str:
     return f"{quote_ident(schema)}.{quote_ident(name)}"
+
+
+def quote_literal(value: str) -> str:
+    """A string constant for DDL that cannot take bound parameters (ALTER ROLE ... SET).
+    standard_conforming_strings is on (the default since 9.1): only quotes are doubled."""
+    if "\\" in value or "\x00" in value:
+        raise ValueError("a literal for DDL must not contain backslashes or NUL characters")
+    return "'" + value.replace("'", "''") + "'"

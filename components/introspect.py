@@ -8,18 +8,25 @@ non-catalog name exactly as the model writes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import psycopg
 
-from components.identifiers import qualified, quote_ident
+from components.identifiers import qualified, quote_ident, quote_literal
 
 Cursor = psycopg.Cursor
+# What identifies an object: a spec's fields or a resource's props (kind, schema, name,
+# table, role, on, arguments, and the declared ddl where the reader needs it).
+ObjectRef = Mapping[str, Any]
 
 INVALID_INDEX_NOTE = "-- INVALID: a failed or interrupted build left this index unusable"
+DISABLED_TRIGGER_NOTE = "-- DISABLED: ALTER TABLE ... DISABLE TRIGGER turned this trigger off"
 
 
-def _extension(cur: Cursor, schema: str, name: str, table: str) -> str | None:
+def _extension(cur: Cursor, ref: ObjectRef) -> str | None:
+    name = ref["name"]
     row = cur.execute(
         "SELECT n.nspname FROM pg_catalog.pg_extension e"
         " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = %s",
@@ -83,7 +90,8 @@ def column_line(name: str, type_: str, not_null: bool, generated: str, identity:
     return line
 
 
-def _table(cur: Cursor, schema: str, name: str, table: str) -> str | None:
+def _table(cur: Cursor, ref: ObjectRef) -> str | None:
+    schema, name = ref["schema"], ref["name"]
     relation = _relation(cur, schema, name, "rp")
     if relation is None:
         return None
@@ -96,8 +104,8 @@ def _table(cur: Cursor, schema: str, name: str, table: str) -> str | None:
     return f"CREATE {unlogged}TABLE {qualified(schema, name)} (\n{body}\n);"
 
 
-def _index(cur: Cursor, schema: str, name: str, table: str) -> str | None:
-    relation = _relation(cur, schema, name, "iI")
+def _index(cur: Cursor, ref: ObjectRef) -> str | None:
+    relation = _relation(cur, ref["schema"], ref["name"], "iI")
     if relation is None:
         return None
     oid = relation[0]
@@ -108,20 +116,139 @@ def _index(cur: Cursor, schema: str, name: str, table: str) -> str | None:
     return text if valid else f"{text}\n{INVALID_INDEX_NOTE}"
 
 
-_READERS: dict[str, Callable[[Cursor, str, str, str], str | None]] = {
-    "extension": _extension,
-    "table": _table,
-    "index": _index,
+_ROLE_FLAGS = (("rolcanlogin", "LOGIN"), ("rolsuper", "SUPERUSER"),
+               ("rolcreatedb", "CREATEDB"), ("rolcreaterole", "CREATEROLE"),
+               ("rolinherit", "INHERIT"), ("rolreplication", "REPLICATION"),
+               ("rolbypassrls", "BYPASSRLS"))
+
+
+def role_flags(cur: Cursor, role: str) -> list[str] | None:
+    """The role's attributes as CREATE ROLE words (LOGIN or NOLOGIN, ...), or None."""
+    columns = ", ".join(column for column, _ in _ROLE_FLAGS)
+    row = cur.execute(f"SELECT {columns} FROM pg_catalog.pg_roles WHERE rolname = %s",
+                      (role,)).fetchone()
+    if row is None:
+        return None
+    return [word if on else f"NO{word}" for (_, word), on in zip(_ROLE_FLAGS, row, strict=True)]
+
+
+def _role(cur: Cursor, ref: ObjectRef) -> str | None:
+    flags = role_flags(cur, ref["name"])
+    return None if flags is None else \
+        f"CREATE ROLE {quote_ident(ref['name'])} WITH {' '.join(flags)};"
+
+
+def function_signature(ref: ObjectRef) -> str:
+    return f"{qualified(ref['schema'], ref['name'])}({ref.get('arguments') or ''})"
+
+
+def _function(cur: Cursor, ref: ObjectRef) -> str | None:
+    row = cur.execute("SELECT pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p"
+                      " WHERE p.oid = pg_catalog.to_regprocedure(%s)",
+                      (function_signature(ref),)).fetchone()
+    return None if row is None else row[0].rstrip("\n") + ";"
+
+
+def _trigger(cur: Cursor, ref: ObjectRef) -> str | None:
+    row = cur.execute(
+        "SELECT pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled FROM pg_catalog.pg_trigger t"
+        " WHERE t.tgrelid = pg_catalog.to_regclass(%s) AND t.tgname = %s AND NOT t.tgisinternal",
+        (qualified(ref["schema"], ref["table"]), ref["name"])).fetchone()
+    if row is None:
+        return None
+    definition, enabled = row
+    return f"{definition};" + (f"\n{DISABLED_TRIGGER_NOTE}" if enabled == "D" else "")
+
+
+# The ACL of what a grant is on, with the owner's implicit defaults when none was set.
+_ACL_QUERIES = {
+    "TABLE": "SELECT COALESCE(relacl, pg_catalog.acldefault('r', relowner))"
+             " FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass(%s)",
+    "SCHEMA": "SELECT COALESCE(nspacl, pg_catalog.acldefault('n', nspowner))"
+              " FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.to_regnamespace(%s)",
+    "FUNCTION": "SELECT COALESCE(proacl, pg_catalog.acldefault('f', proowner))"
+                " FROM pg_catalog.pg_proc WHERE oid = pg_catalog.to_regprocedure(%s)",
 }
 
 
-def live_ddl(cur: Cursor, kind: str, schema: str, name: str, table: str = "") -> str | None:
+def granted(cur: Cursor, on: str, role: str) -> list[tuple[str, bool]] | None:
+    """(privilege, grantable) pairs `role` (or PUBLIC) holds on `on` ("TABLE public.t"),
+    or None when the object or the role does not exist."""
+    object_type, object_name = on.split(" ", 1)
+    if role != "PUBLIC" and cur.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s",
+                                        (role,)).fetchone() is None:
+        return None
+    acl = cur.execute(_ACL_QUERIES[object_type], (object_name,)).fetchone()
+    if acl is None:
+        return None
+    rows = cur.execute(
+        "SELECT a.privilege_type, a.is_grantable FROM pg_catalog.aclexplode(%s::aclitem[]) a"
+        " WHERE a.grantee = CASE WHEN %s = 'PUBLIC' THEN 0"
+        " ELSE (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s) END"
+        " ORDER BY 1", (acl[0], role, role)).fetchall()
+    return [(str(p), bool(g)) for p, g in rows]
+
+
+def _grant(cur: Cursor, ref: ObjectRef) -> str | None:
+    privileges = granted(cur, ref["on"], ref["role"])
+    if not privileges:
+        return None
+    grantee = "PUBLIC" if ref["role"] == "PUBLIC" else quote_ident(ref["role"])
+    lines = [f"GRANT {', '.join(p for p, _ in privileges)} ON {ref['on']} TO {grantee};"]
+    with_option = [p for p, grantable in privileges if grantable]
+    if with_option:
+        lines.append(f"GRANT {', '.join(with_option)} ON {ref['on']} TO {grantee}"
+                     " WITH GRANT OPTION;")
+    return "\n".join(lines)
+
+
+_SETTING_LINE = re.compile(r"^ALTER ROLE \S+ SET (\S+) TO ")
+
+
+def declared_setting_names(ddl: str) -> list[str]:
+    return [m.group(1) for m in map(_SETTING_LINE.match, ddl.splitlines()) if m]
+
+
+def role_setting_line(role: str, name: str, value: str) -> str:
+    # search_path is a list: written bare, as `ALTER ROLE ... SET search_path TO a, b`
+    # stores it (a quoted string would become one schema name).
+    shown = value if name == "search_path" else quote_literal(value)
+    return f"ALTER ROLE {quote_ident(role)} SET {name} TO {shown};"
+
+
+def _role_settings(cur: Cursor, ref: ObjectRef) -> str | None:
+    """The role's cluster-wide settings, limited to the names the stack declares (the role
+    may carry others that are not this stack's business: Supabase sets some on its roles)."""
+    row = cur.execute(
+        "SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s"
+        " JOIN pg_catalog.pg_roles r ON r.oid = s.setrole"
+        " WHERE r.rolname = %s AND s.setdatabase = 0", (ref["role"],)).fetchone()
+    current = dict(item.split("=", 1) for item in (row[0] if row else []))
+    lines = [role_setting_line(ref["role"], name, current[name])
+             for name in declared_setting_names(ref.get("ddl") or "") if name in current]
+    return "\n".join(lines) or None
+
+
+_READERS: dict[str, Callable[[Cursor, ObjectRef], str | None]] = {
+    "extension": _extension,
+    "role": _role,
+    "table": _table,
+    "function": _function,
+    "index": _index,
+    "trigger": _trigger,
+    "grant": _grant,
+    "role_settings": _role_settings,
+}
+
+
+def live_ddl(cur: Cursor, ref: ObjectRef) -> str | None:
     """The object's definition as the catalog has it now, or None when it does not exist."""
     try:
-        reader = _READERS[kind]
+        reader = _READERS[ref["kind"]]
     except KeyError:
-        raise ValueError(f"unknown object kind {kind!r}; known: {', '.join(_READERS)}") from None
-    return reader(cur, schema, name, table)
+        raise ValueError(
+            f"unknown object kind {ref['kind']!r}; known: {', '.join(_READERS)}") from None
+    return reader(cur, ref)
 
 
 def relation_has_storage(cur: Cursor, schema: str, name: str) -> bool:
@@ -135,7 +262,8 @@ def relation_has_storage(cur: Cursor, schema: str, name: str) -> bool:
 
 def catalog_snapshot(cur: Cursor, schemas: tuple[str, ...] = ("public", "extensions")
                      ) -> dict[str, str]:
-    """Every extension, table and index in `schemas`, as `kind:schema.name` -> live DDL.
+    """Every extension, table (with its ACL), index, trigger and function in `schemas`, as
+    `kind:schema.name` -> live definition.
 
     Compares two databases object by object (a render applied with psql against a
     deployment) and shows what a database holds beyond what a stack declares.
@@ -144,7 +272,7 @@ def catalog_snapshot(cur: Cursor, schemas: tuple[str, ...] = ("public", "extensi
     for (name,) in cur.execute(
             "SELECT extname FROM pg_catalog.pg_extension WHERE extname <> 'plpgsql'"
             " ORDER BY extname").fetchall():
-        found[f"extension:{name}"] = live_ddl(cur, "extension", "", name) or ""
+        found[f"extension:{name}"] = live_ddl(cur, {"kind": "extension", "name": name}) or ""
     rows = cur.execute(
         "SELECT n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c"
         " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -154,5 +282,25 @@ def catalog_snapshot(cur: Cursor, schemas: tuple[str, ...] = ("public", "extensi
         " ORDER BY 1, 2", (list(schemas),)).fetchall()
     for schema, name, relkind in rows:
         kind = "index" if relkind in ("i", "I") else "table"
-        found[f"{kind}:{schema}.{name}"] = live_ddl(cur, kind, schema, name) or ""
+        found[f"{kind}:{schema}.{name}"] = live_ddl(
+            cur, {"kind": kind, "schema": schema, "name": name}) or ""
+        if kind == "table":
+            found[f"acl:{schema}.{name}"] = str(cur.execute(
+                "SELECT relacl::text FROM pg_catalog.pg_class WHERE oid = %s::regclass",
+                (qualified(schema, name),)).fetchone()[0])  # type: ignore[index]
+    for schema, table, trigger in cur.execute(
+            "SELECT n.nspname, c.relname, t.tgname FROM pg_catalog.pg_trigger t"
+            " JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = ANY(%s) AND NOT t.tgisinternal ORDER BY 1, 2, 3",
+            (list(schemas),)).fetchall():
+        found[f"trigger:{schema}.{trigger}"] = live_ddl(
+            cur, {"kind": "trigger", "schema": schema, "name": trigger, "table": table}) or ""
+    for signature, definition in cur.execute(
+            "SELECT p.oid::regprocedure::text, pg_catalog.pg_get_functiondef(p.oid)"
+            " FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = ANY(%s) AND p.prokind = 'f'"
+            " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = p.oid"
+            "                 AND d.deptype = 'e') ORDER BY 2", (list(schemas),)).fetchall():
+        found[f"function:{signature}"] = definition
     return found

@@ -4,35 +4,67 @@ Each spec's `ddl` is written in the canonical form PostgreSQL's catalog prints t
 in (with `search_path` empty, so every non-catalog name is schema-qualified): the form
 `components.introspect` reconstructs from a live database. Declared and live definitions
 therefore compare as plain text, and a difference reads as a SQL line diff in a preview.
+
+Two client profiles (the `clientProfile` setting) decide the tables' layout, because the
+Python and TypeScript SDKs read and write incompatible rows (mem0-contract.md 12):
+`python` is the pgvector provider's `(id, vector, payload)` plus this project's history
+trigger and relationship graph; `typescript` is the TS Supabase store's contract.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.identifiers import qualified, quote_ident
-from components.settings import Settings
+from components.identifiers import qualified, quote_ident, quote_literal
+from components.settings import MEM0_DEFAULT_LIMIT, Settings
 from components.templates import render_template
 
-KINDS = ("extension", "table", "index")
+KINDS = ("extension", "role", "table", "function", "index", "trigger", "grant", "role_settings")
+# Component families in the order they are declared (dependencies first).
+FAMILIES = ("extensions", "roles", "tables", "functions", "indexes", "triggers", "grants",
+            "search_settings")
+
+HISTORY_TABLE = "memory_history"
+RELATIONSHIPS_TABLE = "memory_relationships"
+TS_MIGRATIONS_TABLE = "memory_migrations"
+MATCH_FUNCTION = "match_memories"
+TS_MATCH_FUNCTION = "match_vectors"
+NEIGHBOURS_FUNCTION = "memory_neighbours"
+TOUCH_FUNCTION = "mem0_touch_updated_at"
+HISTORY_FUNCTION = "mem0_record_history"
+DML = "DELETE, INSERT, SELECT, UPDATE"  # in the catalog's (alphabetical) order
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A server feature an object needs; checked before it is applied."""
+
+    extension: str
+    min_version: str
+    hint: str  # what to change when the server does not have it (names the setting)
 
 
 @dataclass(frozen=True)
 class ObjectSpec:
     kind: str  # one of KINDS
-    schema: str
+    schema: str  # "" for cluster-wide objects (roles, role settings)
     name: str
-    table: str  # the table an index belongs to; "" for other kinds
-    family: str  # which component owns it: extensions | tables | indexes
-    ddl: str  # canonical CREATE statement
+    family: str  # one of FAMILIES: which component owns it
+    ddl: str  # canonical CREATE statement(s)
     drop_sql: str
+    table: str = ""  # the table an index or trigger belongs to
+    role: str = ""  # the grantee of a grant, the role of role settings
+    on: str = ""  # what a grant is on, as SQL: "TABLE public.memories", "SCHEMA extensions"
+    arguments: str = ""  # a function's argument types, as regprocedure prints them
     depends_on: tuple[str, ...] = ()  # keys of specs that must exist first
     data_bearing: bool = False  # dropping it loses rows: `protect` applies
+    requires: tuple[Requirement, ...] = ()
     comment: str = ""  # why the object looks the way it does; shown by `render`
 
     @property
     def key(self) -> str:
-        return f"{self.kind}:{self.schema}.{self.name}"
+        return f"{self.kind}:{self.schema}.{self.name}" if self.schema else \
+            f"{self.kind}:{self.name}"
 
     @property
     def qualified_name(self) -> str:
@@ -43,66 +75,263 @@ def vector_type(settings: Settings) -> str:
     return f"{qualified(settings.extension_schema, 'vector')}({settings.dimensions})"
 
 
-def _extension(settings: Settings) -> ObjectSpec:
-    schema = settings.extension_schema
-    return ObjectSpec(
-        kind="extension", schema=schema, name="vector", table="", family="extensions",
-        ddl=render_template("extension", name="vector", schema=quote_ident(schema)),
-        drop_sql="DROP EXTENSION IF EXISTS vector;",
-        comment=f"pgvector, in schema {schema}"
-        + (" (where Supabase keeps extensions)" if schema == "extensions" else ""),
-    )
+class _Builder:
+    """Collects specs in order and keeps the cross-references (keys) in one place."""
+
+    def __init__(self, settings: Settings, schema: str) -> None:
+        self.settings = settings
+        self.schema = schema  # of tables, indexes, functions and triggers
+        self.specs: list[ObjectSpec] = []
+
+    def add(self, spec: ObjectSpec) -> ObjectSpec:
+        self.specs.append(spec)
+        return spec
+
+    # --- object kinds ----------------------------------------------------------------------
+
+    def extension(self) -> ObjectSpec:
+        schema = self.settings.extension_schema
+        return self.add(ObjectSpec(
+            kind="extension", schema=schema, name="vector", family="extensions",
+            ddl=render_template("extension", name="vector", schema=quote_ident(schema)),
+            drop_sql="DROP EXTENSION IF EXISTS vector;",
+            comment=f"pgvector, in schema {schema}"
+            + (" (where Supabase keeps extensions)" if schema == "extensions" else "")))
+
+    def app_role(self) -> ObjectSpec:
+        role = self.settings.app_role
+        return self.add(ObjectSpec(
+            kind="role", schema="", name=role, family="roles",
+            ddl=render_template("role", role=quote_ident(role)),
+            drop_sql=f"DROP ROLE IF EXISTS {quote_ident(role)};",
+            comment="the role mem0 connects as: may log in, holds no other attribute; its "
+                    "password is set from the secret appRolePassword, never shown here"))
+
+    def table(self, template: str, name: str, after: ObjectSpec, comment: str,
+              **values: str) -> ObjectSpec:
+        return self.add(ObjectSpec(
+            kind="table", schema=self.schema, name=name, family="tables",
+            ddl=render_template(template, table=qualified(self.schema, name), **values),
+            drop_sql=f"DROP TABLE IF EXISTS {qualified(self.schema, name)};",
+            depends_on=(after.key,), data_bearing=True, comment=comment))
+
+    def index(self, table: ObjectSpec, name: str, using: str, comment: str,
+              unique: bool = False) -> ObjectSpec:
+        head = "CREATE UNIQUE INDEX" if unique else "CREATE INDEX"
+        return self.add(ObjectSpec(
+            kind="index", schema=self.schema, name=name, table=table.name, family="indexes",
+            ddl=f"{head} {quote_ident(name)} ON {table.qualified_name} USING {using};",
+            drop_sql=f"DROP INDEX IF EXISTS {qualified(self.schema, name)};",
+            depends_on=(table.key,), comment=comment))
+
+    def function(self, template: str, name: str, arguments: str, after: tuple[ObjectSpec, ...],
+                 comment: str, **values: str) -> ObjectSpec:
+        function = qualified(self.schema, name)
+        return self.add(ObjectSpec(
+            kind="function", schema=self.schema, name=name, family="functions",
+            ddl=render_template(template, function=function, **values),
+            drop_sql=f"DROP FUNCTION IF EXISTS {function}({arguments});",
+            arguments=arguments, depends_on=tuple(s.key for s in after), comment=comment))
+
+    def trigger(self, table: ObjectSpec, name: str, timing: str, function: ObjectSpec,
+                comment: str) -> ObjectSpec:
+        return self.add(ObjectSpec(
+            kind="trigger", schema=self.schema, name=name, table=table.name, family="triggers",
+            ddl=f"CREATE TRIGGER {quote_ident(name)} {timing} ON {table.qualified_name} "
+                f"FOR EACH ROW EXECUTE FUNCTION {function.qualified_name}();",
+            drop_sql=f"DROP TRIGGER IF EXISTS {quote_ident(name)} ON {table.qualified_name};",
+            depends_on=(table.key, function.key), comment=comment))
+
+    def grant(self, privileges: str, on: str, object_name: str, role: ObjectSpec,
+              after: ObjectSpec | None, comment: str, schema: str | None = None) -> ObjectSpec:
+        grantee = quote_ident(role.name)
+        return self.add(ObjectSpec(
+            kind="grant", schema=schema if schema is not None else self.schema,
+            name=f"{object_name}-to-{role.name}", family="grants",
+            ddl=f"GRANT {privileges} ON {on} TO {grantee};",
+            drop_sql=f"REVOKE ALL ON {on} FROM {grantee};",
+            role=role.name, on=on,
+            depends_on=(role.key,) + ((after.key,) if after else ()), comment=comment))
+
+    def search_settings(self, role: ObjectSpec, extension: ObjectSpec) -> ObjectSpec | None:
+        settings = self.settings
+        values: dict[str, str] = {}
+        requires: list[Requirement] = []
+        if settings.vector_index.method == "hnsw":
+            values["hnsw.ef_search"] = quote_literal(str(settings.hnsw_ef_search))
+            if settings.iterative_scan != "off":
+                values["hnsw.iterative_scan"] = quote_literal(settings.iterative_scan)
+        elif settings.vector_index.method == "ivfflat" and settings.iterative_scan != "off":
+            values["ivfflat.iterative_scan"] = quote_literal(settings.iterative_scan)
+        if settings.iterative_scan != "off" and settings.vector_index.method != "none":
+            requires.append(Requirement(
+                "vector", "0.8.0",
+                f"iterativeScan is {settings.iterative_scan!r}, which needs pgvector 0.8.0 or "
+                "later: upgrade pgvector, or set iterativeScan to off"))
+        if settings.extension_schema != "public":
+            # mem0 casts with `%s::vector` unqualified: the type's schema must be on the path.
+            values["search_path"] = f"public, {quote_ident(settings.extension_schema)}"
+        if not values:
+            return None
+        lines = [f"ALTER ROLE {quote_ident(role.name)} SET {name} TO {value};"
+                 for name, value in sorted(values.items())]
+        return self.add(ObjectSpec(
+            kind="role_settings", schema="", name=f"{role.name}-settings", role=role.name,
+            family="search_settings", ddl="\n".join(lines),
+            drop_sql="\n".join(f"ALTER ROLE {quote_ident(role.name)} RESET {name};"
+                               for name in sorted(values)),
+            depends_on=(role.key, extension.key), requires=tuple(requires),
+            comment="search settings for the sessions of the app role: ef_search covers "
+                    f"mem0's LIMIT {MEM0_DEFAULT_LIMIT} (pgvector's default 40 silently "
+                    "returns 40 rows); iterative scans keep filtered searches full"))
 
 
-def _memories_table(settings: Settings, depends_on: str) -> ObjectSpec:
-    name = settings.collection
-    return ObjectSpec(
-        kind="table", schema="public", name=name, table="", family="tables",
-        ddl=render_template(
-            "memories_table", table=qualified("public", name),
-            vector_type=vector_type(settings), pkey=quote_ident(f"{name}_pkey")),
-        drop_sql=f"DROP TABLE IF EXISTS {qualified('public', name)};",
-        depends_on=(depends_on,), data_bearing=True,
-        comment="mem0's own layout: (id uuid, vector, payload jsonb) in schema public",
-    )
-
-
-def _indexed_column(settings: Settings) -> str:
+def _vector_column(settings: Settings, column: str) -> str:
     # vector_l2_ops is pgvector's default operator class for ivfflat (hnsw has none), and
     # the catalog omits a default class when it prints an index, so the canonical form does.
     if settings.vector_index.method == "ivfflat" and settings.vector_index.measure == "l2":
-        return "vector"
-    return f"vector {qualified(settings.extension_schema, settings.vector_index.opclass)}"
+        return column
+    return f"{column} {qualified(settings.extension_schema, settings.vector_index.opclass)}"
 
 
-def _vector_index(settings: Settings, table: ObjectSpec) -> ObjectSpec | None:
-    index = settings.vector_index
+def _vector_index(b: _Builder, table: ObjectSpec, column: str) -> None:
+    index = b.settings.vector_index
     if index.method == "none":
-        return None
-    name = f"{settings.collection}_vector_idx"
+        return
     if index.method == "hnsw":
         options = f"m='{index.m}', ef_construction='{index.ef_construction}'"
     else:
         options = f"lists='{index.lists}'"
-    return ObjectSpec(
-        kind="index", schema="public", name=name, table=table.name, family="indexes",
-        ddl=render_template(
-            "vector_index", name=quote_ident(name), table=table.qualified_name,
-            method=index.method, column=_indexed_column(settings), options=options),
-        drop_sql=f"DROP INDEX IF EXISTS {qualified('public', name)};",
-        depends_on=(table.key,),
-        comment=f"{index.method} chosen by {index.reason}; measure {index.measure}",
-    )
+    b.index(table, f"{table.name}_vector_idx",
+            f"{index.method} ({_vector_column(b.settings, column)}) WITH ({options})",
+            f"{index.method} chosen by {index.reason}; measure {index.measure}")
 
 
-def build_model(settings: Settings) -> list[ObjectSpec]:
-    """Every object the stack declares, in dependency order (dependencies first)."""
-    extension = _extension(settings)
-    table = _memories_table(settings, extension.key)
-    specs = [extension, table]
-    vector_index = _vector_index(settings, table)
-    if vector_index is not None:
-        specs.append(vector_index)
+def _python_profile(b: _Builder, extension: ObjectSpec, role: ObjectSpec) -> None:
+    s = b.settings
+    collection = s.collection
+    vector = vector_type(s)
+    memories = b.table("memories_table", collection, extension, vector_type=vector,
+                       pkey=quote_ident(f"{collection}_pkey"),
+                       comment="mem0's own layout (id, vector, payload) in schema public; "
+                               "user_id, agent_id, run_id, org_id generated from the payload; "
+                               "times kept by the database")
+    entities = b.table("memories_table", f"{collection}_entities", extension,
+                       vector_type=vector, pkey=quote_ident(f"{collection}_entities_pkey"),
+                       comment="mem0 2.x's entity store, pre-provisioned so mem0 never "
+                               "needs DDL")
+    history = b.table("history_table", HISTORY_TABLE, memories,
+                      comment="append-only audit, written only by the history trigger")
+    relationships = b.table("relationships_table", RELATIONSHIPS_TABLE, memories,
+                            memories=memories.qualified_name,
+                            comment="the memory graph: directed, typed, weighted edges")
+
+    strip_vector = "" if s.history_includes_vectors else " - 'vector'::text"
+    ext = qualified(s.extension_schema, "vector")
+    touch = b.function("touch_function", TOUCH_FUNCTION, "", (extension,),
+                       "keeps created_at fixed and updated_at current")
+    record = b.function("history_function", HISTORY_FUNCTION, "", (history,),
+                        "writes memory_history; definer rights, fixed search_path",
+                        history=history.qualified_name, strip_vector=strip_vector,
+                        ext_schema=quote_ident(s.extension_schema))
+    b.function("match_memories_function", MATCH_FUNCTION, f"{ext}, integer, jsonb",
+               (memories,), "vector search over RPC (PostgREST/Supabase); invoker rights, "
+               "so row-level security applies", vector=ext,
+               schema=quote_ident(s.extension_schema), table=memories.qualified_name)
+    b.function("neighbours_function", NEIGHBOURS_FUNCTION, "uuid, integer", (relationships,),
+               "1- or 2-hop neighbours of a memory with path and strength; stops on cycles",
+               relationships=relationships.qualified_name)
+
+    for table in (memories, entities):
+        _vector_index(b, table, "vector")
+        for key in ("user_id", "agent_id", "run_id") if table is memories else ("user_id",):
+            b.index(table, f"{table.name}_{key}_idx", f"btree (((payload ->> '{key}'::text)))",
+                    f"mem0 filters with payload->>'{key}' = %s: this exact expression")
+        b.index(table, f"{table.name}_text_lemmatized_idx",
+                "gin (to_tsvector('simple'::regconfig, (payload ->> 'text_lemmatized'::text)))",
+                "mem0 2.x's keyword search, exactly as it queries")
+    b.index(memories, f"{collection}_user_created_idx", "btree (user_id, created_at DESC)",
+            "a user's memories newest first (row-level security, dashboards)")
+    if s.fts_language:
+        b.index(memories, f"{collection}_fts_idx",
+                f"gin (to_tsvector('{s.fts_language}'::regconfig, (payload ->> 'data'::text)))",
+                f"full-text search of the memory text in {s.fts_language} (ftsLanguage)")
+    b.index(history, f"{HISTORY_TABLE}_memory_id_idx", "btree (memory_id, at)",
+            "a memory's history in order")
+    b.index(history, f"{HISTORY_TABLE}_user_id_idx", "btree (user_id, at)",
+            "a user's history in order")
+    b.index(relationships, f"{RELATIONSHIPS_TABLE}_target_idx", "btree (target_memory_id)",
+            "incoming edges and the cascade on delete; outgoing edges use the unique "
+            "(source, target, type) index, so a source-only index would be redundant")
+    b.index(relationships, f"{RELATIONSHIPS_TABLE}_type_idx", "btree (relationship_type)",
+            "edges of one type")
+    b.index(relationships, f"{RELATIONSHIPS_TABLE}_user_id_idx", "btree (user_id)",
+            "a user's edges")
+
+    for table in (memories, entities):
+        b.trigger(table, f"{table.name}_touch", "BEFORE UPDATE", touch,
+                  "created_at and updated_at are kept by the database")
+    b.trigger(memories, f"{collection}_history", "AFTER INSERT OR DELETE OR UPDATE", record,
+              "every change of a memory lands in memory_history")
+
+    for table in (memories, entities, relationships):
+        b.grant(DML, f"TABLE {table.qualified_name}", table.name, role, table,
+                "rows only: no DDL, so mem0 never creates anything")
+    b.grant("SELECT", f"TABLE {history.qualified_name}", history.name, role, history,
+            "read-only: history is written by the trigger alone")
+
+
+def _typescript_profile(b: _Builder, extension: ObjectSpec, role: ObjectSpec) -> None:
+    s = b.settings
+    vector = vector_type(s)
+    memories = b.table("ts_memories_table", s.collection, extension, vector_type=vector,
+                       comment="the TypeScript SDK's layout (id text, embedding, metadata); "
+                               "userId, agentId, runId, orgId generated from the metadata")
+    migrations = b.table("ts_migrations_table", TS_MIGRATIONS_TABLE, extension,
+                         comment="the TypeScript SDK's migration marker table")
+    history = b.table("ts_history_table", HISTORY_TABLE, extension,
+                      comment="the TypeScript SDK's history (historyStore: supabase); "
+                              "written by the SDK")
+    ext = qualified(s.extension_schema, "vector")
+    touch = b.function("touch_function", TOUCH_FUNCTION, "", (extension,),
+                       "keeps created_at fixed and updated_at current")
+    b.function("ts_match_vectors_function", TS_MATCH_FUNCTION, f"{ext}, integer, jsonb",
+               (memories,), "the TypeScript SDK's search function; invoker rights",
+               vector=ext, schema=quote_ident(s.extension_schema),
+               table=memories.qualified_name)
+    _vector_index(b, memories, "embedding")
+    b.index(memories, f"{s.collection}_metadata_idx", "gin (metadata jsonb_path_ops)",
+            "the SDK filters with metadata @> filter")
+    b.index(memories, f"{s.collection}_user_created_idx", "btree (user_id, created_at DESC)",
+            "a user's memories newest first (row-level security, dashboards)")
+    b.index(history, f"{HISTORY_TABLE}_memory_id_idx", "btree (memory_id)",
+            "the SDK reads history by memory_id")
+    b.trigger(memories, f"{s.collection}_touch", "BEFORE UPDATE", touch,
+              "created_at and updated_at are kept by the database")
+    for table in (memories, migrations, history):
+        b.grant(DML, f"TABLE {table.qualified_name}", table.name, role, table,
+                "rows only: the SDK creates nothing")
+
+
+def build_model(settings: Settings, schema: str = "public") -> list[ObjectSpec]:
+    """Every object the stack declares, in dependency order (dependencies first).
+
+    mem0 only reads `public` (it has no schema option); another `schema` builds the same
+    tables, indexes, functions and triggers elsewhere, for a benchmark's scratch copy.
+    """
+    b = _Builder(settings, schema)
+    extension = b.extension()
+    role = b.app_role()
+    if settings.extension_schema != "public":
+        b.grant("USAGE", f"SCHEMA {quote_ident(settings.extension_schema)}",
+                settings.extension_schema, role, extension,
+                "the app role must resolve the vector type", schema="")
+    if settings.client_profile == "typescript":
+        _typescript_profile(b, extension, role)
+    else:
+        _python_profile(b, extension, role)
+    b.search_settings(role, extension)
+    specs = sorted(b.specs, key=lambda s: FAMILIES.index(s.family))  # stable: keeps order
     _check_order(specs)
     return specs
 

@@ -13,9 +13,37 @@ from pulumi.runtime.config import CONFIG, get_config_env
 from components.resources import Mem0Backend
 from components.settings import PROJECT, Settings, settings_from_pulumi_config
 
+POOLER_GUIDANCE = (
+    "Connect mem0 directly or through a session-mode pooler (Supabase: port 5432). Behind a "
+    "transaction-mode pooler (Supavisor port 6543, PgBouncer pool_mode=transaction) psycopg's "
+    "server-side prepared statements break: pass mem0 a pool that disables them, "
+    "config['vector_store']['config']['connection_pool'] = psycopg_pool.ConnectionPool("
+    "conninfo, kwargs={'prepare_threshold': None}, open=False), instead of connection_string. "
+    "Budget 3 x maxconn connections per Memory (main store, entities, spare).")
+
 
 def mem0_config(settings: Settings, connection_uri: pulumi.Input[str]) -> dict[str, Any]:
-    """What `Memory.from_config(...)` needs for this stack's vector store."""
+    """What the application's mem0 needs for this stack's vector store.
+
+    Python profile: the dictionary for `Memory.from_config(...)`, with the app role's
+    connection string (secret). TypeScript profile: the TS SDK's Supabase store settings;
+    it connects over the Data API with the project's URL and key, which this stack does
+    not hold, so those two stay for the application to fill in.
+    """
+    if settings.client_profile == "typescript":
+        return {
+            "vectorStore": {
+                "provider": "supabase",
+                "config": {"tableName": settings.collection,
+                           "embeddingModelDims": settings.dimensions,
+                           "supabaseUrl": "<SUPABASE_URL>", "supabaseKey": "<SUPABASE_KEY>"},
+            },
+            "historyStore": {
+                "provider": "supabase",
+                "config": {"tableName": "memory_history", "supabaseUrl": "<SUPABASE_URL>",
+                           "supabaseKey": "<SUPABASE_KEY>"},
+            },
+        }
     return {
         "vector_store": {
             "provider": "pgvector",
@@ -48,4 +76,6 @@ def run() -> None:
     pulumi.export("vectorIndex", {
         "method": settings.vector_index.method, "measure": settings.vector_index.measure,
         "reason": settings.vector_index.reason})
+    pulumi.export("appRole", settings.app_role)
     pulumi.export("mem0Config", mem0_config(settings, backend.app_connection_uri))
+    pulumi.export("poolerGuidance", POOLER_GUIDANCE)

@@ -4,10 +4,11 @@ Lives in an importable module so dill pickles it by reference (shared/reference/
 pulumi-notes.md 1.4): refresh and destroy run the current code, and this module must stay
 free of side effects at import. No connection is ever held on `self`.
 
-Inputs of every SqlObject: kind, schema, name, table, database (where the object lives,
-not secret), connection (secret), ddl (canonical, multi-line), drop_sql, allow_data_loss,
-provider_version. Outputs: the inputs plus `adopted` (the object existed before this stack
-and is left in place on delete).
+Inputs of every SqlObject: kind, schema, name, table, role, on, arguments (identity),
+database (where the object lives, not secret), connection (secret), ddl (canonical,
+multi-line), drop_sql, requires (server features checked before applying),
+allow_data_loss, provider_version, and for roles a secret password. Outputs: the inputs
+plus `adopted` (the object existed before this stack and is left in place on delete).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
@@ -31,23 +33,39 @@ from pulumi.dynamic import (
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.connection import connect, database_identity
-from components.identifiers import MAX_IDENTIFIER_LENGTH, qualified
-from components.introspect import live_ddl, relation_has_storage
-from components.model import ObjectSpec
+from components.identifiers import MAX_IDENTIFIER_LENGTH, qualified, quote_ident
+from components.introspect import (
+    declared_setting_names,
+    granted,
+    live_ddl,
+    relation_has_storage,
+    role_flags,
+)
+from components.model import KINDS, ObjectSpec
 from components.settings import PROJECT
 from components.table_changes import plan_table_change
 
 # Bump when apply behaviour changes, so `diff` reports a change and the engine stores the
 # new pickled provider (a no-change diff keeps the old one: pulumi/pulumi#6490).
-PROVIDER_VERSION = "1"
+PROVIDER_VERSION = "2"
 
-IDENTITY_KEYS = ("kind", "schema", "name", "table", "database")
-DEFINITION_KEYS = ("ddl", "drop_sql", "allow_data_loss", "provider_version")
-# What `read` hands back as refreshed inputs. Not the connection: the dynamic-provider plugin
-# serializes these without secret markers, and a DSN must never land in state as plaintext.
-READ_INPUT_KEYS = IDENTITY_KEYS + DEFINITION_KEYS
-REQUIRED_KEYS = ("kind", "schema", "name", "database", "connection", "ddl", "drop_sql")
+IDENTITY_KEYS = ("kind", "schema", "name", "table", "role", "on", "arguments", "database")
+# Identity keys that version 1 of the provider did not store: absent means empty.
+OPTIONAL_IDENTITY_KEYS = ("table", "role", "on", "arguments")
+DEFINITION_KEYS = ("ddl", "drop_sql", "requires", "allow_data_loss", "provider_version",
+                   "password")
+# What `read` hands back as refreshed inputs. Not the connection or the password: the
+# dynamic-provider plugin serializes these without secret markers, and a secret must never
+# land in state as plaintext.
+SECRET_KEYS = ("connection", "password")
+READ_INPUT_KEYS = tuple(k for k in IDENTITY_KEYS + DEFINITION_KEYS if k not in SECRET_KEYS)
+REQUIRED_KEYS = ("kind", "name", "database", "connection", "ddl", "drop_sql")
 
+# Pulumi applies independent resources in parallel, but two DDL statements that touch the
+# same catalog row (two indexes or triggers on one table, two grants on one object) fail
+# with "tuple concurrently updated". Every apply in a database takes this session-level
+# advisory lock first, so this project's DDL runs one object at a time. Reads do not.
+APPLY_LOCK_KEY = 0x6D656D30_696E6672  # "mem0infr"
 LOCK_TIMEOUT = "10s"  # never queue behind a long transaction holding the table
 DDL_TIMEOUT = "5min"  # in-transaction DDL on empty or small objects
 INDEX_BUILD_TIMEOUT = "6h"  # CREATE INDEX CONCURRENTLY on a table with rows
@@ -58,16 +76,37 @@ class SqlObjectError(Exception):
 
 
 def object_inputs(spec: ObjectSpec, connection: Any, database: str,
-                  allow_data_loss: bool) -> dict[str, Any]:
-    """A SqlObject's inputs for one spec: what the program registers and tests call with."""
-    return {"kind": spec.kind, "schema": spec.schema, "name": spec.name, "table": spec.table,
-            "database": database, "connection": connection, "ddl": spec.ddl,
-            "drop_sql": spec.drop_sql, "allow_data_loss": allow_data_loss,
-            "provider_version": PROVIDER_VERSION}
+                  allow_data_loss: bool, password: Any = None) -> dict[str, Any]:
+    """A SqlObject's inputs for one spec: what the program registers and tests call with.
+    `password` (secret) is for roles only."""
+    inputs = {"kind": spec.kind, "schema": spec.schema, "name": spec.name, "table": spec.table,
+              "role": spec.role, "on": spec.on, "arguments": spec.arguments,
+              "database": database, "connection": connection, "ddl": spec.ddl,
+              "drop_sql": spec.drop_sql,
+              "requires": [{"extension": r.extension, "min_version": r.min_version,
+                            "hint": r.hint} for r in spec.requires],
+              "allow_data_loss": allow_data_loss, "provider_version": PROVIDER_VERSION}
+    if password is not None:
+        inputs["password"] = password
+    return inputs
 
 
-def _differs(old: Any, new: Any) -> bool:
-    return new == UNKNOWN or old != new
+def _differs(key: str, old: Any, new: Any) -> bool:
+    if new == UNKNOWN:
+        return True
+    if key in OPTIONAL_IDENTITY_KEYS or key == "requires":
+        return (old or None) != (new or None)
+    return old != new
+
+
+def _label(props: dict[str, Any]) -> str:
+    """How messages name the object."""
+    kind = props["kind"]
+    if kind == "grant":
+        return f"grant on {props['on']} to {props['role']}"
+    if kind in ("role", "role_settings"):
+        return f"{kind.replace('_', ' ')} {props['name']}"
+    return f"{kind} {qualified(props['schema'], props['name'])}"
 
 
 def _ddl_diff(expected: str, actual: str) -> str:
@@ -87,16 +126,33 @@ def _execute_in_transaction(conn: psycopg.Connection, statements: list[str],
 
 def _live(conn: psycopg.Connection, props: dict[str, Any]) -> str | None:
     with conn.cursor() as cur:
-        return live_ddl(cur, props["kind"], props["schema"], props["name"], props.get("table", ""))
+        return live_ddl(cur, props)
 
 
 def _verify(conn: psycopg.Connection, props: dict[str, Any]) -> None:
     live = _live(conn, props)
     if live != props["ddl"]:
         raise SqlObjectError(
-            f"{props['kind']} {qualified(props['schema'], props['name'])}: after applying, the "
-            "catalog shows a different definition than declared (a model/introspection "
-            f"mismatch; report it):\n{_ddl_diff(props['ddl'], live or '<missing>')}")
+            f"{_label(props)}: after applying, the catalog shows a different definition than "
+            "declared (a model/introspection mismatch; report it):\n"
+            f"{_ddl_diff(props['ddl'], live or '<missing>')}")
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version))
+
+
+def _check_requirements(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    """Refuse before changing anything when the server lacks a feature the object needs."""
+    for requirement in props.get("requires") or []:
+        row = conn.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = %s",
+                           (requirement["extension"],)).fetchone()
+        have = row[0] if row else None
+        if have is None or _version_tuple(have) < _version_tuple(requirement["min_version"]):
+            found = f"version {have}" if have else "not installed"
+            raise SqlObjectError(
+                f"{_label(props)} needs extension {requirement['extension']} >= "
+                f"{requirement['min_version']} ({found} on this server): {requirement['hint']}")
 
 
 def _has_rows(conn: psycopg.Connection, schema: str, name: str) -> bool:
@@ -203,6 +259,99 @@ def _ensure_extension(conn: psycopg.Connection, props: dict[str, Any], live: str
     _execute_in_transaction(conn, [f"ALTER EXTENSION {props['name']} SET SCHEMA {schema}"], props)
 
 
+def _ensure_role(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:
+    role = quote_ident(props["name"])
+    if live is None:
+        statements = [props["ddl"]]
+    else:
+        # Name only the attributes that change: on Supabase, `postgres` may not even restate
+        # NOSUPERUSER or NOREPLICATION in ALTER ROLE.
+        wanted = props["ddl"].rstrip(";").split(" WITH ", 1)[1].split()
+        with conn.cursor() as cur:
+            have = role_flags(cur, props["name"]) or []
+        changed = [w for w, h in zip(wanted, have, strict=True) if w != h]
+        statements = [f"ALTER ROLE {role} WITH {' '.join(changed)}"]
+    with conn.transaction():
+        conn.execute(f"SET LOCAL statement_timeout = '{DDL_TIMEOUT}'")
+        for statement in statements:
+            conn.execute(statement)
+        _set_password(conn, props)
+        _verify(conn, props)
+
+
+def _set_password(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    """Set the role's password as a SCRAM verifier computed here, so the password itself
+    never reaches the server, its logs or pg_stat_statements."""
+    password = props.get("password")
+    if not password:
+        return
+    verifier = conn.pgconn.encrypt_password(
+        str(password).encode(), props["name"].encode(), b"scram-sha-256")
+    conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+        sql.Identifier(props["name"]), sql.Literal(verifier.decode())))
+
+
+def _ensure_function(conn: psycopg.Connection, props: dict[str, Any], live: str | None,
+                     olds: dict[str, Any] | None) -> None:
+    try:
+        _execute_in_transaction(conn, [props["ddl"]], props)
+    except pg_errors.InvalidFunctionDefinition:
+        # CREATE OR REPLACE cannot change a result type or a parameter name: drop the old
+        # definition and create the new one in the same transaction (it fails, changing
+        # nothing, while a trigger or policy still uses the function).
+        drop = (olds or props)["drop_sql"]
+        _execute_in_transaction(conn, [drop, props["ddl"]], props)
+
+
+def _ensure_trigger(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:
+    statements = [props["ddl"]] if live is None else [props["drop_sql"], props["ddl"]]
+    _execute_in_transaction(conn, statements, props)
+
+
+def _ensure_grant(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:
+    # Revoke first: the grant declares exactly what the role holds, nothing more.
+    _execute_in_transaction(conn, [props["drop_sql"], props["ddl"]], props)
+
+
+def _ensure_role_settings(conn: psycopg.Connection, props: dict[str, Any], live: str | None,
+                          olds: dict[str, Any] | None) -> None:
+    declared = set(declared_setting_names(props["ddl"]))
+    dropped = [name for name in declared_setting_names((olds or {}).get("ddl") or "")
+               if name not in declared]
+    resets = [f"ALTER ROLE {quote_ident(props['role'])} RESET {name}" for name in dropped]
+    _execute_in_transaction(conn, resets + props["ddl"].splitlines(), props)
+
+
+def _delete_role(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    if props.get("adopted"):
+        return  # it was there before this stack: leave it
+    try:
+        with conn.transaction():
+            conn.execute(props["drop_sql"])
+    except pg_errors.DependentObjectsStillExist as exc:
+        raise SqlObjectError(
+            f"cannot drop role {props['name']}: {exc.diag.message_primary}; "
+            f"{exc.diag.message_detail or ''} Revoke what it still holds (REASSIGN OWNED BY / "
+            "DROP OWNED BY in each database) and destroy again.") from None
+
+
+def _delete_grant(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    with conn.cursor() as cur:
+        if granted(cur, props["on"], props["role"]) is None:
+            return  # the object or the role is gone, and the grant with it
+    with conn.transaction():
+        conn.execute(props["drop_sql"])
+
+
+def _delete_role_settings(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    with conn.cursor() as cur:
+        if role_flags(cur, props["role"]) is None:
+            return
+    with conn.transaction():
+        for statement in props["drop_sql"].splitlines():
+            conn.execute(statement)
+
+
 def _delete_table(conn: psycopg.Connection, props: dict[str, Any], allow_data_loss: bool) -> None:
     if _has_rows(conn, props["schema"], props["name"]) and not allow_data_loss:
         raise SqlObjectError(
@@ -252,21 +401,27 @@ class SqlObjectProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = [CheckFailure(k, f"{k} is required") for k in REQUIRED_KEYS
                     if news.get(k) in (None, "")]
-        if news.get("kind") not in (UNKNOWN, "extension", "table", "index"):
+        if news.get("kind") not in (UNKNOWN, *KINDS):
             failures.append(CheckFailure("kind", f"unknown kind {news.get('kind')!r}; "
-                                         "allowed: extension, table, index"))
+                                         f"allowed: {', '.join(KINDS)}"))
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in IDENTITY_KEYS if _differs(olds.get(k), news.get(k))]
-        changes = replaces + [k for k in DEFINITION_KEYS if _differs(olds.get(k), news.get(k))]
+        replaces = [k for k in IDENTITY_KEYS if _differs(k, olds.get(k), news.get(k))]
+        changes = replaces + [k for k in DEFINITION_KEYS
+                              if _differs(k, olds.get(k), news.get(k))]
         same_name = not any(k in replaces for k in ("kind", "schema", "name"))
         return DiffResult(changes=bool(changes), replaces=replaces,
                           delete_before_replace=bool(replaces) and same_name)
 
-    def _session(self, props: dict[str, Any]) -> psycopg.Connection:
-        """An autocommit session for one object; DDL in it never queues for long."""
+    def _session(self, props: dict[str, Any], apply: bool = True) -> psycopg.Connection:
+        """An autocommit session for one object; DDL in it never queues for long.
+
+        An `apply` session first waits for the project's apply lock (no timeout: another
+        apply of this stack is running), then sets the lock timeout for its DDL."""
         conn = connect(self._connection(props), autocommit=True)
+        if apply:
+            conn.execute("SELECT pg_catalog.pg_advisory_lock(%s)", (APPLY_LOCK_KEY,))
         conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         return conn
 
@@ -275,17 +430,22 @@ class SqlObjectProvider(ResourceProvider):
             live = _live(conn, props)
             adopted = live is not None
             if live is None:
+                _check_requirements(conn, props)
                 self._ensure(conn, props, None)
-            elif live != props["ddl"]:
+            elif live == props["ddl"]:
+                if props["kind"] == "role":
+                    with conn.transaction():
+                        _set_password(conn, props)  # the stack publishes this credential
+            else:
                 raise SqlObjectError(
-                    f"{props['kind']} {qualified(props['schema'], props['name'])} already exists "
+                    f"{_label(props)} already exists "
                     "with a different definition, so it cannot be adopted:\n"
                     f"{_ddl_diff(props['ddl'], live)}\nDrop or rename the existing object, or "
                     "change the stack settings to match it.")
         return CreateResult(_resource_id(props), {**props, "adopted": adopted})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        with self._session(props) as conn:
+        with self._session(props, apply=False) as conn:
             live = _live(conn, props)
         if live is None:
             return ReadResult(None, {})
@@ -296,7 +456,11 @@ class SqlObjectProvider(ResourceProvider):
         with self._session(news) as conn:
             live = _live(conn, news)
             if live != news["ddl"]:
-                self._ensure(conn, news, live)
+                _check_requirements(conn, news)
+                self._ensure(conn, news, live, olds)
+            elif news["kind"] == "role" and news.get("password") != olds.get("password"):
+                with conn.transaction():
+                    _set_password(conn, news)
         return UpdateResult({**news, "adopted": bool(olds.get("adopted"))})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
@@ -306,11 +470,18 @@ class SqlObjectProvider(ResourceProvider):
                 _delete_table(conn, props, self._allow_data_loss(props))
             elif kind == "extension":
                 _delete_extension(conn, props)
+            elif kind == "role":
+                _delete_role(conn, props)
+            elif kind == "grant":
+                _delete_grant(conn, props)
+            elif kind == "role_settings":
+                _delete_role_settings(conn, props)
             else:
                 with conn.transaction():
                     conn.execute(props["drop_sql"])
 
-    def _ensure(self, conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:
+    def _ensure(self, conn: psycopg.Connection, props: dict[str, Any], live: str | None,
+                olds: dict[str, Any] | None = None) -> None:
         kind = props["kind"]
         if kind == "index":
             _ensure_index(conn, props, live)
@@ -318,9 +489,21 @@ class SqlObjectProvider(ResourceProvider):
             _ensure_table(conn, props, live, self._allow_data_loss(props))
         elif kind == "extension":
             _ensure_extension(conn, props, live)
+        elif kind == "role":
+            _ensure_role(conn, props, live)
+        elif kind == "function":
+            _ensure_function(conn, props, live, olds)
+        elif kind == "trigger":
+            _ensure_trigger(conn, props, live)
+        elif kind == "grant":
+            _ensure_grant(conn, props, live)
+        elif kind == "role_settings":
+            _ensure_role_settings(conn, props, live, olds)
         else:
             raise SqlObjectError(f"unknown kind {kind!r}")
 
 
 def _resource_id(props: dict[str, Any]) -> str:
-    return f"{props['kind']}:{props['schema']}.{props['name']}"
+    schema = props.get("schema")
+    return f"{props['kind']}:{schema}.{props['name']}" if schema else \
+        f"{props['kind']}:{props['name']}"

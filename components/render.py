@@ -2,8 +2,24 @@
 
 from __future__ import annotations
 
-from components.model import build_model
+from components.identifiers import quote_ident, quote_literal
+from components.model import ObjectSpec, build_model
 from components.settings import Settings
+
+
+def _statement(spec: ObjectSpec) -> str:
+    if spec.kind != "role":
+        return spec.ddl
+    # Roles belong to the cluster, not the database: another database may have made it.
+    return "\n".join([
+        "DO $role$ BEGIN",
+        f"    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = "
+        f"{quote_literal(spec.name)}) THEN",
+        f"        {spec.ddl}",
+        "    END IF;",
+        "END $role$;",
+        f"-- then set its password: \\password {quote_ident(spec.name)}",
+    ])
 
 
 def render_script(settings: Settings) -> str:
@@ -24,6 +40,6 @@ def render_script(settings: Settings) -> str:
     ]
     for spec in build_model(settings):
         lines += ["", f"-- {spec.key}: {spec.comment}" if spec.comment else f"-- {spec.key}",
-                  spec.ddl]
+                  _statement(spec)]
     lines += ["", "COMMIT;", ""]
     return "\n".join(lines)

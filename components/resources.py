@@ -12,9 +12,9 @@ from typing import Any
 import pulumi
 from pulumi import dynamic
 
-from components.connection import database_identity, embedded_spec
+from components.connection import database_identity, embedded_spec, role_url
 from components.embedded import EmbeddedPostgres
-from components.model import ObjectSpec, build_model
+from components.model import FAMILIES, ObjectSpec, build_model
 from components.provider import SqlObjectProvider, object_inputs
 from components.settings import Settings
 
@@ -27,10 +27,12 @@ class SqlObject(dynamic.Resource, module="mem0", name="SqlObject"):
     adopted: pulumi.Output[bool]
 
     def __init__(self, name: str, spec: ObjectSpec, connection: pulumi.Input[str],
-                 database: str, allow_data_loss: bool,
+                 database: str, allow_data_loss: bool, password: str | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
+        secret_password = pulumi.Output.secret(password) if password else None
         props: dict[str, Any] = {
-            **object_inputs(spec, pulumi.Output.secret(connection), database, allow_data_loss),
+            **object_inputs(spec, pulumi.Output.secret(connection), database, allow_data_loss,
+                            secret_password),
             "adopted": None,  # an output: seeded so the property exists
         }
         super().__init__(SqlObjectProvider(), name, props, opts)
@@ -49,10 +51,15 @@ class _Family(pulumi.ComponentResource):
         for spec in specs:
             depends = [registry[key] for key in spec.depends_on]
             # Indexes go with their table: once it is dropped there is nothing to drop.
-            owner = registry.get(f"table:{spec.schema}.{spec.table}") if spec.table else None
+            # Not triggers (their function can only be dropped after them) nor grants (a
+            # role can only be dropped once its grants are revoked).
+            owner = registry.get(f"table:{spec.schema}.{spec.table}") \
+                if spec.kind == "index" else None
+            password = settings.app_role_password if spec.kind == "role" else None
+            label = f"{spec.schema}.{spec.name}" if spec.schema else spec.name
             resource = SqlObject(
-                f"{name}-{spec.schema}.{spec.name}", spec, connection, database,
-                settings.allow_data_loss,
+                f"{name}-{label}", spec, connection, database, settings.allow_data_loss,
+                password,
                 pulumi.ResourceOptions(parent=self, depends_on=depends, deleted_with=owner,
                                        protect=settings.protect and spec.data_bearing))
             registry[spec.key] = resource
@@ -68,12 +75,35 @@ class MemoryTables(_Family):
     TYPE = "mem0:index:MemoryTables"
 
 
+class Roles(_Family):
+    TYPE = "mem0:index:Roles"
+
+
+class Functions(_Family):
+    TYPE = "mem0:index:Functions"
+
+
 class Indexes(_Family):
     TYPE = "mem0:index:Indexes"
 
 
-FAMILIES: dict[str, type[_Family]] = {
-    "extensions": Extensions, "tables": MemoryTables, "indexes": Indexes}
+class Triggers(_Family):
+    TYPE = "mem0:index:Triggers"
+
+
+class Grants(_Family):
+    TYPE = "mem0:index:Grants"
+
+
+class SearchSettings(_Family):
+    TYPE = "mem0:index:SearchSettings"
+
+
+COMPONENTS: dict[str, type[_Family]] = {
+    "extensions": Extensions, "roles": Roles, "tables": MemoryTables, "functions": Functions,
+    "indexes": Indexes, "triggers": Triggers, "grants": Grants,
+    "search_settings": SearchSettings}
+assert tuple(COMPONENTS) == FAMILIES, "every model family has its component, in order"
 
 
 class Mem0Backend(pulumi.ComponentResource):
@@ -89,19 +119,22 @@ class Mem0Backend(pulumi.ComponentResource):
                                              child)
             connection: pulumi.Input[str] = self.embedded.connection
             database = embedded_spec(settings.embedded_data_dir)
-            self.app_connection_uri: pulumi.Output[str] = self.embedded.uri
+            self.app_connection_uri: pulumi.Output[str] = pulumi.Output.secret(
+                self.embedded.uri.apply(
+                    lambda uri: role_url(uri, settings.app_role, settings.app_role_password)))
         else:
             url = settings.database_url
             if url is None:
                 raise ValueError("databaseUrl must be set (and readable) to deploy this stack")
             connection = pulumi.Output.secret(url)
             database = database_identity(url)
-            self.app_connection_uri = pulumi.Output.secret(url)
+            self.app_connection_uri = pulumi.Output.secret(
+                role_url(url, settings.app_role, settings.app_role_password))
 
         specs = build_model(settings)
         registry: dict[str, SqlObject] = {}
         self.families: dict[str, _Family] = {}
-        for family, component in FAMILIES.items():
+        for family, component in COMPONENTS.items():
             members = [s for s in specs if s.family == family]
             if members:
                 self.families[family] = component(

@@ -23,6 +23,19 @@ TARGETS = ("embedded", "postgres", "supabase")
 TENANCIES = ("user", "org", "service")
 INDEX_METHODS = ("auto", "hnsw", "ivfflat", "none")
 INDEX_MEASURES = ("cosine", "l2", "ip", "l1")
+CLIENT_PROFILES = ("python", "typescript")
+ITERATIVE_SCANS = ("auto", "relaxed_order", "strict_order", "off")
+# PostgreSQL's built-in text search configurations (pg_ts_config in a fresh cluster).
+TEXT_SEARCH_CONFIGS = (
+    "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english", "finnish",
+    "french", "german", "greek", "hindi", "hungarian", "indonesian", "irish", "italian",
+    "lithuanian", "nepali", "norwegian", "portuguese", "romanian", "russian", "serbian",
+    "simple", "spanish", "swedish", "tamil", "turkish", "yiddish")
+# mem0 2.2.1 asks for LIMIT max(top_k*4, 60): 80 with its default top_k of 20, and an
+# HNSW scan returns at most ef_search rows (shared/reference/mem0-contract.md 4).
+MEM0_DEFAULT_LIMIT = 80
+# The TypeScript SDK's match_vectors() reads a table hard-coded as `memories`.
+TYPESCRIPT_TABLE = "memories"
 
 # pgvector limits: vector columns accept up to 16000 dimensions; hnsw and ivfflat index
 # at most 2000 of them.
@@ -68,6 +81,30 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 minimum=1, maximum=MAX_DIMENSIONS),
     SettingSpec("collection", "string", "memories",
                 "Table name of the memories (mem0's collection_name), in schema public."),
+    SettingSpec("clientProfile", "string", "python",
+                "Which mem0 SDK the tables serve: python (the pgvector provider's "
+                "id/vector/payload layout, with history trigger and graph) or typescript "
+                "(the TS Supabase store's memories/match_vectors/memory_history contract).",
+                choices=CLIENT_PROFILES),
+    SettingSpec("appRole", "string", "mem0_app",
+                "The role mem0 connects as: LOGIN, DML on the memory tables only, with the "
+                "search settings below. Created by the stack unless it exists."),
+    SettingSpec("appRolePassword", "string", "",
+                "Password of appRole. Secret. Required unless target is embedded; sent to "
+                "the server only as a SCRAM verifier.", secret=True),
+    SettingSpec("hnswEfSearch", "integer", 100,
+                "hnsw.ef_search for appRole: at least mem0's LIMIT of 80, or searches "
+                "silently return fewer rows.", minimum=MEM0_DEFAULT_LIMIT, maximum=1000),
+    SettingSpec("iterativeScan", "string", "auto",
+                "hnsw.iterative_scan for appRole (pgvector >= 0.8), so filtered searches "
+                "return full pages; auto means relaxed_order, except off on embedded "
+                "(its pgvector is 0.6).", choices=ITERATIVE_SCANS),
+    SettingSpec("historyIncludesVectors", "boolean", False,
+                "Keep the embedding in memory_history's old_value/new_value (large)."),
+    SettingSpec("ftsLanguage", "string", "",
+                "Text search configuration of the optional full-text index on the memory "
+                "text (the seed's FTS index, e.g. english); empty builds none.",
+                choices=("", *TEXT_SEARCH_CONFIGS)),
     SettingSpec("tenancy", "string", "user",
                 "Who may see which rows: each user their own, organisations, or the "
                 "service only (validated; its row-level security is not deployed yet).",
@@ -126,6 +163,13 @@ class Settings:
     embedded_data_dir: str
     dimensions: int
     collection: str
+    client_profile: str
+    app_role: str
+    app_role_password: str | None = field(repr=False)
+    hnsw_ef_search: int
+    iterative_scan: str  # resolved: relaxed_order | strict_order | off
+    history_includes_vectors: bool
+    fts_language: str
     tenancy: str
     vector_index: VectorIndex
     protect: bool
@@ -178,7 +222,7 @@ def _coerce(spec: SettingSpec, value: object, problems: list[str]) -> Any:
 
 def _allowed(spec: SettingSpec) -> str:
     if spec.choices:
-        return "allowed: " + ", ".join(spec.choices)
+        return "allowed: " + ", ".join(c or "(empty)" for c in spec.choices)
     if spec.type == "integer":
         return f"allowed: an integer from {spec.minimum} to {spec.maximum}"
     return "allowed: a string"
@@ -220,6 +264,29 @@ def _check_database_url(target: str, url: object, problems: list[str]) -> None:
             f"databaseUrl: {_redacted_url(url)} is not allowed; allowed: a postgresql:// or "
             "postgres:// URL (value redacted: it is a secret)"
         )
+
+
+def _check_app_password(target: str, password: object, problems: list[str]) -> None:
+    if target != "embedded" and not password:
+        problems.append(
+            f"appRolePassword: not set, but target is {target!r}; set it with "
+            "`pulumi config set --secret appRolePassword <a long random password>` "
+            "(allowed: a non-empty string)")
+
+
+def _resolve_iterative_scan(values: Mapping[str, Any], problems: list[str]) -> str | None:
+    declared, target = values["iterativeScan"], values["target"]
+    if declared is None or target not in TARGETS:
+        return None
+    if declared == "auto":
+        return "off" if target == "embedded" else "relaxed_order"
+    if declared != "off" and target == "embedded":
+        problems.append(
+            f"iterativeScan: {declared!r} is not allowed with target 'embedded'; allowed: "
+            "auto, off (the embedded server bundles pgvector 0.6, and iterative scans need "
+            "pgvector 0.8 or later)")
+        return None
+    return declared
 
 
 def _resolve_vector_index(values: Mapping[str, Any], problems: list[str]) -> VectorIndex | None:
@@ -291,8 +358,20 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
         why = identifier_problem(collection, MAX_COLLECTION_LENGTH)
         if why:
             problems.append(f"collection: {collection!r} is not allowed; it {why}")
+    if (values["clientProfile"] == "typescript" and isinstance(collection, str)
+            and collection != TYPESCRIPT_TABLE):
+        problems.append(
+            f"collection: {collection!r} is not allowed with clientProfile 'typescript'; "
+            f"allowed: {TYPESCRIPT_TABLE!r} (the TS SDK's match_vectors() reads that table)")
+    app_role = values["appRole"]
+    if isinstance(app_role, str):
+        why = identifier_problem(app_role)
+        if why:
+            problems.append(f"appRole: {app_role!r} is not allowed; it {why}")
     if values["target"] in TARGETS:
         _check_database_url(values["target"], values["databaseUrl"], problems)
+        _check_app_password(values["target"], values["appRolePassword"], problems)
+    iterative_scan = _resolve_iterative_scan(values, problems)
     index = _resolve_vector_index(values, problems)
     dims = values["dimensions"]
     warnings: list[str] = []
@@ -312,6 +391,7 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
         raise SettingsError(problems)
 
     url = values["databaseUrl"]
+    password = values["appRolePassword"]
     data_dir = values["embeddedDataDir"] or f".pgdata/{stack}"
     return Settings(
         stack=stack,
@@ -321,6 +401,13 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
         embedded_data_dir=data_dir,
         dimensions=dims,
         collection=collection,
+        client_profile=values["clientProfile"],
+        app_role=app_role,
+        app_role_password=password if isinstance(password, str) and password else None,
+        hnsw_ef_search=values["hnswEfSearch"],
+        iterative_scan=iterative_scan,  # type: ignore[arg-type]
+        history_includes_vectors=values["historyIncludesVectors"],
+        fts_language=values["ftsLanguage"],
         tenancy=values["tenancy"],
         vector_index=index,  # type: ignore[arg-type]
         protect=values["protect"],
@@ -355,7 +442,7 @@ def settings_table_markdown() -> str:
 
     def allowed(spec: SettingSpec) -> str:
         if spec.choices:
-            return ", ".join(f"`{c}`" for c in spec.choices)
+            return ", ".join(f"`{c}`" if c else "(empty)" for c in spec.choices)
         if spec.type == "integer":
             return f"{spec.minimum}..{spec.maximum}"
         return "`true`, `false`" if spec.type == "boolean" else "string"

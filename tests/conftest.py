@@ -54,12 +54,23 @@ def database(pg_server: PgServer) -> Iterator[TestDatabase]:
         drop_database(pg_server, name)
 
 
+APP_PASSWORD = "app-password-for-tests"
+
+
+def app_role_for(database: TestDatabase) -> str:
+    """The test's app role: named after its database, so the database's teardown drops it."""
+    return f"app_{database.name}"
+
+
 @pytest.fixture
 def make_driver(database: TestDatabase, tmp_path: Path):
     """A deploy driver for a stack file, pointed at the test database unless told otherwise."""
 
     def make(stack: str = "dev", **settings: object) -> DeployDriver:
-        config: dict[str, object] = {"target": "postgres", "databaseUrl": database.dsn}
+        # Roles are cluster-wide: each test database gets its own app role.
+        config: dict[str, object] = {"target": "postgres", "databaseUrl": database.dsn,
+                                     "appRole": app_role_for(database),
+                                     "appRolePassword": APP_PASSWORD}
         config.update(settings)
         return DeployDriver(stack, tmp_path / f"state-{stack}.json", config)
 

@@ -19,9 +19,21 @@ from components.settings import parse_settings
 from tests.conftest import TestDatabase
 
 
+def model(database: TestDatabase, **raw: object) -> dict[str, ObjectSpec]:
+    """Every spec of a stack on the test database, by key."""
+    settings = parse_settings({"target": "postgres", "databaseUrl": database.dsn,
+                               "appRole": f"app_{database.name}", "appRolePassword": "pw",
+                               **raw}, "t")
+    return {s.key: s for s in build_model(settings)}
+
+
 def specs(database: TestDatabase, **raw: object) -> dict[str, ObjectSpec]:
-    settings = parse_settings({"target": "postgres", "databaseUrl": database.dsn, **raw}, "t")
-    return {s.kind: s for s in build_model(settings)}
+    """The first slice's three objects, by kind: the extension, memories, its vector index."""
+    by_key = model(database, **raw)
+    schema = "extensions" if raw.get("target") == "supabase" else "public"
+    keys = {"extension": f"extension:{schema}.vector", "table": "table:public.memories",
+            "index": "index:public.memories_vector_idx"}
+    return {kind: by_key[key] for kind, key in keys.items() if key in by_key}
 
 
 def props(database: TestDatabase, spec: ObjectSpec, **extra: Any) -> dict[str, Any]:
@@ -36,7 +48,7 @@ def create_all(provider: SqlObjectProvider, database: TestDatabase,
 
 def live(database: TestDatabase, kind: str, name: str, table: str = "") -> str | None:
     with connect(database.dsn) as conn, conn.cursor() as cur:
-        return live_ddl(cur, kind, "public", name, table)
+        return live_ddl(cur, {"kind": kind, "schema": "public", "name": name, "table": table})
 
 
 @pytest.fixture
@@ -111,13 +123,12 @@ def test_an_invalid_index_is_drift(provider: SqlObjectProvider, database: TestDa
 
 def test_create_adopts_an_identical_object_and_refuses_a_different_one(
         provider: SqlObjectProvider, database: TestDatabase) -> None:
+    declared = specs(database)
     with database.connect() as conn:
         conn.execute("CREATE EXTENSION vector")
-        conn.execute("CREATE TABLE public.memories (id uuid PRIMARY KEY, vector vector(1536), "
-                     "payload jsonb)")
+        conn.execute(declared["table"].ddl)  # made by hand, exactly as declared
         conn.execute("CREATE INDEX memories_vector_idx ON public.memories USING hnsw "
                      "(vector vector_l2_ops)")
-    declared = specs(database)
     assert provider.create(props(database, declared["extension"])).outs["adopted"] is True
     assert provider.create(props(database, declared["table"])).outs["adopted"] is True
     with pytest.raises(SqlObjectError) as refused:
@@ -249,7 +260,8 @@ def test_check_names_missing_inputs(provider: SqlObjectProvider) -> None:
     result = provider.check({}, {"kind": "view", "schema": "public"})
     reasons = {f.property: f.reason for f in result.failures}
     assert reasons["name"] == "name is required"
-    assert reasons["kind"] == "unknown kind 'view'; allowed: extension, table, index"
+    assert reasons["kind"] == ("unknown kind 'view'; allowed: extension, role, table, function, "
+                               "index, trigger, grant, role_settings")
 
 
 def test_provider_pickles_by_reference_and_deterministically() -> None:

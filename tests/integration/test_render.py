@@ -10,7 +10,9 @@ import pytest
 
 from components.connection import connect
 from components.introspect import catalog_snapshot
-from tests.conftest import TestDatabase
+from components.model import build_model
+from components.stackfile import load_stack_settings
+from tests.conftest import TestDatabase, app_role_for
 from tests.deploy_driver import REPO
 from tests.support.testbed import create_database, drop_database
 
@@ -42,11 +44,18 @@ def test_render_applied_with_psql_equals_a_deployment(stack: str, make_driver,
         make_driver(stack, target=target).up().raise_for_error()
         subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", rendered_dsn],
                        input=render(stack), text=True, check=True, capture_output=True)
-        deployed, rendered = snapshot(database.dsn), snapshot(rendered_dsn)
+        # The deployment used the test's own app role; the rendered script the stack file's.
+        deployed = {key: value.replace(app_role_for(database), "mem0_app")
+                    for key, value in snapshot(database.dsn).items()}
+        rendered = snapshot(rendered_dsn)
         assert rendered == deployed
-        assert set(deployed) == {"extension:vector", "table:public.memories",
-                                 "index:public.memories_pkey",
-                                 "index:public.memories_vector_idx"}
+        declared = build_model(load_stack_settings(stack, REPO))
+        for spec in declared:
+            if spec.kind in ("table", "index", "trigger"):
+                assert f"{spec.kind}:{spec.schema}.{spec.name}" in deployed, spec.key
+        functions = [key for key in deployed if key.startswith("function:")]
+        assert len(functions) == len([s for s in declared if s.kind == "function"])
+        assert "mem0_app=arwd/" in deployed["acl:public.memories"]
     finally:
         drop_database(database.server, other)
 

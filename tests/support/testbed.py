@@ -101,7 +101,8 @@ def create_database(server: PgServer, prefix: str = "t") -> str:
 
 
 def drop_database(server: PgServer, name: str) -> None:
-    """Drop a database even if tests left connections open to it."""
+    """Drop a database even if tests left connections open to it, and the roles named after
+    it (`<anything>_<database name>`: roles are cluster-wide, so tests name theirs so)."""
     with _admin_connection(server) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
@@ -111,6 +112,10 @@ def drop_database(server: PgServer, name: str) -> None:
         # FORCE (PG 13+) also covers a client that reconnects between terminate and drop.
         force = sql.SQL(" WITH (FORCE)") if server.server_version >= 130000 else sql.SQL("")
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force))
+        roles = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
+                             (f"%\\_{name}",)).fetchall()
+        for (role,) in roles:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
 def _probe_server(admin_dsn: str, source: str) -> PgServer:

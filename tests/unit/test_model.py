@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
-from components.model import build_model
+import pytest
+
+from components.model import FAMILIES, ObjectSpec, build_model
 from components.render import render_script
 from components.settings import parse_settings
 
-
-def model(**raw: object):
-    return build_model(parse_settings(raw, "dev"))
+POSTGRES = {"target": "postgres", "databaseUrl": "postgresql://u@h/db", "appRolePassword": "pw"}
 
 
-def test_first_slice_in_dependency_order() -> None:
-    specs = model()
-    assert [s.key for s in specs] == [
-        "extension:public.vector", "table:public.memories", "index:public.memories_vector_idx"]
-    assert specs[1].depends_on == ("extension:public.vector",)
-    assert specs[2].depends_on == ("table:public.memories",)
+def model(**raw: object) -> dict[str, ObjectSpec]:
+    return {s.key: s for s in build_model(parse_settings(raw, "dev"))}
+
+
+def test_dependencies_come_first_and_families_are_grouped() -> None:
+    specs = build_model(parse_settings({}, "dev"))
+    seen: set[str] = set()
+    for spec in specs:
+        assert set(spec.depends_on) <= seen, spec.key
+        seen.add(spec.key)
+    families = [s.family for s in specs]
+    assert families == sorted(families, key=FAMILIES.index)
+    assert specs[0].key == "extension:public.vector"
+
+
+def test_python_profile_declares_mem0s_tables_history_and_graph() -> None:
+    keys = set(model())
+    assert {"table:public.memories", "table:public.memories_entities",
+            "table:public.memory_history", "table:public.memory_relationships",
+            "role:mem0_app", "role_settings:mem0_app-settings",
+            "function:public.match_memories", "function:public.memory_neighbours",
+            "function:public.mem0_record_history", "trigger:public.memories_history",
+            "trigger:public.memories_touch", "trigger:public.memories_entities_touch"} <= keys
 
 
 def test_same_settings_give_byte_identical_sql() -> None:
@@ -25,41 +42,149 @@ def test_same_settings_give_byte_identical_sql() -> None:
     assert a == b
 
 
-def test_memories_table_is_mem0s_layout() -> None:
-    table = model(dimensions=768, collection="agent_memory")[1]
-    assert table.ddl == (
-        "CREATE TABLE public.agent_memory (\n"
-        "    id uuid NOT NULL,\n"
-        "    vector public.vector(768),\n"
-        "    payload jsonb,\n"
-        "    CONSTRAINT agent_memory_pkey PRIMARY KEY (id)\n"
-        ");")
+def test_memories_table_is_mem0s_layout_with_generated_columns() -> None:
+    table = model(dimensions=768, collection="agent_memory")["table:public.agent_memory"]
+    lines = table.ddl.splitlines()
+    # mem0 writes (id, vector, payload): those three come first, exactly as it creates them
+    assert lines[:4] == ["CREATE TABLE public.agent_memory (", "    id uuid NOT NULL,",
+                         "    vector public.vector(768),", "    payload jsonb,"]
+    for key in ("user_id", "agent_id", "run_id", "org_id"):
+        assert (f"    {key} text GENERATED ALWAYS AS ((payload ->> '{key}'::text)) STORED,"
+                in lines)
+    assert "    created_at timestamp with time zone DEFAULT now() NOT NULL," in lines
     assert table.data_bearing and table.drop_sql == "DROP TABLE IF EXISTS public.agent_memory;"
+    entities = model(collection="agent_memory")["table:public.agent_memory_entities"]
+    assert entities.ddl.replace("agent_memory_entities", "agent_memory") == \
+        model(collection="agent_memory")["table:public.agent_memory"].ddl
+
+
+def test_indexes_match_the_queries_mem0_sends() -> None:
+    specs = model()
+    assert specs["index:public.memories_user_id_idx"].ddl == (
+        "CREATE INDEX memories_user_id_idx ON public.memories USING btree "
+        "(((payload ->> 'user_id'::text)));")
+    assert specs["index:public.memories_text_lemmatized_idx"].ddl == (
+        "CREATE INDEX memories_text_lemmatized_idx ON public.memories USING gin "
+        "(to_tsvector('simple'::regconfig, (payload ->> 'text_lemmatized'::text)));")
+    assert specs["index:public.memories_user_created_idx"].ddl.endswith(
+        "USING btree (user_id, created_at DESC);")
+    assert "index:public.memories_fts_idx" not in specs
+    fts = model(ftsLanguage="english")["index:public.memories_fts_idx"]
+    assert "to_tsvector('english'::regconfig, (payload ->> 'data'::text))" in fts.ddl
 
 
 def test_vector_index_carries_the_resolved_parameters() -> None:
-    index = model(expectedRows=2_000_000)[2]
+    index = model(expectedRows=2_000_000)["index:public.memories_vector_idx"]
     assert index.ddl == (
         "CREATE INDEX memories_vector_idx ON public.memories USING hnsw "
         "(vector public.vector_cosine_ops) WITH (m='32', ef_construction='128');")
     assert "over 1M rows" in index.comment
 
 
+@pytest.mark.parametrize(("rows", "options", "why"), [
+    (50_000, "m='16', ef_construction='64'", "under 100K rows"),
+    (500_000, "m='16', ef_construction='64'", "100K to 1M rows"),
+    (5_000_000, "m='32', ef_construction='128'", "over 1M rows"),
+])
+def test_auto_follows_the_seeds_sizing_guide_and_says_so(rows: int, options: str,
+                                                         why: str) -> None:
+    script = render_script(parse_settings({"expectedRows": rows}, "dev"))
+    assert f"USING hnsw (vector public.vector_cosine_ops) WITH ({options});" in script
+    assert f"vectorIndexMethod=auto with expectedRows={rows} ({why}" in script
+
+
 def test_ivfflat_and_measures() -> None:
-    index = model(vectorIndexMethod="ivfflat", vectorIndexMeasure="ip", expectedRows=200_000)[2]
+    index = model(vectorIndexMethod="ivfflat", vectorIndexMeasure="ip",
+                  expectedRows=200_000)["index:public.memories_vector_idx"]
     assert index.ddl.endswith("USING ivfflat (vector public.vector_ip_ops) WITH (lists='200');")
 
 
-def test_no_index_when_method_is_none() -> None:
-    assert [s.kind for s in model(vectorIndexMethod="none")] == ["extension", "table"]
+def test_no_vector_index_when_method_is_none() -> None:
+    kinds = [s.name for s in model(vectorIndexMethod="none").values() if s.kind == "index"]
+    assert not [name for name in kinds if name.endswith("_vector_idx")]
 
 
-def test_supabase_keeps_extensions_in_their_schema() -> None:
-    specs = build_model(parse_settings({"target": "supabase",
-                                        "databaseUrl": "postgresql://u:p@h/db"}, "prod"))
-    assert specs[0].ddl == "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;"
-    assert "vector extensions.vector(1536)" in specs[1].ddl
-    assert "extensions.vector_cosine_ops" in specs[2].ddl
+def test_search_settings_cover_mem0s_limit_and_follow_the_target() -> None:
+    postgres = model(**POSTGRES)["role_settings:mem0_app-settings"]
+    assert postgres.ddl == ("ALTER ROLE mem0_app SET hnsw.ef_search TO '100';\n"
+                            "ALTER ROLE mem0_app SET hnsw.iterative_scan TO 'relaxed_order';")
+    [requirement] = postgres.requires
+    assert (requirement.extension, requirement.min_version) == ("vector", "0.8.0")
+    assert "iterativeScan" in requirement.hint
+    # the embedded server's pgvector 0.6 has no iterative scans: auto turns them off there
+    embedded = model()["role_settings:mem0_app-settings"]
+    assert embedded.ddl == "ALTER ROLE mem0_app SET hnsw.ef_search TO '100';"
+    assert embedded.requires == ()
+    supabase = model(**{**POSTGRES, "target": "supabase"})["role_settings:mem0_app-settings"]
+    assert "ALTER ROLE mem0_app SET search_path TO public, extensions;" in supabase.ddl
+
+
+def test_supabase_keeps_extensions_in_their_schema_and_lets_the_app_role_use_them() -> None:
+    specs = model(**{**POSTGRES, "target": "supabase"})
+    assert specs["extension:extensions.vector"].ddl == \
+        "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;"
+    assert "vector extensions.vector(1536)" in specs["table:public.memories"].ddl
+    assert "extensions.vector_cosine_ops" in specs["index:public.memories_vector_idx"].ddl
+    assert specs["grant:extensions-to-mem0_app"].ddl == \
+        "GRANT USAGE ON SCHEMA extensions TO mem0_app;"
+    assert "OPERATOR(extensions.<=>)" in specs["function:public.match_memories"].ddl
+
+
+def test_app_role_gets_rows_only_and_history_read_only() -> None:
+    specs = model()
+    assert specs["role:mem0_app"].ddl == (
+        "CREATE ROLE mem0_app WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
+        "NOREPLICATION NOBYPASSRLS;")
+    grants = {s.on: s.ddl for s in specs.values() if s.kind == "grant"}
+    assert grants == {
+        "TABLE public.memories":
+            "GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE public.memories TO mem0_app;",
+        "TABLE public.memories_entities":
+            "GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE public.memories_entities TO mem0_app;",
+        "TABLE public.memory_relationships":
+            "GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE public.memory_relationships TO "
+            "mem0_app;",
+        "TABLE public.memory_history": "GRANT SELECT ON TABLE public.memory_history TO mem0_app;",
+    }
+
+
+def test_history_leaves_the_vector_out_unless_asked() -> None:
+    default = model()["function:public.mem0_record_history"].ddl
+    assert "pg_catalog.to_jsonb(NEW) - 'vector'::text;" in default
+    kept = model(historyIncludesVectors=True)["function:public.mem0_record_history"].ddl
+    assert "pg_catalog.to_jsonb(NEW);" in kept
+    assert "SECURITY DEFINER" in default and " SET search_path TO ''" in default
+
+
+def test_functions_pin_their_search_path() -> None:
+    for spec in model().values():
+        if spec.kind == "function":
+            assert "\n SET search_path TO ''\n" in spec.ddl, spec.key
+
+
+def test_typescript_profile_is_the_ts_sdks_contract() -> None:
+    specs = model(clientProfile="typescript")
+    tables = {s.name: s.ddl for s in specs.values() if s.kind == "table"}
+    assert set(tables) == {"memories", "memory_migrations", "memory_history"}
+    assert "    id text NOT NULL,\n    embedding public.vector(1536),\n    metadata jsonb," \
+        in tables["memories"]
+    assert "previous_value text" in tables["memory_history"]
+    match = specs["function:public.match_vectors"]
+    assert match.ddl.startswith(
+        "CREATE OR REPLACE FUNCTION public.match_vectors(query_embedding public.vector, "
+        "match_count integer, filter jsonb DEFAULT '{}'::jsonb)\n"
+        " RETURNS TABLE(id text, similarity double precision, metadata jsonb)")
+    assert "function:public.match_memories" not in specs
+    assert "USING hnsw (embedding public.vector_cosine_ops)" in \
+        specs["index:public.memories_vector_idx"].ddl
+
+
+def test_scratch_schema_builds_the_same_objects_elsewhere() -> None:
+    settings = parse_settings({}, "dev")
+    scratch = {s.key: s for s in build_model(settings, schema="bench")}
+    assert "table:bench.memories" in scratch and "function:bench.memory_neighbours" in scratch
+    assert "FROM bench.memory_relationships r" in scratch["function:bench.memory_neighbours"].ddl
+    assert "extension:public.vector" in scratch  # the extension stays where it is
 
 
 def test_render_shows_the_auto_choice_and_warnings() -> None:

@@ -9,6 +9,7 @@ import pytest
 from components.settings import SETTINGS, EncryptedValue, SettingsError, parse_settings
 
 URL = "postgresql://deployer:s3cret@db.example.internal:5432/postgres"
+REMOTE = {"databaseUrl": URL, "appRolePassword": "app-s3cret"}
 
 
 def error_of(raw: dict[str, object], stack: str = "dev") -> str:
@@ -41,9 +42,9 @@ def test_settings_are_frozen() -> None:
 
 
 def test_database_url_is_not_in_the_repr() -> None:
-    s = parse_settings({"target": "postgres", "databaseUrl": URL}, "dev")
+    s = parse_settings({"target": "postgres", **REMOTE}, "dev")
     assert "s3cret" not in repr(s)
-    assert s.database_url == URL
+    assert s.database_url == URL and s.app_role_password == "app-s3cret"
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -102,15 +103,43 @@ def test_database_url_is_not_in_the_repr() -> None:
      "vectorIndexMethod to none"),
     ({"dimension": 768},
      "dimension: unknown setting; allowed keys: target, databaseUrl, embeddedDataDir, "
-     "dimensions, collection, tenancy, vectorIndexMethod, vectorIndexMeasure, vectorIndexM, "
-     "vectorIndexEfConstruction, vectorIndexLists, expectedRows, protect, allowDataLoss"),
-    ({"target": "supabase"},
+     "dimensions, collection, clientProfile, appRole, appRolePassword, hnswEfSearch, "
+     "iterativeScan, historyIncludesVectors, ftsLanguage, tenancy, vectorIndexMethod, "
+     "vectorIndexMeasure, vectorIndexM, vectorIndexEfConstruction, vectorIndexLists, "
+     "expectedRows, protect, allowDataLoss"),
+    ({"target": "supabase", "appRolePassword": "x"},
      "databaseUrl: not set, but target is 'supabase'; set it with `pulumi config set "
      "--secret databaseUrl postgresql://USER:PASSWORD@HOST:5432/DB` (allowed: a "
      "postgresql:// or postgres:// URL)"),
-    ({"target": "postgres", "databaseUrl": "mysql://root:pw@db.example.internal/x"},
+    ({"target": "postgres", "databaseUrl": URL},
+     "appRolePassword: not set, but target is 'postgres'; set it with `pulumi config set "
+     "--secret appRolePassword <a long random password>` (allowed: a non-empty string)"),
+    ({"target": "postgres", "appRolePassword": "x",
+      "databaseUrl": "mysql://root:pw@db.example.internal/x"},
      "databaseUrl: mysql://...@db.example.internal is not allowed; allowed: a postgresql:// "
      "or postgres:// URL (value redacted: it is a secret)"),
+    ({"clientProfile": "go"},
+     "clientProfile: 'go' is not allowed; allowed: python, typescript"),
+    ({"clientProfile": "typescript", "collection": "mem0"},
+     "collection: 'mem0' is not allowed with clientProfile 'typescript'; allowed: 'memories' "
+     "(the TS SDK's match_vectors() reads that table)"),
+    ({"appRole": "Mem0-App"},
+     "appRole: 'Mem0-App' is not allowed; it must start with a lowercase letter or underscore "
+     "and contain only lowercase letters, digits and underscores"),
+    ({"hnswEfSearch": 40},
+     "hnswEfSearch: 40 is not allowed; allowed: an integer from 80 to 1000"),
+    ({"iterativeScan": "relaxed_order"},
+     "iterativeScan: 'relaxed_order' is not allowed with target 'embedded'; allowed: auto, off "
+     "(the embedded server bundles pgvector 0.6, and iterative scans need pgvector 0.8 or "
+     "later)"),
+    ({"iterativeScan": "sometimes"},
+     "iterativeScan: 'sometimes' is not allowed; allowed: auto, relaxed_order, strict_order, "
+     "off"),
+    ({"ftsLanguage": "klingon"},
+     "ftsLanguage: 'klingon' is not allowed; allowed: (empty), arabic, armenian, basque, "
+     "catalan, danish, dutch, english, finnish, french, german, greek, hindi, hungarian, "
+     "indonesian, irish, italian, lithuanian, nepali, norwegian, portuguese, romanian, russian, "
+     "serbian, simple, spanish, swedish, tamil, turkish, yiddish"),
 ])
 def test_each_rule_names_key_value_and_what_is_allowed(raw: dict[str, object],
                                                        message: str) -> None:
@@ -135,12 +164,14 @@ def test_dimensions_over_2000_are_fine_without_an_index() -> None:
 
 def test_pulumi_strings_are_coerced() -> None:
     s = parse_settings({"dimensions": "768", "protect": "true", "allowDataLoss": "False",
-                        "target": "postgres", "databaseUrl": URL}, "prod")
+                        "target": "postgres", "hnswEfSearch": "120", **REMOTE}, "prod")
+    assert s.hnsw_ef_search == 120
     assert (s.dimensions, s.protect, s.allow_data_loss) == (768, True, False)
 
 
 def test_an_encrypted_url_counts_as_set() -> None:
-    s = parse_settings({"target": "supabase", "databaseUrl": EncryptedValue()}, "prod")
+    s = parse_settings({"target": "supabase", "databaseUrl": EncryptedValue(),
+                        "appRolePassword": EncryptedValue()}, "prod")
     assert s.database_url is None and s.database_url_encrypted
     assert s.extension_schema == "extensions"
 
@@ -179,3 +210,13 @@ def test_every_setting_has_a_description_and_a_typed_default() -> None:
     for spec in SETTINGS:
         assert spec.description
         assert type(spec.default) is python_type[spec.type], spec.key
+
+
+@pytest.mark.parametrize(("raw", "resolved"), [
+    ({}, "off"),  # embedded: pgvector 0.6
+    ({"target": "postgres", **REMOTE}, "relaxed_order"),
+    ({"target": "postgres", "iterativeScan": "strict_order", **REMOTE}, "strict_order"),
+    ({"target": "supabase", "iterativeScan": "off", **REMOTE}, "off"),
+])
+def test_iterative_scan_auto_follows_the_target(raw: dict[str, object], resolved: str) -> None:
+    assert parse_settings(raw, "dev").iterative_scan == resolved
