@@ -216,7 +216,9 @@ def _python_profile(b: _Builder, extension: ObjectSpec, role: ObjectSpec) -> Non
                        comment="mem0's own layout (id, vector, payload) in schema public; "
                                "user_id, agent_id, run_id, org_id generated from the payload; "
                                "times kept by the database")
-    entities = b.table("memories_table", f"{collection}_entities", extension,
+    # After memories: a dimension change refused there (it holds rows) then stops before
+    # the entities table changes, so the two never disagree about the dimensions.
+    entities = b.table("memories_table", f"{collection}_entities", memories,
                        vector_type=vector, pkey=quote_ident(f"{collection}_entities_pkey"),
                        comment="mem0 2.x's entity store, pre-provisioned so mem0 never "
                                "needs DDL")

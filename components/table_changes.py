@@ -64,12 +64,20 @@ def _column_change(table: str, name: str, old: str, new: str) -> list[Step]:
     old_rest, new_rest = old[len(name) + 1 + len(old_type):], new[len(name) + 1 + len(new_type):]
     steps: list[Step] = []
     if old_type != new_type:
+        migration = ""
+        if "vector(" in old_type and "vector(" in new_type:
+            migration = (
+                ". Migration path that keeps every memory: deploy the new dimensions under a "
+                "new `collection` (a second stack or a changed setting), re-embed each memory's "
+                "text into it with the new embedder (read the old rows, then mem0 "
+                "`add(..., infer=False)` with their metadata), switch the application's "
+                "collection_name, then retire the old table")
         steps.append(Step(
             f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {new_type};",
             loses_data=True,
             why=f"column {name} changes type from {old_type} to {new_type}: existing values "
                 "cannot be kept (for vectors: every stored embedding has the old dimensions, "
-                "so they are cleared to NULL and must be re-embedded)",
+                f"so they are cleared to NULL and must be re-embedded){migration}",
             lossy_sql=f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {new_type} USING NULL;"))
     if old_rest == new_rest:
         return steps

@@ -162,7 +162,12 @@ def test_a_refused_change_leaves_the_database_as_it_was(make_driver, database) -
         conn.execute("INSERT INTO public.memories VALUES (gen_random_uuid(), '[1,2,3]', '{}')")
     report = make_driver(dimensions=4).up()
     assert report.error and "allowDataLoss" in report.error
+    assert "Migration path that keeps every memory: deploy the new dimensions under a new " \
+           "`collection`" in report.error
     assert database.scalar("SELECT vector::text FROM public.memories") == "[1,2,3]"
+    assert database.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+                           "attrelid = 'public.memories_entities'::regclass "
+                           "AND attname = 'vector'") == "vector(3)"
     allowed = make_driver(dimensions=4, allowDataLoss=True).up().raise_for_error()
     assert sql_ops(allowed)[TABLE] == "update"
     assert database.scalar("SELECT count(*) FROM public.memories WHERE vector IS NULL") == 1

@@ -68,3 +68,34 @@ def test_render_fails_clearly_on_bad_settings(tmp_path) -> None:
                           text=True, check=False)
     assert done.returncode == 2 and done.stdout == ""
     assert "dimensions: 99999 is not allowed; allowed: an integer from 1 to 16000" in done.stderr
+
+
+@pytest.mark.parametrize("profile", ["python", "typescript"])
+def test_render_of_each_client_profile_applies_to_an_empty_database(
+        profile: str, database: TestDatabase, tmp_path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+    (tmp_path / "Pulumi.app.yaml").write_text(
+        f"config:\n  mem0infra:target: embedded\n  mem0infra:clientProfile: {profile}\n"
+        f"  mem0infra:appRole: app_{database.name}\n  mem0infra:ftsLanguage: english\n")
+    script = subprocess.run(
+        [sys.executable, "-m", "components", "render", "--stack", "app", "--project-dir",
+         str(tmp_path)], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    psql = shutil.which("psql")
+    assert psql
+    subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.dsn],
+                   input=script, text=True, check=True, capture_output=True)
+    # twice: the role block must cope with a role another database already created
+    other = create_database(database.server, "again")
+    try:
+        subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                        database.server.dsn_for(other)],
+                       input=script, text=True, check=True, capture_output=True)
+    finally:
+        drop_database(database.server, other)
+    declared = build_model(load_stack_settings("app", tmp_path))
+    applied = snapshot(database.dsn)
+    for spec in declared:
+        if spec.kind in ("table", "index", "trigger"):
+            assert applied[f"{spec.kind}:{spec.schema}.{spec.name}"] == spec.ddl
+    search = "match_vectors" if profile == "typescript" else "match_memories"
+    assert any(key.startswith(f"function:public.{search}(") for key in applied)
