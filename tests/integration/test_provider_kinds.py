@@ -83,3 +83,21 @@ def test_a_function_whose_result_changes_is_replaced_in_one_transaction(
     provider.update("f", old, props(database, spec))  # CREATE OR REPLACE cannot: drop first
     assert database.scalar("SELECT count(*) FROM public.memory_neighbours("
                            "gen_random_uuid(), 1)") == 0
+
+
+def test_a_first_slice_table_with_rows_is_upgraded_in_place(database: TestDatabase) -> None:
+    provider = SqlObjectProvider()
+    specs = model(database, dimensions=3)
+    provider.create(props(database, specs["extension:public.vector"]))
+    table = specs["table:public.memories"]
+    old_ddl = ("CREATE TABLE public.memories (\n    id uuid NOT NULL,\n"
+               "    vector public.vector(3),\n    payload jsonb,\n"
+               "    CONSTRAINT memories_pkey PRIMARY KEY (id)\n);")
+    outs = provider.create(props(database, table, ddl=old_ddl)).outs
+    with database.connect() as conn:
+        conn.execute("INSERT INTO public.memories VALUES (gen_random_uuid(), '[1,2,3]', "
+                     "'{\"user_id\": \"alice\", \"run_id\": \"r1\"}')")
+    provider.update("t", outs, props(database, table))
+    row = database.scalar("SELECT row(user_id, run_id, agent_id, created_at IS NOT NULL)::text"
+                          " FROM public.memories")
+    assert row == "(alice,r1,,t)"

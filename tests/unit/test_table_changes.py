@@ -68,3 +68,18 @@ def test_generated_column_change_is_refused_with_a_reason() -> None:
 def test_not_a_table_definition() -> None:
     with pytest.raises(ValueError, match="not a canonical CREATE TABLE"):
         parse_table("CREATE INDEX x ON y USING btree (z);")
+
+
+def test_a_first_slice_table_grows_into_the_full_layout_without_loss() -> None:
+    """A stack deployed before the schema issue (id, vector, payload only) is upgraded in
+    place: the generated and time columns are added, nothing is dropped or rewritten."""
+    from components.model import build_model
+    from components.settings import parse_settings
+
+    full = {s.key: s for s in build_model(parse_settings({}, "dev"))}["table:public.memories"]
+    first_slice = BASE.replace("public.m ", "public.memories ").replace("m_pkey",
+                                                                        "memories_pkey")
+    steps = plan_table_change(first_slice, full.ddl)
+    assert [s.sql.split(" ADD COLUMN ")[1].split(" ")[0] for s in steps] == [
+        "user_id", "agent_id", "run_id", "org_id", "created_at", "updated_at"]
+    assert not any(s.loses_data for s in steps)
