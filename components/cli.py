@@ -1,6 +1,7 @@
 """The project's command line: `python -m components <command> ...`.
 
-Exit codes: 0 success, 1 a check failed, 2 could not run (bad arguments or settings).
+Exit codes: 0 success, 1 a check failed, 2 could not run (bad arguments or settings);
+`bench` returns 130 when interrupted (after dropping its scratch schema).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from components import bench
 from components.render import render_script
 from components.settings import SettingsError
 from components.stackfile import StackFileError, load_stack_settings
@@ -29,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="directory holding Pulumi.yaml (default: found from the cwd)")
     render.add_argument("--output", "-o", type=Path, default=None,
                         help="write to this file instead of standard output")
+    bench.add_arguments(commands.add_parser(
+        "bench", help="time mem0's SQL on the stack's schema, built in a scratch schema of "
+                      "the database given by --dsn (dropped afterwards)"))
     return parser
 
 
@@ -49,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "render":
             return _render(args)
-    except (SettingsError, StackFileError) as exc:
+        if args.command == "bench":
+            return bench.command(args)
+    except (SettingsError, StackFileError, bench.BenchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     return EXIT_UNUSABLE
