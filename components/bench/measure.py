@@ -1,0 +1,263 @@
+"""The measurements: timed runs of mem0's statements, percentiles, recall@10, and their plans."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from components.bench.common import TOP_K, WARMUP, Names, Options, _set
+from components.bench.data import QUERY_NOISE_SHARE, Mem0Row, _parse_vector
+from components.bench.server import Server
+from components.model import NEIGHBOURS_FUNCTION
+
+MEASUREMENTS = ("insert", "search_user_top10", "search_unfiltered_top10", "get_by_id",
+                "traverse_2hop")
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+Params = Sequence[Any]
+Rows = list[tuple[Any, ...]]
+
+
+def _runs(conn: psycopg.Connection[Any], statement: str,
+          params: Sequence[Params]) -> tuple[list[float], list[Rows]]:
+    """Client-observed latency (ms) of execute + fetch, one statement per run."""
+    latencies: list[float] = []
+    results: list[Rows] = []
+    with conn.cursor() as cur:
+        for values in params:
+            started = time.perf_counter()
+            cur.execute(statement, values)
+            rows = cur.fetchall()
+            latencies.append((time.perf_counter() - started) * 1000)
+            results.append(rows)
+    return latencies, results
+
+
+def _warm_then_time(conn: psycopg.Connection[Any], statement: str,
+                    params: Sequence[Params]) -> tuple[list[float], list[Rows]]:
+    _runs(conn, statement, params[:WARMUP])
+    return _runs(conn, statement, params[WARMUP:])
+
+
+def _percentile(ordered: Sequence[float], p: float) -> float:
+    position = (len(ordered) - 1) * p / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _summary(latencies: Sequence[float]) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    return {"count": len(ordered), "mean_ms": round(sum(ordered) / len(ordered), 3),
+            "p50_ms": round(_percentile(ordered, 50), 3),
+            "p95_ms": round(_percentile(ordered, 95), 3),
+            "p99_ms": round(_percentile(ordered, 99), 3),
+            "min_ms": round(ordered[0], 3), "max_ms": round(ordered[-1], 3)}
+
+
+def _search_sql(n: Names, user_scoped: bool) -> str:
+    # mem0's statement (contract 3 and 8): the filter key and the limit are bound too.
+    where = " WHERE payload->>%s = %s" if user_scoped else ""
+    return (f"SELECT id, vector {n.op('<=>')} %s::{n.vector} AS distance, payload"
+            f" FROM {n.memories}{where} ORDER BY distance LIMIT %s")
+
+
+def _search_params(query: tuple[str, list[float]], user_scoped: bool) -> Params:
+    user_id, vector = query
+    return (vector, "user_id", user_id, TOP_K) if user_scoped else (vector, TOP_K)
+
+
+@contextmanager
+def _exact_plan(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """A transaction whose plans cannot use an index: a sequential scan, exact distances."""
+    with conn.transaction():
+        for name in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan", "jit"):
+            _set(conn, name, "off", local=True)
+        yield
+
+
+def _exact(conn: psycopg.Connection[Any], statement: str, params: Params) -> Rows:
+    with _exact_plan(conn):
+        # Not prepared: a cached generic plan ignores planner settings changed after it.
+        return conn.execute(statement, params, prepare=False).fetchall()
+
+
+def _recall(found: Rows, exact: Rows) -> float:
+    truth = {row[0] for row in exact}
+    return len(truth & {row[0] for row in found}) / len(truth) if truth else 1.0
+
+
+def _sample(conn: psycopg.Connection[Any], statement: str, params: Params,
+            count: int) -> Rows:
+    """`count` rows of a statement that ends in LIMIT %s; again when the table has fewer."""
+    rows: Rows = []
+    while len(rows) < count:
+        rows += conn.execute(statement, (*params, count - len(rows))).fetchall()
+    return rows
+
+
+def _query_vectors(conn: psycopg.Connection[Any], n: Names,
+                   count: int) -> list[tuple[str, list[float]]]:
+    rows = _sample(
+        conn,
+        f"SELECT m.payload ->> 'user_id', {n.obj('bench_unit')}(m.vector {n.op('+')}"
+        f" {n.obj('bench_direction')}(%s::integer, %s::double precision))::text"
+        f" FROM (SELECT payload, vector FROM {n.memories}"
+        " ORDER BY pg_catalog.random() LIMIT %s::bigint) AS m",
+        (n.settings.dimensions, math.sqrt(QUERY_NOISE_SHARE)), count)
+    return [(user_id, _parse_vector(vector)) for user_id, vector in rows]
+
+
+def _measure_search(conn: psycopg.Connection[Any], n: Names,
+                    queries: Sequence[tuple[str, list[float]]],
+                    user_scoped: bool) -> dict[str, Any]:
+    statement = _search_sql(n, user_scoped)
+    params = [_search_params(q, user_scoped) for q in queries]
+    latencies, found = _warm_then_time(conn, statement, params)
+    exact = [_exact(conn, statement, p) for p in params[WARMUP:]]
+    recalls = [_recall(f, e) for f, e in zip(found, exact, strict=True)]
+    short = sum(len(f) < len(e) for f, e in zip(found, exact, strict=True))
+    return {**_summary(latencies),
+            "recall_at_10_mean": round(sum(recalls) / len(recalls), 4),
+            "recall_at_10_min": round(min(recalls), 4),
+            "queries_recall_below_half": sum(r < 0.5 for r in recalls),
+            "rows_returned_mean": round(sum(len(f) for f in found) / len(found), 2),
+            "short_results": short}
+
+
+def _random_ids(conn: psycopg.Connection[Any], n: Names, count: int) -> list[str]:
+    rows = _sample(conn, f"SELECT id::text FROM {n.memories} ORDER BY pg_catalog.random()"
+                         " LIMIT %s::bigint", (), count)
+    return [row[0] for row in rows]
+
+
+def _measure_get(conn: psycopg.Connection[Any], n: Names, ids: Sequence[str]) -> dict[str, Any]:
+    latencies, _ = _warm_then_time(conn, f"SELECT id, payload FROM {n.memories} WHERE id = %s",
+                                   [(i,) for i in ids])
+    return _summary(latencies)
+
+
+def _measure_traverse(conn: psycopg.Connection[Any], n: Names,
+                      ids: Sequence[str]) -> dict[str, Any]:
+    statement = f"SELECT * FROM {n.obj(NEIGHBOURS_FUNCTION)}(%s, 2)"
+    latencies, found = _warm_then_time(conn, statement, [(i,) for i in ids])
+    return {**_summary(latencies),
+            "neighbours_mean": round(sum(len(f) for f in found) / len(found), 2)}
+
+
+def _measure_insert(conn: psycopg.Connection[Any], n: Names,
+                    rows: Sequence[Mem0Row]) -> dict[str, Any]:
+    # mem0's INSERT, one transaction per memory; the float list reaches vector(N) through
+    # pgvector's assignment cast, as mem0's does. Indexes and the history trigger are in place.
+    statement = f"INSERT INTO {n.memories} (id, vector, payload) VALUES (%s, %s, %s)"
+    latencies: list[float] = []
+    for number, values in enumerate(rows):
+        started = time.perf_counter()
+        with conn.transaction():
+            conn.execute(statement, values)
+        if number >= WARMUP:
+            latencies.append((time.perf_counter() - started) * 1000)
+    return _summary(latencies)
+
+
+def _measure(conn: psycopg.Connection[Any], n: Names, server: Server, options: Options,
+             inserts: Sequence[Mem0Row],
+             progress: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
+    per_run = options.samples + WARMUP
+    queries = _query_vectors(conn, n, 2 * per_run)
+    metrics: dict[str, Any] = {}
+    progress("measuring search_user_top10 (and its exact top 10)")
+    metrics["search_user_top10"] = _measure_search(conn, n, queries[:per_run], True)
+    progress("measuring search_unfiltered_top10 (and its exact top 10)")
+    metrics["search_unfiltered_top10"] = _measure_search(conn, n, queries[per_run:], False)
+    progress("measuring get_by_id and traverse_2hop")
+    metrics["get_by_id"] = _measure_get(conn, n, _random_ids(conn, n, per_run))
+    metrics["traverse_2hop"] = _measure_traverse(conn, n, _random_ids(conn, n, per_run))
+    plans = _plans(conn, n, server, queries[0])
+    progress("measuring insert")
+    metrics["insert"] = _measure_insert(conn, n, inserts)
+    return {name: metrics[name] for name in MEASUREMENTS}, plans
+
+
+# --- plans ----------------------------------------------------------------------------------
+
+_INDEX_IN_PLAN = re.compile(r"Index (?:Only )?Scan (?:Backward )?using (\S+)"
+                            r"|Bitmap Index Scan on (\S+)")
+_VECTOR_LITERAL = re.compile(r"'\[[^\]']*\]'")
+
+
+def _indexes_in(plan: Sequence[str]) -> list[str]:
+    found = (a or b for line in plan for a, b in _INDEX_IN_PLAN.findall(line))
+    return sorted(set(found))
+
+
+def _explain(conn: psycopg.Connection[Any], statement: str, params: Params,
+             exact: bool = False) -> list[str]:
+    with _exact_plan(conn) if exact else conn.transaction():
+        rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params,
+                            prepare=False).fetchall()
+    # A folded query vector prints as thousands of digits.
+    return [_VECTOR_LITERAL.sub("'[...]'", row[0]) for row in rows]
+
+
+def _dollar(statement: str) -> str:
+    numbers = itertools.count(1)
+    return re.sub(r"%s", lambda _: f"${next(numbers)}", statement)
+
+
+def _explain_generic(conn: psycopg.Connection[Any], statement: str,
+                     params: Params) -> list[str]:
+    """The plan a prepared statement switches to after five custom plans, if cheaper."""
+    name = "mem0_bench_generic"
+    conn.execute(f"PREPARE {name} AS {_dollar(statement)}")
+    values = [_vector_text(p) if isinstance(p, list) else p for p in params]
+    try:
+        with conn.transaction():
+            _set(conn, "plan_cache_mode", "force_generic_plan", local=True)
+            rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE {}({})").format(
+                sql.Identifier(name), sql.SQL(", ").join(map(sql.Literal, values)))).fetchall()
+    finally:
+        conn.execute(f"DEALLOCATE {name}")
+    return [_VECTOR_LITERAL.sub("'[...]'", row[0]) for row in rows]
+
+
+def _vector_text(values: Sequence[float]) -> str:
+    return "[" + ",".join(repr(v) for v in values) + "]"
+
+
+def _prepared_plans(conn: psycopg.Connection[Any], server: Server,
+                    statement: str) -> dict[str, int] | None:
+    """How often the timed runs' prepared statement was planned generic vs custom."""
+    if server.version_num < 140000:  # the counters are new in PostgreSQL 14
+        return None
+    row = conn.execute(
+        "SELECT generic_plans, custom_plans FROM pg_catalog.pg_prepared_statements"
+        " WHERE statement = %s", (_dollar(statement),)).fetchone()
+    return {"generic_plans": row[0], "custom_plans": row[1]} if row else None
+
+
+def _plans(conn: psycopg.Connection[Any], n: Names, server: Server,
+           query: tuple[str, list[float]]) -> dict[str, Any]:
+    plans: dict[str, Any] = {}
+    for label, scoped in (("search_user_top10", True), ("search_unfiltered_top10", False)):
+        statement, params = _search_sql(n, scoped), _search_params(query, scoped)
+        custom = _explain(conn, statement, params)
+        plans[label] = {"statement": statement, "custom_plan": custom,
+                        "custom_plan_indexes": _indexes_in(custom),
+                        "exact_plan_indexes": _indexes_in(_explain(conn, statement, params,
+                                                                   exact=True)),
+                        "timed_runs": _prepared_plans(conn, server, statement)}
+    generic = _explain_generic(conn, _search_sql(n, True), _search_params(query, True))
+    plans["search_user_top10"].update(generic_plan=generic,
+                                      generic_plan_indexes=_indexes_in(generic))
+    return plans

@@ -1,0 +1,110 @@
+"""The scratch schema after the load: its indexes, vacuum, sizes, and dropping it (Ctrl-C safe)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from components.bench.common import APPLICATION, Names, _set
+from components.connection import connect
+from components.identifiers import quote_ident
+from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE, ObjectSpec
+
+MAINTENANCE_WORK_MEM = "1GB"  # pgvector builds hnsw much faster while the graph fits in it
+
+
+@contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    # A second Ctrl-C during the drop would leave the scratch schema behind.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _drop_scratch(conn: psycopg.Connection[Any], dsn: str, scratch: str) -> None:
+    statement = f"DROP SCHEMA IF EXISTS {quote_ident(scratch)} CASCADE"
+    with _sigint_ignored():
+        try:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.rollback()
+            conn.execute(statement)
+            return
+        except psycopg.Error:
+            pass  # the session is gone (server restart, broken link): try a new one
+        try:
+            with connect(dsn, autocommit=True, application=APPLICATION) as fresh:
+                fresh.execute(statement)
+        except psycopg.Error as exc:
+            print(f"warning: could not drop the scratch schema {scratch} ({exc}); drop it "
+                  f"with: {statement};", file=sys.stderr)
+
+
+def _build_indexes(conn: psycopg.Connection[Any], specs: Sequence[ObjectSpec],
+                   progress: Callable[[str], None]) -> dict[str, Any]:
+    workers = conn.execute(
+        "SELECT pg_catalog.current_setting('max_parallel_workers')").fetchone()
+    _set(conn, "maintenance_work_mem", MAINTENANCE_WORK_MEM)
+    _set(conn, "max_parallel_maintenance_workers", str(workers[0] if workers else 0))
+    notices: list[str] = []
+
+    def keep(diagnostic: psycopg.errors.Diagnostic) -> None:
+        # pgvector says so when the hnsw graph outgrows maintenance_work_mem.
+        notices.append(diagnostic.message_primary or "")
+
+    conn.add_notice_handler(keep)
+    timings: dict[str, float] = {}
+    try:
+        for spec in specs:
+            progress(f"building index {spec.name}")
+            started = time.perf_counter()
+            conn.execute(spec.ddl)
+            timings[spec.name] = round(time.perf_counter() - started, 3)
+    finally:
+        conn.remove_notice_handler(keep)
+    return {"seconds": round(sum(timings.values()), 3), "per_index_s": timings,
+            "maintenance_work_mem": MAINTENANCE_WORK_MEM,
+            "max_parallel_maintenance_workers": int(workers[0]) if workers else 0,
+            "notices": notices}
+
+
+def _tables(n: Names) -> dict[str, str]:
+    collection = n.settings.collection
+    return {collection: n.memories, HISTORY_TABLE: n.obj(HISTORY_TABLE),
+            RELATIONSHIPS_TABLE: n.obj(RELATIONSHIPS_TABLE)}
+
+
+def _vacuum_analyze(conn: psycopg.Connection[Any], n: Names) -> float:
+    # Statistics as autovacuum would have them on a live table; also sets hint bits, so the
+    # first timed searches do not pay for them.
+    started = time.perf_counter()
+    for table in _tables(n).values():
+        conn.execute(f"VACUUM (ANALYZE) {table}")
+    return round(time.perf_counter() - started, 3)
+
+
+def _sizes(conn: psycopg.Connection[Any], n: Names) -> dict[str, Any]:
+    sizes: dict[str, Any] = {}
+    for label, table in _tables(n).items():
+        total, heap_toast, indexes = conn.execute(
+            "SELECT pg_catalog.pg_total_relation_size(c), pg_catalog.pg_table_size(c),"
+            " pg_catalog.pg_indexes_size(c) FROM (SELECT %s::regclass AS c) AS x",
+            (table,)).fetchone() or (0, 0, 0)
+        per_index = dict(conn.execute(
+            "SELECT c.relname::text, pg_catalog.pg_relation_size(i.indexrelid)"
+            " FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+            " WHERE i.indrelid = %s::regclass ORDER BY 2 DESC, 1", (table,)).fetchall())
+        sizes[label] = {"total_bytes": total, "table_bytes": heap_toast,
+                        "indexes_bytes": indexes, "per_index_bytes": per_index}
+    return sizes

@@ -1,0 +1,79 @@
+"""The server under test: its version, pgvector and settings, and the search session's settings."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from components.bench.common import BenchError, _set
+from components.identifiers import quote_ident
+from components.settings import Settings
+
+MIN_PGVECTOR = (0, 5, 0)  # hnsw indexes and the element-wise vector product
+ITERATIVE_SCAN_PGVECTOR = (0, 8, 0)
+
+
+@dataclass(frozen=True)
+class Server:
+    version: str
+    version_num: int
+    pgvector: str
+    settings: dict[str, str]
+
+    @property
+    def pgvector_version(self) -> tuple[int, ...]:
+        return _version(self.pgvector)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+SERVER_SETTINGS = ("shared_buffers", "work_mem", "effective_cache_size", "jit", "fsync",
+                   "synchronous_commit", "max_parallel_workers",
+                   "max_parallel_workers_per_gather", "random_page_cost")
+
+
+def _server(conn: psycopg.Connection[Any], settings: Settings) -> Server:
+    row = conn.execute(
+        "SELECT e.extversion, n.nspname FROM pg_catalog.pg_extension e"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+        " WHERE e.extname = 'vector'").fetchone()
+    schema = settings.extension_schema
+    if row is None:
+        raise BenchError(
+            f"pgvector is not installed in this database; install it first with "
+            f"CREATE EXTENSION vector WITH SCHEMA {quote_ident(schema)} (the bench creates "
+            "no extension)")
+    if row[1] != schema:
+        raise BenchError(
+            f"pgvector is in schema {row[1]!r}, but stack {settings.stack!r} (target "
+            f"{settings.target}) expects it in {schema!r}; allowed: a database whose pgvector "
+            "is where the stack puts it")
+    if _version(row[0]) < MIN_PGVECTOR:
+        raise BenchError(f"pgvector {row[0]} is too old; allowed: 0.5.0 or later (hnsw)")
+    values = conn.execute(
+        "SELECT pg_catalog.current_setting(name) FROM pg_catalog.unnest(%s::text[]) AS name",
+        (["server_version", "server_version_num", *SERVER_SETTINGS],)).fetchall()
+    flat = [v[0] for v in values]
+    return Server(version=flat[0], version_num=int(flat[1]), pgvector=row[0],
+                  settings=dict(zip(SERVER_SETTINGS, flat[2:], strict=True)))
+
+
+def _search_session(conn: psycopg.Connection[Any], settings: Settings,
+                    server: Server) -> dict[str, str]:
+    """The search settings the stack gives its app role, set for this session."""
+    method = settings.vector_index.method
+    applied: dict[str, str] = {}
+    if method == "hnsw":
+        applied["hnsw.ef_search"] = str(settings.hnsw_ef_search)
+    scan = settings.iterative_scan
+    if (method in ("hnsw", "ivfflat") and scan != "off"
+            and server.pgvector_version >= ITERATIVE_SCAN_PGVECTOR):
+        applied[f"{method}.iterative_scan"] = scan
+    for name, value in applied.items():
+        _set(conn, name, value)
+    return applied
