@@ -14,7 +14,8 @@ from typing import Any
 
 import psycopg
 
-from components.identifiers import qualified, quote_ident, quote_literal
+from components.identifiers import qualified, quote_ident
+from components.model import role_setting_line
 
 Cursor = psycopg.Cursor
 # What identifies an object: a spec's fields or a resource's props (kind, schema, name,
@@ -207,13 +208,6 @@ _SETTING_LINE = re.compile(r"^ALTER ROLE \S+ SET (\S+) TO ")
 
 def declared_setting_names(ddl: str) -> list[str]:
     return [m.group(1) for m in map(_SETTING_LINE.match, ddl.splitlines()) if m]
-
-
-def role_setting_line(role: str, name: str, value: str) -> str:
-    # search_path is a list: written bare, as `ALTER ROLE ... SET search_path TO a, b`
-    # stores it (a quoted string would become one schema name).
-    shown = value if name == "search_path" else quote_literal(value)
-    return f"ALTER ROLE {quote_ident(role)} SET {name} TO {shown};"
 
 
 def _role_settings(cur: Cursor, ref: ObjectRef) -> str | None:

@@ -13,6 +13,7 @@ trigger and relationship graph; `typescript` is the TS Supabase store's contract
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from components.identifiers import qualified, quote_ident, quote_literal
@@ -35,6 +36,11 @@ HISTORY_FUNCTION = "mem0_record_history"
 DML = "DELETE, INSERT, SELECT, UPDATE"  # in the catalog's (alphabetical) order
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    """'0.8.0' -> (0, 8, 0), comparable; '16.4 (Debian ...)' -> (16, 4)."""
+    return tuple(int(part) for part in re.findall(r"\d+", version.split(" ", 1)[0]))
+
+
 @dataclass(frozen=True)
 class Requirement:
     """A server feature an object needs; checked before it is applied."""
@@ -42,6 +48,11 @@ class Requirement:
     extension: str
     min_version: str
     hint: str  # what to change when the server does not have it (names the setting)
+
+    def met_by(self, installed: str | None) -> bool:
+        """Whether the installed version of the extension (None: not installed) will do."""
+        return installed is not None and \
+            version_tuple(installed) >= version_tuple(self.min_version)
 
 
 @dataclass(frozen=True)
@@ -154,36 +165,49 @@ class _Builder:
             depends_on=(role.key,) + ((after.key,) if after else ()), comment=comment))
 
     def search_settings(self, role: ObjectSpec, extension: ObjectSpec) -> ObjectSpec | None:
-        settings = self.settings
-        values: dict[str, str] = {}
-        requires: list[Requirement] = []
-        if settings.vector_index.method == "hnsw":
-            values["hnsw.ef_search"] = quote_literal(str(settings.hnsw_ef_search))
-            if settings.iterative_scan != "off":
-                values["hnsw.iterative_scan"] = quote_literal(settings.iterative_scan)
-        elif settings.vector_index.method == "ivfflat" and settings.iterative_scan != "off":
-            values["ivfflat.iterative_scan"] = quote_literal(settings.iterative_scan)
-        if settings.iterative_scan != "off" and settings.vector_index.method != "none":
-            requires.append(Requirement(
-                "vector", "0.8.0",
-                f"iterativeScan is {settings.iterative_scan!r}, which needs pgvector 0.8.0 or "
-                "later: upgrade pgvector, or set iterativeScan to off"))
-        if settings.extension_schema != "public":
-            # mem0 casts with `%s::vector` unqualified: the type's schema must be on the path.
-            values["search_path"] = f"public, {quote_ident(settings.extension_schema)}"
+        values, requires = app_role_search_settings(self.settings)
         if not values:
             return None
-        lines = [f"ALTER ROLE {quote_ident(role.name)} SET {name} TO {value};"
-                 for name, value in sorted(values.items())]
         return self.add(ObjectSpec(
             kind="role_settings", schema="", name=f"{role.name}-settings", role=role.name,
-            family="search_settings", ddl="\n".join(lines),
+            family="search_settings",
+            ddl="\n".join(role_setting_line(role.name, name, value)
+                          for name, value in sorted(values.items())),
             drop_sql="\n".join(f"ALTER ROLE {quote_ident(role.name)} RESET {name};"
                                for name in sorted(values)),
-            depends_on=(role.key, extension.key), requires=tuple(requires),
+            depends_on=(role.key, extension.key), requires=requires,
             comment="search settings for the sessions of the app role: ef_search covers "
                     f"mem0's LIMIT {MEM0_DEFAULT_LIMIT} (pgvector's default 40 silently "
                     "returns 40 rows); iterative scans keep filtered searches full"))
+
+
+def app_role_search_settings(settings: Settings) -> tuple[dict[str, str],
+                                                          tuple[Requirement, ...]]:
+    """The session settings the app role gets (name -> value), and what the server needs
+    for them. The model declares them; the benchmark sets the same ones for its session."""
+    values: dict[str, str] = {}
+    requires: list[Requirement] = []
+    method = settings.vector_index.method
+    if method == "hnsw":
+        values["hnsw.ef_search"] = str(settings.hnsw_ef_search)
+    if method in ("hnsw", "ivfflat") and settings.iterative_scan != "off":
+        values[f"{method}.iterative_scan"] = settings.iterative_scan
+        requires.append(Requirement(
+            "vector", "0.8.0",
+            f"iterativeScan is {settings.iterative_scan!r}, which needs pgvector 0.8.0 or "
+            "later: upgrade pgvector, or set iterativeScan to off"))
+    if settings.extension_schema != "public":
+        # mem0 casts with `%s::vector` unqualified: the type's schema must be on the path.
+        values["search_path"] = f"public, {quote_ident(settings.extension_schema)}"
+    return values, tuple(requires)
+
+
+def role_setting_line(role: str, name: str, value: str) -> str:
+    """The canonical `ALTER ROLE ... SET` line, as the model writes it and introspection
+    rebuilds it. search_path is a list: written bare, as `SET search_path TO a, b` stores it
+    (a quoted string would become one schema name)."""
+    shown = value if name == "search_path" else quote_literal(value)
+    return f"ALTER ROLE {quote_ident(role)} SET {name} TO {shown};"
 
 
 def _vector_column(settings: Settings, column: str) -> str:

@@ -41,7 +41,7 @@ from components.introspect import (
     relation_has_storage,
     role_flags,
 )
-from components.model import KINDS, ObjectSpec
+from components.model import KINDS, ObjectSpec, Requirement
 from components.settings import PROJECT
 from components.table_changes import plan_table_change
 
@@ -138,17 +138,13 @@ def _verify(conn: psycopg.Connection, props: dict[str, Any]) -> None:
             f"{_ddl_diff(props['ddl'], live or '<missing>')}")
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", version))
-
-
 def _check_requirements(conn: psycopg.Connection, props: dict[str, Any]) -> None:
     """Refuse before changing anything when the server lacks a feature the object needs."""
     for requirement in props.get("requires") or []:
         row = conn.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = %s",
                            (requirement["extension"],)).fetchone()
         have = row[0] if row else None
-        if have is None or _version_tuple(have) < _version_tuple(requirement["min_version"]):
+        if not Requirement(**requirement).met_by(have):
             found = f"version {have}" if have else "not installed"
             raise SqlObjectError(
                 f"{_label(props)} needs extension {requirement['extension']} >= "

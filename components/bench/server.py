@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +9,10 @@ import psycopg
 
 from components.bench.common import BenchError, _set
 from components.identifiers import quote_ident
+from components.model import app_role_search_settings, version_tuple
 from components.settings import Settings
 
 MIN_PGVECTOR = (0, 5, 0)  # hnsw indexes and the element-wise vector product
-ITERATIVE_SCAN_PGVECTOR = (0, 8, 0)
 
 
 @dataclass(frozen=True)
@@ -22,14 +21,6 @@ class Server:
     version_num: int
     pgvector: str
     settings: dict[str, str]
-
-    @property
-    def pgvector_version(self) -> tuple[int, ...]:
-        return _version(self.pgvector)
-
-
-def _version(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 SERVER_SETTINGS = ("shared_buffers", "work_mem", "effective_cache_size", "jit", "fsync",
@@ -53,7 +44,7 @@ def _server(conn: psycopg.Connection[Any], settings: Settings) -> Server:
             f"pgvector is in schema {row[1]!r}, but stack {settings.stack!r} (target "
             f"{settings.target}) expects it in {schema!r}; allowed: a database whose pgvector "
             "is where the stack puts it")
-    if _version(row[0]) < MIN_PGVECTOR:
+    if version_tuple(row[0]) < MIN_PGVECTOR:
         raise BenchError(f"pgvector {row[0]} is too old; allowed: 0.5.0 or later (hnsw)")
     values = conn.execute(
         "SELECT pg_catalog.current_setting(name) FROM pg_catalog.unnest(%s::text[]) AS name",
@@ -65,15 +56,11 @@ def _server(conn: psycopg.Connection[Any], settings: Settings) -> Server:
 
 def _search_session(conn: psycopg.Connection[Any], settings: Settings,
                     server: Server) -> dict[str, str]:
-    """The search settings the stack gives its app role, set for this session."""
-    method = settings.vector_index.method
-    applied: dict[str, str] = {}
-    if method == "hnsw":
-        applied["hnsw.ef_search"] = str(settings.hnsw_ef_search)
-    scan = settings.iterative_scan
-    if (method in ("hnsw", "ivfflat") and scan != "off"
-            and server.pgvector_version >= ITERATIVE_SCAN_PGVECTOR):
-        applied[f"{method}.iterative_scan"] = scan
-    for name, value in applied.items():
+    """The search settings the stack gives its app role (the model's own list), set for
+    this session; those the server's pgvector cannot serve are left out."""
+    values, requires = app_role_search_settings(settings)
+    if not all(r.met_by(server.pgvector) for r in requires):
+        values = {k: v for k, v in values.items() if not k.endswith(".iterative_scan")}
+    for name, value in values.items():
         _set(conn, name, value)
-    return applied
+    return values

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from components.model import ObjectSpec, Requirement
-from components.provider import SqlObjectError, SqlObjectProvider, object_inputs
+from components.provider import SqlObjectError, SqlObjectProvider
 from tests.conftest import TestDatabase, app_role_for
-from tests.integration.test_provider import model
-
-
-def props(database: TestDatabase, spec: ObjectSpec, **extra: Any) -> dict[str, Any]:
-    return {**object_inputs(spec, database.dsn, "test", False), **extra}
+from tests.integration.test_provider import model, props
 
 
 def role_spec(database: TestDatabase) -> ObjectSpec:

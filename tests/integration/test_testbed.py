@@ -8,6 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from components.model import version_tuple
 from tests.support import testbed
 from tests.support.testbed import PgServer, create_database, drop_database, start_server
 
@@ -42,10 +43,6 @@ def _database_exists(server: PgServer, name: str) -> bool:
     return row == (1,)
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
-
-
 def test_server_answers_queries(server: PgServer) -> None:
     with psycopg.connect(server.admin_dsn) as conn:
         row = conn.execute("SELECT current_setting('server_version_num')::int, 6 * 7").fetchone()
@@ -72,7 +69,7 @@ def test_created_database_supports_pgvector(
         ).fetchone()
         distance_row = conn.execute("SELECT '[1,2,3]'::vector <-> '[1,2,5]'::vector").fetchone()
     assert version_row is not None
-    assert _version_tuple(version_row[0]) >= MIN_PGVECTOR
+    assert version_tuple(version_row[0]) >= MIN_PGVECTOR
     assert distance_row == (2.0,)
 
 

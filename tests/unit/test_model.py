@@ -194,3 +194,11 @@ def test_render_shows_the_auto_choice_and_warnings() -> None:
     assert script.index("CREATE EXTENSION") < script.index("CREATE TABLE") < script.index(
         "CREATE INDEX")
     assert script.rstrip().endswith("COMMIT;")
+
+
+def test_requirements_compare_versions_as_numbers() -> None:
+    from components.model import Requirement
+
+    iterative = Requirement("vector", "0.8.0", "hint")
+    assert iterative.met_by("0.8.0") and iterative.met_by("0.10.1")
+    assert not iterative.met_by("0.7.4") and not iterative.met_by(None)
