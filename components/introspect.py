@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from components.identifiers import qualified, quote_ident
-from components.model import role_setting_line
+from components.model import grantee_sql, policy_ddl, role_setting_line
 
 Cursor = psycopg.Cursor
 # What identifies an object: a spec's fields or a resource's props (kind, schema, name,
@@ -102,7 +102,11 @@ def _table(cur: Cursor, ref: ObjectRef) -> str | None:
                  for con, definition in cur.execute(_CONSTRAINTS, (oid,)).fetchall()]
     unlogged = "UNLOGGED " if persistence == "u" else ""
     body = ",\n".join(f"    {e}" for e in elements)
-    return f"CREATE {unlogged}TABLE {qualified(schema, name)} (\n{body}\n);"
+    owner = cur.execute("SELECT relowner::regrole::text FROM pg_catalog.pg_class"
+                        " WHERE oid = %s", (oid,)).fetchone()[0]  # type: ignore[index]
+    table = qualified(schema, name)
+    return (f"CREATE {unlogged}TABLE {table} (\n{body}\n);\n"
+            f"ALTER TABLE {table} OWNER TO {owner};")
 
 
 def _index(cur: Cursor, ref: ObjectRef) -> str | None:
@@ -144,10 +148,13 @@ def function_signature(ref: ObjectRef) -> str:
 
 
 def _function(cur: Cursor, ref: ObjectRef) -> str | None:
-    row = cur.execute("SELECT pg_catalog.pg_get_functiondef(p.oid) FROM pg_catalog.pg_proc p"
-                      " WHERE p.oid = pg_catalog.to_regprocedure(%s)",
-                      (function_signature(ref),)).fetchone()
-    return None if row is None else row[0].rstrip("\n") + ";"
+    signature = function_signature(ref)
+    row = cur.execute("SELECT pg_catalog.pg_get_functiondef(p.oid), p.proowner::regrole::text"
+                      " FROM pg_catalog.pg_proc p WHERE p.oid = pg_catalog.to_regprocedure(%s)",
+                      (signature,)).fetchone()
+    if row is None:
+        return None
+    return f"{row[0].rstrip(chr(10))};\nALTER FUNCTION {signature} OWNER TO {row[1]};"
 
 
 def _trigger(cur: Cursor, ref: ObjectRef) -> str | None:
@@ -192,15 +199,79 @@ def granted(cur: Cursor, on: str, role: str) -> list[tuple[str, bool]] | None:
 
 def _grant(cur: Cursor, ref: ObjectRef) -> str | None:
     privileges = granted(cur, ref["on"], ref["role"])
-    if not privileges:
+    if privileges is None:
         return None
-    grantee = "PUBLIC" if ref["role"] == "PUBLIC" else quote_ident(ref["role"])
+    grantee = grantee_sql(ref["role"])
+    if not privileges:
+        return f"REVOKE ALL ON {ref['on']} FROM {grantee};"
     lines = [f"GRANT {', '.join(p for p, _ in privileges)} ON {ref['on']} TO {grantee};"]
     with_option = [p for p, grantable in privileges if grantable]
     if with_option:
         lines.append(f"GRANT {', '.join(with_option)} ON {ref['on']} TO {grantee}"
                      " WITH GRANT OPTION;")
     return "\n".join(lines)
+
+
+def _row_security(cur: Cursor, ref: ObjectRef) -> str | None:
+    row = cur.execute("SELECT relrowsecurity, relforcerowsecurity FROM pg_catalog.pg_class"
+                      " WHERE oid = pg_catalog.to_regclass(%s)",
+                      (qualified(ref["schema"], ref["table"]),)).fetchone()
+    if row is None:
+        return None
+    table = qualified(ref["schema"], ref["table"])
+    enabled, forced = row
+    return (f"ALTER TABLE {table} {'ENABLE' if enabled else 'DISABLE'} ROW LEVEL SECURITY;\n"
+            f"ALTER TABLE {table} {'FORCE' if forced else 'NO FORCE'} ROW LEVEL SECURITY;")
+
+
+_POLICY_COMMANDS = {"r": "SELECT", "a": "INSERT", "w": "UPDATE", "d": "DELETE", "*": "ALL"}
+
+
+def _expression(text: str | None) -> str | None:
+    # pg_get_expr breaks a sub-select over lines; one line per expression keeps the
+    # canonical form (and a preview's diff) simple. No expression the model writes holds a
+    # string literal whose spacing this would change.
+    return None if text is None else " ".join(text.split())
+
+
+def _policy(cur: Cursor, ref: ObjectRef) -> str | None:
+    row = cur.execute(
+        "SELECT p.polpermissive, p.polcmd,"
+        " ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END"
+        "       FROM pg_catalog.unnest(p.polroles) AS r),"
+        " pg_catalog.pg_get_expr(p.polqual, p.polrelid),"
+        " pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)"
+        " FROM pg_catalog.pg_policy p"
+        " WHERE p.polrelid = pg_catalog.to_regclass(%s) AND p.polname = %s",
+        (qualified(ref["schema"], ref["table"]), ref["name"])).fetchone()
+    if row is None:
+        return None
+    permissive, command, roles, using, check = row
+    # regrole prints quoted names; policy_ddl quotes them itself.
+    names = [r if r == "PUBLIC" else _unquote(r) for r in roles]
+    text = policy_ddl(ref["name"], qualified(ref["schema"], ref["table"]),
+                      _POLICY_COMMANDS[command], names, _expression(using), _expression(check))
+    return text if permissive else text.replace(" AS PERMISSIVE ", " AS RESTRICTIVE ", 1)
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace('""', '"') if name.startswith('"') else name
+
+
+def _default_privileges(cur: Cursor, ref: ObjectRef) -> str | None:
+    """Whether functions the role creates from now on keep PUBLIC's EXECUTE."""
+    if role_flags(cur, ref["role"]) is None:
+        return None
+    row = cur.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(d.defaclacl) a"
+        "               WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE')"
+        " FROM pg_catalog.pg_default_acl d JOIN pg_catalog.pg_roles r ON r.oid = d.defaclrole"
+        " WHERE r.rolname = %s AND d.defaclnamespace = 0 AND d.defaclobjtype = 'f'",
+        (ref["role"],)).fetchone()
+    public_executes = row is None or bool(row[0])
+    verb = "GRANT EXECUTE ON FUNCTIONS TO" if public_executes else \
+        "REVOKE EXECUTE ON FUNCTIONS FROM"
+    return f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote_ident(ref['role'])} {verb} PUBLIC;"
 
 
 _SETTING_LINE = re.compile(r"^ALTER ROLE \S+ SET (\S+) TO ")
@@ -231,6 +302,9 @@ _READERS: dict[str, Callable[[Cursor, ObjectRef], str | None]] = {
     "index": _index,
     "trigger": _trigger,
     "grant": _grant,
+    "default_privileges": _default_privileges,
+    "row_security": _row_security,
+    "policy": _policy,
     "role_settings": _role_settings,
 }
 
@@ -279,8 +353,10 @@ def catalog_snapshot(cur: Cursor, schemas: tuple[str, ...] = ("public", "extensi
         found[f"{kind}:{schema}.{name}"] = live_ddl(
             cur, {"kind": kind, "schema": schema, "name": name}) or ""
         if kind == "table":
+            # Sorted: grants applied in another order are the same ACL.
             found[f"acl:{schema}.{name}"] = str(cur.execute(
-                "SELECT relacl::text FROM pg_catalog.pg_class WHERE oid = %s::regclass",
+                "SELECT ARRAY(SELECT a::text FROM pg_catalog.unnest(relacl) AS a ORDER BY 1)"
+                " FROM pg_catalog.pg_class WHERE oid = %s::regclass",
                 (qualified(schema, name),)).fetchone()[0])  # type: ignore[index]
     for schema, table, trigger in cur.execute(
             "SELECT n.nspname, c.relname, t.tgname FROM pg_catalog.pg_trigger t"

@@ -16,14 +16,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from components.access import (
+    BACKEND,
+    COMMANDS,
+    GRAPH,
+    HISTORY,
+    MEMBERSHIP,
+    MEMBERSHIP_TABLE,
+    MEMORY,
+    ORG_IDS_FUNCTION,
+    RUN_ID_FUNCTION,
+    USER_ID_FUNCTION,
+    TableAccess,
+    table_access,
+)
 from components.identifiers import qualified, quote_ident, quote_literal
-from components.settings import MEM0_DEFAULT_LIMIT, Settings
+from components.settings import MEM0_DEFAULT_LIMIT, SUPABASE_END_USER_ROLES, Settings
 from components.templates import render_template
 
-KINDS = ("extension", "role", "table", "function", "index", "trigger", "grant", "role_settings")
+KINDS = ("extension", "role", "table", "function", "index", "trigger", "grant",
+         "default_privileges", "row_security", "policy", "role_settings")
 # Component families in the order they are declared (dependencies first).
 FAMILIES = ("extensions", "roles", "tables", "functions", "indexes", "triggers", "grants",
-            "search_settings")
+            "policies", "search_settings")
 
 HISTORY_TABLE = "memory_history"
 RELATIONSHIPS_TABLE = "memory_relationships"
@@ -71,6 +86,7 @@ class ObjectSpec:
     data_bearing: bool = False  # dropping it loses rows: `protect` applies
     requires: tuple[Requirement, ...] = ()
     comment: str = ""  # why the object looks the way it does; shown by `render`
+    notes: str = ""  # plain words a preview shows beside the DDL (a table's access matrix)
 
     @property
     def key(self) -> str:
@@ -89,10 +105,12 @@ def vector_type(settings: Settings) -> str:
 class _Builder:
     """Collects specs in order and keeps the cross-references (keys) in one place."""
 
-    def __init__(self, settings: Settings, schema: str) -> None:
+    def __init__(self, settings: Settings, schema: str, owned: bool) -> None:
         self.settings = settings
         self.schema = schema  # of tables, indexes, functions and triggers
+        self.owner = settings.owner_role if owned else None
         self.specs: list[ObjectSpec] = []
+        self.roles: dict[str, ObjectSpec] = {}  # the roles the model creates, by name
 
     def add(self, spec: ObjectSpec) -> ObjectSpec:
         self.specs.append(spec)
@@ -109,40 +127,55 @@ class _Builder:
             comment=f"pgvector, in schema {schema}"
             + (" (where Supabase keeps extensions)" if schema == "extensions" else "")))
 
-    def app_role(self) -> ObjectSpec:
-        role = self.settings.app_role
-        return self.add(ObjectSpec(
-            kind="role", schema="", name=role, family="roles",
-            ddl=render_template("role", role=quote_ident(role)),
-            drop_sql=f"DROP ROLE IF EXISTS {quote_ident(role)};",
-            comment="the role mem0 connects as: may log in, holds no other attribute; its "
-                    "password is set from the secret appRolePassword, never shown here"))
+    def role(self, name: str, login: bool, bypass_rls: bool, comment: str) -> ObjectSpec:
+        spec = self.add(ObjectSpec(
+            kind="role", schema="", name=name, family="roles",
+            ddl=render_template("role", role=quote_ident(name),
+                                login="LOGIN" if login else "NOLOGIN",
+                                bypass="BYPASSRLS" if bypass_rls else "NOBYPASSRLS"),
+            drop_sql=f"DROP ROLE IF EXISTS {quote_ident(name)};", comment=comment))
+        self.roles[name] = spec
+        return spec
+
+    def _owned(self, ddl: str, object_sql: str) -> tuple[str, tuple[str, ...]]:
+        """The DDL with its ownership line, and the owner role's key when the model makes it."""
+        if self.owner is None:
+            return ddl, ()
+        owner_spec = self.roles.get(self.owner)
+        return (f"{ddl}\nALTER {object_sql} OWNER TO {quote_ident(self.owner)};",
+                (owner_spec.key,) if owner_spec else ())
 
     def table(self, template: str, name: str, after: ObjectSpec, comment: str,
               **values: str) -> ObjectSpec:
+        table = qualified(self.schema, name)
+        ddl, owner = self._owned(render_template(template, table=table, **values),
+                                 f"TABLE {table}")
         return self.add(ObjectSpec(
-            kind="table", schema=self.schema, name=name, family="tables",
-            ddl=render_template(template, table=qualified(self.schema, name), **values),
-            drop_sql=f"DROP TABLE IF EXISTS {qualified(self.schema, name)};",
-            depends_on=(after.key,), data_bearing=True, comment=comment))
+            kind="table", schema=self.schema, name=name, family="tables", ddl=ddl,
+            drop_sql=f"DROP TABLE IF EXISTS {table};",
+            depends_on=(after.key, *owner), data_bearing=True, comment=comment))
 
     def index(self, table: ObjectSpec, name: str, using: str, comment: str,
-              unique: bool = False) -> ObjectSpec:
+              unique: bool = False, where: str = "") -> ObjectSpec:
         head = "CREATE UNIQUE INDEX" if unique else "CREATE INDEX"
+        predicate = f" WHERE {where}" if where else ""
         return self.add(ObjectSpec(
             kind="index", schema=self.schema, name=name, table=table.name, family="indexes",
-            ddl=f"{head} {quote_ident(name)} ON {table.qualified_name} USING {using};",
+            ddl=f"{head} {quote_ident(name)} ON {table.qualified_name} USING {using}"
+                f"{predicate};",
             drop_sql=f"DROP INDEX IF EXISTS {qualified(self.schema, name)};",
             depends_on=(table.key,), comment=comment))
 
     def function(self, template: str, name: str, arguments: str, after: tuple[ObjectSpec, ...],
                  comment: str, **values: str) -> ObjectSpec:
         function = qualified(self.schema, name)
+        ddl, owner = self._owned(render_template(template, function=function, **values),
+                                 f"FUNCTION {function}({arguments})")
         return self.add(ObjectSpec(
-            kind="function", schema=self.schema, name=name, family="functions",
-            ddl=render_template(template, function=function, **values),
+            kind="function", schema=self.schema, name=name, family="functions", ddl=ddl,
             drop_sql=f"DROP FUNCTION IF EXISTS {function}({arguments});",
-            arguments=arguments, depends_on=tuple(s.key for s in after), comment=comment))
+            arguments=arguments, depends_on=(*(s.key for s in after), *owner),
+            comment=comment))
 
     def trigger(self, table: ObjectSpec, name: str, timing: str, function: ObjectSpec,
                 comment: str) -> ObjectSpec:
@@ -153,16 +186,85 @@ class _Builder:
             drop_sql=f"DROP TRIGGER IF EXISTS {quote_ident(name)} ON {table.qualified_name};",
             depends_on=(table.key, function.key), comment=comment))
 
-    def grant(self, privileges: str, on: str, object_name: str, role: ObjectSpec,
+    def grant(self, privileges: str, on: str, object_name: str, role: str,
               after: ObjectSpec | None, comment: str, schema: str | None = None) -> ObjectSpec:
-        grantee = quote_ident(role.name)
+        """What `role` holds on `on`: exactly `privileges`; none at all when empty (the
+        role's privileges are revoked, say those Supabase's default privileges gave it)."""
+        grantee = grantee_sql(role)
+        revoke = f"REVOKE ALL ON {on} FROM {grantee};"
+        role_spec = self.roles.get(role)
         return self.add(ObjectSpec(
             kind="grant", schema=schema if schema is not None else self.schema,
-            name=f"{object_name}-to-{role.name}", family="grants",
-            ddl=f"GRANT {privileges} ON {on} TO {grantee};",
-            drop_sql=f"REVOKE ALL ON {on} FROM {grantee};",
-            role=role.name, on=on,
-            depends_on=(role.key,) + ((after.key,) if after else ()), comment=comment))
+            name=f"{object_name}-to-{role}", family="grants",
+            ddl=f"GRANT {privileges} ON {on} TO {grantee};" if privileges else revoke,
+            drop_sql=revoke if privileges else "",
+            role=role, on=on,
+            depends_on=((role_spec.key,) if role_spec else ()) + ((after.key,) if after else ()),
+            comment=comment))
+
+    def row_security(self, table: ObjectSpec, access: TableAccess) -> ObjectSpec:
+        name = table.qualified_name
+        return self.add(ObjectSpec(
+            kind="row_security", schema=self.schema, name=table.name, table=table.name,
+            family="policies",
+            ddl=f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;\n"
+                f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY;",
+            drop_sql=f"ALTER TABLE {name} NO FORCE ROW LEVEL SECURITY;\n"
+                     f"ALTER TABLE {name} DISABLE ROW LEVEL SECURITY;",
+            depends_on=(table.key,), notes=access.matrix(self.schema),
+            comment="every row is checked, for the owner too; the matrix says by which rule"))
+
+    def policies(self, table: ObjectSpec, access: TableAccess,
+                 functions: tuple[ObjectSpec, ...], after: tuple[ObjectSpec, ...]) -> None:
+        """One policy per command and rule; roles with the same rule share it."""
+        for command in COMMANDS:
+            groups: dict[tuple[str | None, str | None], list[str]] = {}
+            for role, rules in access.rules.items():
+                rule = rules[command]
+                if rule.policy:
+                    groups.setdefault((rule.using, rule.check), []).append(role)
+            for (using, check), roles in groups.items():
+                audience = _audience(self.settings, roles)
+                name = f"{table.name}_{command.lower()}_{audience}"
+                used = tuple(f.key for f in functions
+                             if f.name + "()" in f"{using} {check}")
+                self.add(ObjectSpec(
+                    kind="policy", schema=self.schema, name=name, table=table.name,
+                    family="policies",
+                    ddl=policy_ddl(name, table.qualified_name, command, roles, using, check),
+                    drop_sql=f"DROP POLICY IF EXISTS {quote_ident(name)} ON "
+                             f"{table.qualified_name};",
+                    depends_on=(table.key, *used,
+                                *(self.roles[r].key for r in sorted(roles) if r in self.roles),
+                                *(a.key for a in after)),
+                    comment=f"{command} for {', '.join(sorted(roles))}: "
+                            f"{access.rules[roles[0]][command].words}"))
+
+    def revoke_execute(self, function: ObjectSpec, needed_by: tuple[str, ...]) -> None:
+        """A definer-rights function: callable only by the roles that need it. PUBLIC and
+        every other role the stack knows hold nothing (Supabase's default privileges give
+        anon EXECUTE on every new function in public)."""
+        known = ["PUBLIC", *(r for r in self.roles if r != self.settings.owner_role)]
+        if self.settings.target == "supabase":
+            known += [*SUPABASE_END_USER_ROLES, self.settings.service_role]
+        on = f"FUNCTION {function.qualified_name}({function.arguments})"
+        for role in dict.fromkeys(known):
+            self.grant("EXECUTE" if role in needed_by else "", on, function.name, role,
+                       function, "runs with the owner's rights: only the roles whose "
+                       "policies call it may" if role in needed_by else
+                       "runs with the owner's rights: not callable by this role")
+
+    def default_privileges(self, owner: ObjectSpec) -> ObjectSpec:
+        role = quote_ident(owner.name)
+        return self.add(ObjectSpec(
+            kind="default_privileges", schema="", name=f"{owner.name}-functions",
+            role=owner.name, family="grants",
+            ddl=f"ALTER DEFAULT PRIVILEGES FOR ROLE {role} REVOKE EXECUTE ON FUNCTIONS "
+                "FROM PUBLIC;",
+            drop_sql=f"ALTER DEFAULT PRIVILEGES FOR ROLE {role} GRANT EXECUTE ON FUNCTIONS "
+                     "TO PUBLIC;",
+            depends_on=(owner.key,),
+            comment="functions the owner creates later are nobody's to call until granted"))
 
     def search_settings(self, role: ObjectSpec, extension: ObjectSpec) -> ObjectSpec | None:
         values, requires = app_role_search_settings(self.settings)
@@ -179,6 +281,31 @@ class _Builder:
             comment="search settings for the sessions of the app role: ef_search covers "
                     f"mem0's LIMIT {MEM0_DEFAULT_LIMIT} (pgvector's default 40 silently "
                     "returns 40 rows); iterative scans keep filtered searches full"))
+
+
+def grantee_sql(role: str) -> str:
+    return "PUBLIC" if role == "PUBLIC" else quote_ident(role)
+
+
+def policy_ddl(name: str, table: str, command: str, roles: list[str], using: str | None,
+               check: str | None) -> str:
+    """A policy's canonical text, as `components.introspect` rebuilds it from pg_policy."""
+    lines = [f"CREATE POLICY {quote_ident(name)} ON {table} AS PERMISSIVE FOR {command} "
+             f"TO {', '.join(grantee_sql(r) for r in sorted(roles))}"]
+    if using is not None:
+        lines.append(f"    USING ({using})")
+    if check is not None:
+        lines.append(f"    WITH CHECK ({check})")
+    return "\n".join(lines) + ";"
+
+
+def _audience(settings: Settings, roles: list[str]) -> str:
+    """A short, stable word for who a policy serves: part of its name."""
+    if roles == [settings.owner_role]:
+        return "owner"
+    if roles == [settings.app_role]:
+        return "app"
+    return "users"
 
 
 def app_role_search_settings(settings: Settings) -> tuple[dict[str, str],
@@ -231,7 +358,9 @@ def _vector_index(b: _Builder, table: ObjectSpec, column: str) -> None:
             f"{index.method} chosen by {index.reason}; measure {index.measure}")
 
 
-def _python_profile(b: _Builder, extension: ObjectSpec, role: ObjectSpec) -> None:
+def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec, str]]:
+    """mem0's Python tables, functions, indexes and triggers; returns the tables and their
+    nature for access (components.access)."""
     s = b.settings
     collection = s.collection
     vector = vector_type(s)
@@ -270,6 +399,7 @@ def _python_profile(b: _Builder, extension: ObjectSpec, role: ObjectSpec) -> Non
 
     for table in (memories, entities):
         _vector_index(b, table, "vector")
+        _policy_column_indexes(b, table)
         for key in ("user_id", "agent_id", "run_id") if table is memories else ("user_id",):
             b.index(table, f"{table.name}_{key}_idx", f"btree (((payload ->> '{key}'::text)))",
                     f"mem0 filters with payload->>'{key}' = %s: this exact expression")
@@ -300,14 +430,21 @@ def _python_profile(b: _Builder, extension: ObjectSpec, role: ObjectSpec) -> Non
     b.trigger(memories, f"{collection}_history", "AFTER INSERT OR DELETE OR UPDATE", record,
               "every change of a memory lands in memory_history")
 
-    for table in (memories, entities, relationships):
-        b.grant(DML, f"TABLE {table.qualified_name}", table.name, role, table,
-                "rows only: no DDL, so mem0 never creates anything")
-    b.grant("SELECT", f"TABLE {history.qualified_name}", history.name, role, history,
-            "read-only: history is written by the trigger alone")
+    b.index(entities, f"{entities.name}_user_created_idx", "btree (user_id, created_at DESC)",
+            "a user's entities newest first (row-level security)")
+    b.index(history, f"{HISTORY_TABLE}_org_id_idx", "btree (org_id, at)",
+            "an organisation's history (row-level security in org tenancy)",
+            where="(org_id IS NOT NULL)")
+    b.index(relationships, f"{RELATIONSHIPS_TABLE}_org_id_idx", "btree (org_id)",
+            "an organisation's edges (row-level security in org tenancy)",
+            where="(org_id IS NOT NULL)")
+    b.revoke_execute(record, needed_by=())
+    return [(memories, MEMORY), (entities, MEMORY), (history, HISTORY),
+            (relationships, GRAPH)]
 
 
-def _typescript_profile(b: _Builder, extension: ObjectSpec, role: ObjectSpec) -> None:
+def _typescript_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec, str]]:
+    """The TypeScript SDK's tables; returns them with their nature for access."""
     s = b.settings
     vector = vector_type(s)
     memories = b.table("ts_memories_table", s.collection, extension, vector_type=vector,
@@ -334,29 +471,127 @@ def _typescript_profile(b: _Builder, extension: ObjectSpec, role: ObjectSpec) ->
             "the SDK reads history by memory_id")
     b.trigger(memories, f"{s.collection}_touch", "BEFORE UPDATE", touch,
               "created_at and updated_at are kept by the database")
-    for table in (memories, migrations, history):
-        b.grant(DML, f"TABLE {table.qualified_name}", table.name, role, table,
-                "rows only: the SDK creates nothing")
+    _policy_column_indexes(b, memories)
+    return [(memories, MEMORY), (migrations, BACKEND), (history, BACKEND)]
 
 
-def build_model(settings: Settings, schema: str = "public") -> list[ObjectSpec]:
+def _policy_column_indexes(b: _Builder, table: ObjectSpec) -> None:
+    """An index for each column a policy may read (user_id has one already). Partial, so
+    they cost nearly nothing while their tenancy option is off, and switching it on changes
+    only policies."""
+    b.index(table, f"{table.name}_org_id_idx", "btree (org_id)",
+            "rows of an organisation (row-level security in org tenancy)",
+            where="(org_id IS NOT NULL)")
+    b.index(table, f"{table.name}_shared_agent_idx", "btree (agent_id)",
+            "shared agent knowledge (sharedAgentKnowledge)", where="(user_id IS NULL)")
+    b.index(table, f"{table.name}_session_idx", "btree (run_id)",
+            "a session's rows (sessionScope)", where="(run_id IS NOT NULL)")
+
+
+def _project_roles(b: _Builder) -> ObjectSpec:
+    """The roles the stack creates; returns the app role. On supabase only the app role:
+    Supabase's own roles exist already."""
+    s = b.settings
+    if s.target != "supabase":
+        b.role(s.owner_role, login=False, bypass_rls=False,
+               comment="owns every object; cannot log in; no one else may alter them")
+    app = b.role(s.app_role, login=True, bypass_rls=False,
+                 comment="the role mem0 connects as: rows only, under row-level security; "
+                         "its password is set from the secret appRolePassword")
+    if s.target != "supabase":
+        assert s.readonly_role is not None
+        b.role(s.readonly_role, login=True, bypass_rls=False,
+               comment="dashboards and analysts: SELECT, under row-level security")
+        b.role(s.service_role, login=True, bypass_rls=True,
+               comment="backup, restore and migration: every row, no DDL")
+    return app
+
+
+def _identity_functions(b: _Builder, extension: ObjectSpec) -> tuple[ObjectSpec, ...]:
+    s = b.settings
+    if s.target == "supabase":
+        subject, source = "(auth.uid())::text", "Supabase's auth.uid(), else mem0.user_id"
+    else:
+        subject = ("NULLIF(pg_catalog.current_setting('request.jwt.claims', true), "
+                   "'')::jsonb ->> 'sub'")
+        source = "a PostgREST JWT's sub claim, else mem0.user_id"
+    functions = [b.function("user_id_function", USER_ID_FUNCTION, "", (extension,),
+                            "the caller's user id for row-level security; invoker rights",
+                            jwt_subject=subject, source=source)]
+    if s.session_scope:
+        functions.append(b.function("run_id_function", RUN_ID_FUNCTION, "", (extension,),
+                                    "the caller's session for row-level security"))
+    return tuple(functions)
+
+
+def _membership(b: _Builder, user_id: ObjectSpec, after: ObjectSpec
+                ) -> tuple[ObjectSpec, ObjectSpec]:
+    members = b.table("membership_table", MEMBERSHIP_TABLE, after,
+                      comment="who belongs to which organisation (org tenancy); written "
+                              "by the service role")
+    b.index(members, f"{MEMBERSHIP_TABLE}_user_id_idx", "btree (user_id)",
+            "a user's organisations: the lookup every org policy makes")
+    org_ids = b.function("org_ids_function", ORG_IDS_FUNCTION, "", (members, user_id),
+                         "the caller's organisations; definer rights, fixed search_path",
+                         membership=members.qualified_name,
+                         user_id=user_id.qualified_name)
+    return members, org_ids
+
+
+def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: ObjectSpec,
+              memories: ObjectSpec) -> None:
+    """Identity functions, membership, grants, row-level security and policies."""
+    s = b.settings
+    functions = _identity_functions(b, extension)
+    if s.tenancy == "org":
+        members, org_ids = _membership(b, functions[0], extension)
+        tables = [*tables, (members, MEMBERSHIP)]
+        functions = (*functions, org_ids)
+    accesses = table_access(s, b.schema, [(t.name, nature) for t, nature in tables],
+                            memories.qualified_name)
+    for (table, _nature), access in zip(tables, accesses, strict=True):
+        for role, rules in access.rules.items():
+            if role == s.owner_role:
+                continue  # owns it
+            privileges = ", ".join(c for c in sorted(COMMANDS) if rules[c].privilege)
+            b.grant(privileges, f"TABLE {table.qualified_name}", table.name, role, table,
+                    "; ".join(f"{c} {rules[c].words}" for c in COMMANDS if rules[c].privilege)
+                    or "no privilege at all")
+        b.row_security(table, access)
+    if s.tenancy == "org":
+        users = [role for role, rules in accesses[0].rules.items()
+                 if role != s.owner_role and any(r.policy for r in rules.values())]
+        b.revoke_execute(org_ids, needed_by=tuple(users))
+    for (table, _nature), access in zip(tables, accesses, strict=True):
+        b.policies(table, access, functions, after=())
+
+
+def build_model(settings: Settings, schema: str = "public",
+                owned: bool = True) -> list[ObjectSpec]:
     """Every object the stack declares, in dependency order (dependencies first).
 
     mem0 only reads `public` (it has no schema option); another `schema` builds the same
-    tables, indexes, functions and triggers elsewhere, for a benchmark's scratch copy.
+    tables, indexes, functions, triggers and policies elsewhere, for a benchmark's scratch
+    copy, which passes `owned=False`: no ownership lines, so no project role is needed.
     """
-    b = _Builder(settings, schema)
+    b = _Builder(settings, schema, owned)
     extension = b.extension()
-    role = b.app_role()
+    app = _project_roles(b)
     if settings.extension_schema != "public":
         b.grant("USAGE", f"SCHEMA {quote_ident(settings.extension_schema)}",
-                settings.extension_schema, role, extension,
+                settings.extension_schema, app.name, extension,
                 "the app role must resolve the vector type", schema="")
+    if owned and settings.owner_role in b.roles:
+        owner = b.roles[settings.owner_role]
+        b.grant("CREATE, USAGE", f"SCHEMA {quote_ident(schema)}", schema, owner.name, None,
+                "the owner creates and owns the project's objects here", schema="")
+        b.default_privileges(owner)
     if settings.client_profile == "typescript":
-        _typescript_profile(b, extension, role)
+        tables = _typescript_profile(b, extension)
     else:
-        _python_profile(b, extension, role)
-    b.search_settings(role, extension)
+        tables = _python_profile(b, extension)
+    _security(b, tables, extension, tables[0][0])
+    b.search_settings(app, extension)
     specs = sorted(b.specs, key=lambda s: FAMILIES.index(s.family))  # stable: keeps order
     _check_order(specs)
     return specs

@@ -41,25 +41,28 @@ from components.introspect import (
     relation_has_storage,
     role_flags,
 )
-from components.model import KINDS, ObjectSpec, Requirement
+from components.model import KINDS, ObjectSpec, Requirement, grantee_sql
 from components.settings import PROJECT
 from components.table_changes import plan_table_change
 
 # Bump when apply behaviour changes, so `diff` reports a change and the engine stores the
 # new pickled provider (a no-change diff keeps the old one: pulumi/pulumi#6490).
-PROVIDER_VERSION = "2"
+PROVIDER_VERSION = "3"
 
 IDENTITY_KEYS = ("kind", "schema", "name", "table", "role", "on", "arguments", "database")
 # Identity keys that version 1 of the provider did not store: absent means empty.
 OPTIONAL_IDENTITY_KEYS = ("table", "role", "on", "arguments")
 DEFINITION_KEYS = ("ddl", "drop_sql", "requires", "allow_data_loss", "provider_version",
-                   "password")
+                   "password", "notes")
 # What `read` hands back as refreshed inputs. Not the connection or the password: the
 # dynamic-provider plugin serializes these without secret markers, and a secret must never
 # land in state as plaintext.
 SECRET_KEYS = ("connection", "password")
 READ_INPUT_KEYS = tuple(k for k in IDENTITY_KEYS + DEFINITION_KEYS if k not in SECRET_KEYS)
-REQUIRED_KEYS = ("kind", "name", "database", "connection", "ddl", "drop_sql")
+REQUIRED_KEYS = ("kind", "name", "database", "connection", "ddl")
+# Kinds whose live state is simply made to match on create: there is nothing to adopt or
+# clobber (a grant or a table's RLS flags are exactly what the stack declares).
+CONVERGE_ON_CREATE = ("grant", "row_security", "default_privileges")
 
 # Pulumi applies independent resources in parallel, but two DDL statements that touch the
 # same catalog row (two indexes or triggers on one table, two grants on one object) fail
@@ -86,6 +89,8 @@ def object_inputs(spec: ObjectSpec, connection: Any, database: str,
               "requires": [{"extension": r.extension, "min_version": r.min_version,
                             "hint": r.hint} for r in spec.requires],
               "allow_data_loss": allow_data_loss, "provider_version": PROVIDER_VERSION}
+    if spec.notes:
+        inputs["notes"] = spec.notes
     if password is not None:
         inputs["password"] = password
     return inputs
@@ -94,7 +99,7 @@ def object_inputs(spec: ObjectSpec, connection: Any, database: str,
 def _differs(key: str, old: Any, new: Any) -> bool:
     if new == UNKNOWN:
         return True
-    if key in OPTIONAL_IDENTITY_KEYS or key == "requires":
+    if key in OPTIONAL_IDENTITY_KEYS or key in ("requires", "notes"):
         return (old or None) != (new or None)
     return old != new
 
@@ -306,7 +311,20 @@ def _ensure_trigger(conn: psycopg.Connection, props: dict[str, Any], live: str |
 
 def _ensure_grant(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:
     # Revoke first: the grant declares exactly what the role holds, nothing more.
-    _execute_in_transaction(conn, [props["drop_sql"], props["ddl"]], props)
+    revoke = f"REVOKE ALL ON {props['on']} FROM {grantee_sql(props['role'])}"
+    _execute_in_transaction(conn, [revoke, props["ddl"]], props)
+
+
+def _ensure_policy(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:
+    # ALTER POLICY cannot change the command: drop and create in one transaction.
+    statements = [props["ddl"]] if live is None else [props["drop_sql"], props["ddl"]]
+    _execute_in_transaction(conn, statements, props)
+
+
+def _table_exists(conn: psycopg.Connection, props: dict[str, Any]) -> bool:
+    row = conn.execute("SELECT pg_catalog.to_regclass(%s) IS NOT NULL",
+                       (qualified(props["schema"], props["table"]),)).fetchone()
+    return bool(row and row[0])
 
 
 def _ensure_role_settings(conn: psycopg.Connection, props: dict[str, Any], live: str | None,
@@ -332,6 +350,8 @@ def _delete_role(conn: psycopg.Connection, props: dict[str, Any]) -> None:
 
 
 def _delete_grant(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    if not props.get("drop_sql"):
+        return  # a declared absence of privileges: nothing to undo
     with conn.cursor() as cur:
         if granted(cur, props["on"], props["role"]) is None:
             return  # the object or the role is gone, and the grant with it
@@ -428,6 +448,9 @@ class SqlObjectProvider(ResourceProvider):
             if live is None:
                 _check_requirements(conn, props)
                 self._ensure(conn, props, None)
+            elif props["kind"] in CONVERGE_ON_CREATE:
+                _check_requirements(conn, props)
+                self._ensure(conn, props, live)
             elif live == props["ddl"]:
                 if props["kind"] == "role":
                     with conn.transaction():
@@ -472,6 +495,15 @@ class SqlObjectProvider(ResourceProvider):
                 _delete_grant(conn, props)
             elif kind == "role_settings":
                 _delete_role_settings(conn, props)
+            elif kind in ("policy", "row_security"):
+                if _table_exists(conn, props):  # else it went with its table
+                    with conn.transaction():
+                        conn.execute(props["drop_sql"])
+            elif kind == "default_privileges":
+                with conn.cursor() as cur:
+                    if role_flags(cur, props["role"]) is not None:
+                        with conn.transaction():
+                            conn.execute(props["drop_sql"])
             else:
                 with conn.transaction():
                     conn.execute(props["drop_sql"])
@@ -495,6 +527,10 @@ class SqlObjectProvider(ResourceProvider):
             _ensure_grant(conn, props, live)
         elif kind == "role_settings":
             _ensure_role_settings(conn, props, live, olds)
+        elif kind == "policy":
+            _ensure_policy(conn, props, live)
+        elif kind in ("row_security", "default_privileges"):
+            _execute_in_transaction(conn, [props["ddl"]], props)
         else:
             raise SqlObjectError(f"unknown kind {kind!r}")
 

@@ -30,6 +30,9 @@ def render_script(settings: Settings) -> str:
         "--   psql -v ON_ERROR_STOP=1 -f THIS_FILE",
         f"-- collection={settings.collection} dimensions={settings.dimensions} "
         f"tenancy={settings.tenancy} vector index={index.method}",
+        f"-- sharedAgentKnowledge={str(settings.shared_agent_knowledge).lower()} "
+        f"sessionScope={str(settings.session_scope).lower()} "
+        f"appRoleIdentity={settings.app_role_identity}",
     ]
     lines += [f"-- WARNING: {w}" for w in settings.warnings]
     lines += [
@@ -39,7 +42,9 @@ def render_script(settings: Settings) -> str:
         "SELECT pg_catalog.set_config('search_path', '', true);",
     ]
     for spec in build_model(settings):
-        lines += ["", f"-- {spec.key}: {spec.comment}" if spec.comment else f"-- {spec.key}",
-                  _statement(spec)]
+        lines += ["", f"-- {spec.key}: {spec.comment}" if spec.comment else f"-- {spec.key}"]
+        # A table's access matrix: who may do what, in words a reviewer reads in a diff.
+        lines += [f"-- {line}" for line in spec.notes.splitlines()]
+        lines.append(_statement(spec))
     lines += ["", "COMMIT;", ""]
     return "\n".join(lines)

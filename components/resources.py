@@ -55,7 +55,7 @@ class _Family(pulumi.ComponentResource):
             # role can only be dropped once its grants are revoked).
             owner = registry.get(f"table:{spec.schema}.{spec.table}") \
                 if spec.kind == "index" else None
-            password = settings.app_role_password if spec.kind == "role" else None
+            password = settings.role_password(spec.name) if spec.kind == "role" else None
             label = f"{spec.schema}.{spec.name}" if spec.schema else spec.name
             resource = SqlObject(
                 f"{name}-{label}", spec, connection, database, settings.allow_data_loss,
@@ -95,13 +95,17 @@ class Grants(_Family):
     TYPE = "mem0:index:Grants"
 
 
+class Policies(_Family):
+    TYPE = "mem0:index:Policies"
+
+
 class SearchSettings(_Family):
     TYPE = "mem0:index:SearchSettings"
 
 
 COMPONENTS: dict[str, type[_Family]] = {
     "extensions": Extensions, "roles": Roles, "tables": MemoryTables, "functions": Functions,
-    "indexes": Indexes, "triggers": Triggers, "grants": Grants,
+    "indexes": Indexes, "triggers": Triggers, "grants": Grants, "policies": Policies,
     "search_settings": SearchSettings}
 assert tuple(COMPONENTS) == FAMILIES, "every model family has its component, in order"
 

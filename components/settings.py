@@ -21,6 +21,11 @@ PROJECT = "mem0infra"
 
 TARGETS = ("embedded", "postgres", "supabase")
 TENANCIES = ("user", "org", "service")
+APP_ROLE_IDENTITIES = ("optional", "required")
+# The roles Supabase provides; on target supabase the stack uses them and creates none of
+# its own but the app role. `postgres` owns what the dashboard and migrations create.
+SUPABASE_OWNER, SUPABASE_SERVICE_ROLE = "postgres", "service_role"
+SUPABASE_END_USER_ROLES = ("anon", "authenticated")
 INDEX_METHODS = ("auto", "hnsw", "ivfflat", "none")
 INDEX_MEASURES = ("cosine", "l2", "ip", "l1")
 CLIENT_PROFILES = ("python", "typescript")
@@ -106,9 +111,34 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "text (the seed's FTS index, e.g. english); empty builds none.",
                 choices=("", *TEXT_SEARCH_CONFIGS)),
     SettingSpec("tenancy", "string", "user",
-                "Who may see which rows: each user their own, organisations, or the "
-                "service only (validated; its row-level security is not deployed yet).",
-                choices=TENANCIES),
+                "Who may see which rows (row-level security): each user their own, the "
+                "members of an organisation its rows (org_id), or no end user at all "
+                "(service).", choices=TENANCIES),
+    SettingSpec("sharedAgentKnowledge", "boolean", False,
+                "Rows with an agent_id and no user_id are readable by every signed-in "
+                "user; only the service role writes them."),
+    SettingSpec("sessionScope", "boolean", False,
+                "Rows with a run_id are visible only to a caller whose session "
+                "(mem0.run_id, or the JWT claim run_id) names that run."),
+    SettingSpec("appRoleIdentity", "string", "optional",
+                "optional: appRole sees every row until its connection sets mem0.user_id "
+                "(mem0's own filters separate users on one shared connection); required: "
+                "appRole sees only the rows of the mem0.user_id its connection sets.",
+                choices=APP_ROLE_IDENTITIES),
+    SettingSpec("ownerRole", "string", "mem0_owner",
+                "NOLOGIN role that owns every object (not on supabase, where postgres "
+                "owns them). The deploying role must be a superuser or a member of it."),
+    SettingSpec("readonlyRole", "string", "mem0_readonly",
+                "LOGIN role for dashboards and analysts: SELECT under row-level security "
+                "(not on supabase)."),
+    SettingSpec("readonlyRolePassword", "string", "",
+                "Password of readonlyRole. Secret. Required on target postgres.",
+                secret=True),
+    SettingSpec("serviceRole", "string", "mem0_service",
+                "LOGIN BYPASSRLS role for backup, restore and migration: every row (on "
+                "supabase: Supabase's service_role)."),
+    SettingSpec("serviceRolePassword", "string", "",
+                "Password of serviceRole. Secret. Required on target postgres.", secret=True),
     SettingSpec("vectorIndexMethod", "string", "auto",
                 "Vector index: auto picks by expectedRows; none builds no ANN index.",
                 choices=INDEX_METHODS),
@@ -170,11 +200,26 @@ class Settings:
     iterative_scan: str  # resolved: relaxed_order | strict_order | off
     history_includes_vectors: bool
     fts_language: str
-    tenancy: str
+    tenancy: str  # user | org | service
+    shared_agent_knowledge: bool
+    session_scope: bool
+    app_role_identity: str  # optional | required
+    owner_role: str  # owns every object; on supabase, `postgres`
+    readonly_role: str | None  # None on supabase
+    readonly_role_password: str | None = field(repr=False)
+    service_role: str  # bypasses RLS; on supabase, Supabase's `service_role`
+    service_role_password: str | None = field(repr=False)
     vector_index: VectorIndex
     protect: bool
     allow_data_loss: bool
     warnings: tuple[str, ...] = ()
+
+    def role_password(self, role: str) -> str | None:
+        """The secret password the stack sets for one of its LOGIN roles, if any."""
+        return {self.app_role: self.app_role_password,
+                self.readonly_role: self.readonly_role_password,
+                self.service_role: self.service_role_password}.get(role) \
+            if self.target != "supabase" or role == self.app_role else None
 
     @property
     def extension_schema(self) -> str:
@@ -266,12 +311,55 @@ def _check_database_url(target: str, url: object, problems: list[str]) -> None:
         )
 
 
-def _check_app_password(target: str, password: object, problems: list[str]) -> None:
-    if target != "embedded" and not password:
-        problems.append(
-            f"appRolePassword: not set, but target is {target!r}; set it with "
-            "`pulumi config set --secret appRolePassword <a long random password>` "
+def _missing_password(key: str, target: str) -> str:
+    return (f"{key}: not set, but target is {target!r}; set it with "
+            f"`pulumi config set --secret {key} \"$(openssl rand -base64 32)\"` "
             "(allowed: a non-empty string)")
+
+
+# The roles the postgres and embedded targets create besides appRole: key -> password key.
+PROJECT_ROLE_KEYS: dict[str, str | None] = {
+    "ownerRole": None, "readonlyRole": "readonlyRolePassword",
+    "serviceRole": "serviceRolePassword"}
+
+
+def _check_roles(raw: Mapping[str, object], values: Mapping[str, Any],
+                 problems: list[str]) -> None:
+    """Role names are distinct identifiers; passwords are there where the target needs
+    them; on supabase, the project's own roles other than appRole are not used."""
+    target = values["target"]
+    if target not in TARGETS:
+        return
+    if target != "embedded" and not values["appRolePassword"]:
+        problems.append(_missing_password("appRolePassword", target))
+    names: dict[str, object] = {"appRole": values["appRole"]}
+    for key, password_key in PROJECT_ROLE_KEYS.items():
+        if target == "supabase":
+            for given in (key, password_key):
+                if given and raw.get(given) not in (None, ""):
+                    problems.append(
+                        f"{given}: not allowed with target 'supabase'; remove it (Supabase's "
+                        f"own roles serve: {SUPABASE_OWNER} owns the objects, "
+                        f"{SUPABASE_SERVICE_ROLE} bypasses row-level security, anon and "
+                        "authenticated are its end users)")
+            continue
+        names[key] = values[key]
+        if password_key and target == "postgres" and not values[password_key]:
+            problems.append(_missing_password(password_key, target))
+    seen: dict[str, str] = {}
+    for key, name in names.items():
+        if not isinstance(name, str):
+            continue
+        why = identifier_problem(name)
+        if why:
+            problems.append(f"{key}: {name!r} is not allowed; it {why}")
+        elif name in seen:
+            problems.append(f"{key}: {name!r} is not allowed; it is already {seen[name]} "
+                            "(each role has one job)")
+        elif name in (SUPABASE_OWNER, SUPABASE_SERVICE_ROLE, *SUPABASE_END_USER_ROLES):
+            problems.append(f"{key}: {name!r} is not allowed; it is a name Supabase and "
+                            "PostgreSQL use for their own roles")
+        seen[name] = key
 
 
 def _resolve_iterative_scan(values: Mapping[str, Any], problems: list[str]) -> str | None:
@@ -364,13 +452,9 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
             f"collection: {collection!r} is not allowed with clientProfile 'typescript'; "
             f"allowed: {TYPESCRIPT_TABLE!r} (the TS SDK's match_vectors() reads that table)")
     app_role = values["appRole"]
-    if isinstance(app_role, str):
-        why = identifier_problem(app_role)
-        if why:
-            problems.append(f"appRole: {app_role!r} is not allowed; it {why}")
     if values["target"] in TARGETS:
         _check_database_url(values["target"], values["databaseUrl"], problems)
-        _check_app_password(values["target"], values["appRolePassword"], problems)
+    _check_roles(raw, values, problems)
     iterative_scan = _resolve_iterative_scan(values, problems)
     index = _resolve_vector_index(values, problems)
     dims = values["dimensions"]
@@ -392,6 +476,7 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
 
     url = values["databaseUrl"]
     password = values["appRolePassword"]
+    supabase = values["target"] == "supabase"
     data_dir = values["embeddedDataDir"] or f".pgdata/{stack}"
     return Settings(
         stack=stack,
@@ -409,11 +494,23 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
         history_includes_vectors=values["historyIncludesVectors"],
         fts_language=values["ftsLanguage"],
         tenancy=values["tenancy"],
+        shared_agent_knowledge=values["sharedAgentKnowledge"],
+        session_scope=values["sessionScope"],
+        app_role_identity=values["appRoleIdentity"],
+        owner_role=SUPABASE_OWNER if supabase else values["ownerRole"],
+        readonly_role=None if supabase else values["readonlyRole"],
+        readonly_role_password=_secret(values["readonlyRolePassword"]),
+        service_role=SUPABASE_SERVICE_ROLE if supabase else values["serviceRole"],
+        service_role_password=_secret(values["serviceRolePassword"]),
         vector_index=index,  # type: ignore[arg-type]
         protect=values["protect"],
         allow_data_loss=values["allowDataLoss"],
         warnings=tuple(warnings),
     )
+
+
+def _secret(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def settings_from_pulumi_config(getter: Callable[[str], str | None], all_keys: list[str],

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 _HEADER = re.compile(r"^CREATE (UNLOGGED )?TABLE (\S+) \($")
+_OWNER = re.compile(r"^ALTER TABLE (\S+) OWNER TO (\S+);$")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class TableShape:
     unlogged: bool
     columns: dict[str, str]  # name -> full column line
     constraints: dict[str, str]  # name -> definition after "CONSTRAINT <name> "
+    owner: str | None = None  # the quoted owner, from the ownership line after the table
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class UnsupportedTableChange(ValueError):
 
 def parse_table(ddl: str) -> TableShape:
     lines = ddl.strip().splitlines()
+    owner_line = _OWNER.match(lines[-1]) if lines else None
+    if owner_line:
+        lines = lines[:-1]
     header = _HEADER.match(lines[0]) if lines else None
     if header is None or lines[-1] != ");":
         raise ValueError(f"not a canonical CREATE TABLE statement: {ddl[:80]!r}")
@@ -50,7 +55,8 @@ def parse_table(ddl: str) -> TableShape:
             constraints[name] = definition
         else:
             columns[line.split(" ", 1)[0]] = line
-    return TableShape(header.group(2), bool(header.group(1)), columns, constraints)
+    return TableShape(header.group(2), bool(header.group(1)), columns, constraints,
+                      owner_line.group(2) if owner_line else None)
 
 
 def _column_type(line: str) -> str:
@@ -127,4 +133,7 @@ def plan_table_change(old_ddl: str, new_ddl: str) -> list[Step]:
         if old.constraints.get(name) != definition:
             steps.append(Step(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition};",
                               loses_data=False, why=f"constraint {name}"))
+    if new.owner and new.owner != old.owner:
+        steps.append(Step(f"ALTER TABLE {table} OWNER TO {new.owner};", loses_data=False,
+                          why=f"owner becomes {new.owner}"))
     return steps

@@ -7,6 +7,7 @@ CREATE TABLE {{table}} (
     metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
     user_id text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    org_id text,
     CONSTRAINT memory_relationships_pkey PRIMARY KEY (id),
     CONSTRAINT memory_relationships_source_target_type_key UNIQUE (source_memory_id, target_memory_id, relationship_type),
     CONSTRAINT memory_relationships_source_memory_id_fkey FOREIGN KEY (source_memory_id) REFERENCES {{memories}}(id) ON DELETE CASCADE,

@@ -109,7 +109,7 @@ def _run(conn: psycopg.Connection[Any], names: Names, server: Server, options: O
     conn.execute(f"CREATE SCHEMA {quote_ident(names.scratch)}")
     _set(conn, "statement_timeout", "0")  # a 100K-row load outlasts a server's default
     conn.execute("SELECT pg_catalog.setseed(%s)", (options.seed,))
-    specs = build_model(names.settings, schema=names.scratch)
+    specs = build_model(names.settings, schema=names.scratch, owned=False)
     progress(f"creating tables, functions and triggers in {names.scratch}")
     for spec in specs:
         if spec.kind in BUILD_KINDS:

@@ -1,0 +1,224 @@
+"""Who may do what to which rows: the access rules of a stack, in SQL and in plain words.
+
+One truth for three things the model derives from it: the row-level-security policies
+(their USING and WITH CHECK expressions), the grants (a role holds a privilege exactly where
+it has a rule), and the access matrix that `render` prints and each table's row-security
+resource carries, so a change of access reads as a changed line in a preview.
+
+Expressions are written in the form PostgreSQL's `pg_get_expr` prints them (with an empty
+search_path, whitespace collapsed), because the provider compares declared and live
+definitions as text. Identity comes from functions called as `( SELECT f() AS f)`: an
+initplan evaluated once per statement, never per row, and never cast per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.identifiers import qualified
+from components.settings import SUPABASE_END_USER_ROLES, Settings
+
+COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
+USER_ID_FUNCTION = "mem0_user_id"
+RUN_ID_FUNCTION = "mem0_run_id"
+ORG_IDS_FUNCTION = "mem0_org_ids"
+MEMBERSHIP_TABLE = "memory_org_members"
+
+# What a table is, for access: which rules apply to its rows.
+MEMORY = "memory"  # memories and entities: owner columns, shared agent rows, sessions
+GRAPH = "graph"  # relationships: owner columns; both endpoints must be visible to write
+HISTORY = "history"  # written by the history trigger (as the owner), read by end users
+MEMBERSHIP = "membership"  # org members: each user reads their own; the service writes
+BACKEND = "backend"  # no owner column: the app role and the service only
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a role may do with one command on one table."""
+
+    words: str  # the matrix's plain words
+    using: str | None = None  # SQL of USING (SELECT, UPDATE, DELETE)
+    check: str | None = None  # SQL of WITH CHECK (INSERT, UPDATE)
+    privilege: bool = True  # the role holds the table privilege for the command
+    policy: bool = True  # a policy carries the rule (False: no privilege, or bypasses RLS)
+
+
+NO_ACCESS = Rule("no privilege", privilege=False, policy=False)
+
+
+@dataclass(frozen=True)
+class TableAccess:
+    table: str  # unqualified name
+    nature: str  # MEMORY | GRAPH | HISTORY | MEMBERSHIP | BACKEND
+    rules: dict[str, dict[str, Rule]]  # role -> command -> rule
+
+    def matrix(self, schema: str) -> str:
+        """The plain-words matrix: one line per role and command."""
+        width = max(len(role) for role in self.rules)
+        lines = [f"access to {qualified(schema, self.table)} "
+                 "(row-level security enabled and forced):"]
+        for role, commands in self.rules.items():
+            for command in COMMANDS:
+                lines.append(f"  {role.ljust(width)}  {command.ljust(6)}  "
+                             f"{commands[command].words}")
+        return "\n".join(lines)
+
+
+# --- expressions, in pg_get_expr's form -----------------------------------------------------
+
+def _call(schema: str, function: str) -> str:
+    return f"( SELECT {qualified(schema, function)}() AS {function})"
+
+
+def _all(*parts: str) -> str:
+    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+
+def _any(*parts: str) -> str:
+    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+
+class _Expressions:
+    def __init__(self, settings: Settings, schema: str) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.uid = _call(schema, USER_ID_FUNCTION)
+        self.run = _call(schema, RUN_ID_FUNCTION)
+        self.orgs = f"{_call(schema, ORG_IDS_FUNCTION)}::text[]"
+
+    def own(self) -> str:
+        return f"(user_id = {self.uid})"
+
+    def in_orgs(self) -> str:
+        return f"(org_id = ANY ({self.orgs}))"
+
+    def signed_in(self) -> str:
+        return f"({self.uid} IS NOT NULL)"
+
+    def no_identity(self) -> str:
+        return f"({self.uid} IS NULL)"
+
+    def session(self) -> str:
+        return f"((run_id IS NULL) OR (run_id = {self.run}))"
+
+    def shared_agent(self) -> str:
+        return _all("(user_id IS NULL)", "(agent_id IS NOT NULL)", self.signed_in())
+
+    def endpoint(self, table: str, column: str, memories: str) -> str:
+        return (f"(EXISTS ( SELECT 1 FROM {memories} m WHERE "
+                f"(m.id = {table}.{column})))")
+
+
+# --- rules per table ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Scope:
+    """The rows an end user reaches on a table: to read, and to write."""
+
+    read: str
+    write: str
+    read_words: str
+    write_words: str
+
+
+def _scope(e: _Expressions, nature: str, table: str, memories: str) -> _Scope:
+    s = e.settings
+    org = s.tenancy == "org"
+    if nature == MEMBERSHIP:
+        return _Scope(e.own(), e.own(), "the caller's own memberships",
+                      "the caller's own memberships")
+    read = [e.in_orgs()] if org else [e.own()]
+    write = [e.in_orgs(), e.own()] if org else [e.own()]
+    read_words = "rows of the caller's organisations" if org else "the caller's own rows"
+    write_words = ("the caller's own rows in the caller's organisations" if org
+                   else "the caller's own rows")
+    if nature == GRAPH:
+        write += [e.endpoint(table, "source_memory_id", memories),
+                  e.endpoint(table, "target_memory_id", memories)]
+        write_words += ", between memories the caller can read"
+    if nature == MEMORY and s.session_scope:
+        read.append(e.session())
+        write.append(e.session())
+        read_words += " (a session's rows only in that session)"
+        write_words += " (a session's rows only in that session)"
+    read_sql = _all(*read)
+    if nature == MEMORY and s.shared_agent_knowledge:
+        read_sql = _any(read_sql, e.shared_agent())
+        read_words += ", and shared agent knowledge"
+    return _Scope(read_sql, _all(*write), read_words, write_words)
+
+
+def _commands(scope_read: str, scope_write: str, read_words: str, write_words: str,
+              writable: bool) -> dict[str, Rule]:
+    if not writable:
+        return {"SELECT": Rule(read_words, using=scope_read),
+                "INSERT": NO_ACCESS, "UPDATE": NO_ACCESS, "DELETE": NO_ACCESS}
+    return {"SELECT": Rule(read_words, using=scope_read),
+            "INSERT": Rule(write_words, check=scope_write),
+            "UPDATE": Rule(write_words, using=scope_write, check=scope_write),
+            "DELETE": Rule(write_words, using=scope_write)}
+
+
+def _app_rules(e: _Expressions, scope: _Scope, nature: str) -> dict[str, Rule]:
+    """The app role: bound like an end user once its connection names a user; before
+    that, every row when appRoleIdentity is optional (mem0 separates users itself)."""
+    writable = nature in (MEMORY, GRAPH)
+    if nature == BACKEND:
+        return _commands("true", "true", "every row (the table has no owner column)",
+                         "every row (the table has no owner column)", writable=True)
+    if e.settings.app_role_identity == "required":
+        return _commands(scope.read, scope.write, scope.read_words, scope.write_words,
+                         writable)
+    prefix = "every row until the connection sets mem0.user_id, then "
+    return _commands(_any(e.no_identity(), scope.read), _any(e.no_identity(), scope.write),
+                     prefix + scope.read_words, prefix + scope.write_words, writable)
+
+
+def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
+           memories: str) -> dict[str, dict[str, Rule]]:
+    scope = _scope(e, nature, table, memories)
+    service_mode = settings.tenancy == "service"
+    rules: dict[str, dict[str, Rule]] = {}
+    owner_rule = {c: Rule("no policy (FORCE ROW LEVEL SECURITY binds the owner too)",
+                          policy=False) for c in COMMANDS}
+    if nature == HISTORY:
+        owner_rule["INSERT"] = Rule("every row, through the history trigger only",
+                                    check="true")
+    if nature == MEMBERSHIP:
+        owner_rule["SELECT"] = Rule(f"the caller's own memberships, through "
+                                    f"{ORG_IDS_FUNCTION}() only", using=e.own())
+    rules[settings.owner_role] = owner_rule
+    rules[settings.app_role] = _app_rules(e, scope, nature)
+    end_user = {c: NO_ACCESS for c in COMMANDS}
+    if not service_mode and nature != BACKEND:
+        end_user = _commands(scope.read, scope.write, scope.read_words, scope.write_words,
+                             nature in (MEMORY, GRAPH))
+    if settings.target == "supabase":
+        rules[SUPABASE_END_USER_ROLES[0]] = {c: NO_ACCESS for c in COMMANDS}  # anon
+        rules[SUPABASE_END_USER_ROLES[1]] = end_user  # authenticated
+    else:
+        assert settings.readonly_role is not None
+        rules[settings.readonly_role] = {
+            c: (end_user[c] if c == "SELECT" else NO_ACCESS) for c in COMMANDS}
+    bypass = Rule("every row (bypasses row-level security)", policy=False)
+    read_only = nature in (HISTORY,)
+    rules[settings.service_role] = {c: (bypass if c == "SELECT" or not read_only
+                                        else NO_ACCESS) for c in COMMANDS}
+    return rules
+
+
+def table_access(settings: Settings, schema: str, tables: list[tuple[str, str]],
+                 memories: str) -> list[TableAccess]:
+    """The access of each (table, nature); `memories` is the qualified memories table
+    relationships point at."""
+    e = _Expressions(settings, schema)
+    return [TableAccess(table, nature, _rules(settings, e, nature, table, memories))
+            for table, nature in tables]
+
+
+def needs_run_id(settings: Settings) -> bool:
+    return settings.session_scope
+
+
+def needs_org_ids(settings: Settings) -> bool:
+    return settings.tenancy == "org"

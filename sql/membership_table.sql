@@ -1,0 +1,6 @@
+CREATE TABLE {{table}} (
+    org_id text NOT NULL,
+    user_id text NOT NULL,
+    added_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT memory_org_members_pkey PRIMARY KEY (org_id, user_id)
+);
