@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from components import bench
+from components import audit, bench
 from components.render import render_script
 from components.settings import SettingsError
 from components.stackfile import StackFileError, load_stack_settings
@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_arguments(commands.add_parser(
         "bench", help="time mem0's SQL on the stack's schema, built in a scratch schema of "
                       "the database given by --dsn (dropped afterwards)"))
+    audit.add_arguments(commands.add_parser(
+        "audit", help="read-only security audit of the database given by --dsn: row-level "
+                      "security, privileges, functions, views, extensions, declared objects"))
     return parser
 
 
@@ -56,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _render(args)
         if args.command == "bench":
             return bench.command(args)
-    except (SettingsError, StackFileError, bench.BenchError) as exc:
+        if args.command == "audit":
+            return audit.command(args)
+    except (SettingsError, StackFileError, bench.BenchError, audit.AuditError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     return EXIT_UNUSABLE

@@ -1,0 +1,574 @@
+"""`python -m components audit`: a read-only security audit of a live database.
+
+The checks are Supabase's database linter checks that apply to a mem0 stack, plus the
+project's own rules from shared/DESIGN.md (FORCE ROW LEVEL SECURITY, every policy column
+indexed, no DDL privileges but the owner's, every declared object exactly as declared).
+Each check reads the catalog with bound parameters and returns `Finding`s; `CHECKS` runs
+them in order. The scope is schema `public` (what PostgREST/Supabase exposes; mem0 has no
+schema option) and, for extensions, every schema; objects an extension installed are the
+extension's business and are skipped.
+
+The audit runs in one READ ONLY transaction that is rolled back: it cannot change anything.
+psycopg only: no Pulumi here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from components.bench.common import DSN_ENV
+from components.connection import connect, database_identity, is_embedded
+from components.identifiers import qualified, quote_ident
+from components.introspect import live_ddl
+from components.model import ObjectSpec, build_model
+from components.settings import Settings
+from components.stackfile import load_stack_settings
+
+__all__ = ["CHECKS", "AuditError", "Check", "Finding", "Report", "add_arguments", "command",
+           "run_audit"]
+
+APPLICATION = "mem0infra-audit"
+SCHEMA = "public"  # what PostgREST/Supabase exposes, and where mem0's tables live
+ERROR, WARN = "error", "warn"
+EXTENSIONS_SCHEMA = "extensions"  # where Supabase keeps extensions, out of the API's reach
+ANON = "anon"  # Supabase's role for unauthenticated API requests
+# Roles that need BYPASSRLS to do their job (Supabase's service and admin roles, the usual
+# deployer); the stack's own service role is added from its settings.
+BYPASS_ROLES = ("service_role", "postgres", "supabase_admin")
+PULUMI_UP = "run `pulumi up` (or `python -m components render` and apply the script)"
+EXIT_OK, EXIT_FINDINGS = 0, 1
+MAX_DIFF_LINES = 20
+
+
+class AuditError(ValueError):
+    """The audit could not run (exit code 2): bad arguments, no database, a failed query."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    level: str  # ERROR | WARN
+    object: str  # "<kind> <schema-qualified name>", or a spec's key
+    message: str  # what is wrong
+    fix: str  # a concrete SQL statement, or how to redeploy
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every check reads: the open read-only cursor and what the stack declares."""
+
+    cur: psycopg.Cursor[Any]
+    settings: Settings
+    specs: tuple[ObjectSpec, ...]
+    server_version: int  # as libpq reports it: 150004 for 15.4
+
+    def rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self.cur.execute(query, params).fetchall()
+
+    def declares(self, kind: str, schema: str, name: str) -> bool:
+        return any(s.kind == kind and s.schema == schema and s.name == name for s in self.specs)
+
+
+@dataclass(frozen=True)
+class Check:
+    codes: tuple[str, ...]  # the finding codes it can report
+    run: Callable[[Context], list[Finding]]
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: list[Finding]
+    checked: list[str]
+    summary: dict[str, Any]
+
+
+def _not_extension_member(catalog: str, oid: str) -> str:
+    """SQL: the object is not part of an extension (it comes and goes with the extension,
+    so fixing it by hand would not last)."""
+    return ("NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e WHERE e.classid = "
+            f"'pg_catalog.{catalog}'::pg_catalog.regclass AND e.objid = {oid}"
+            " AND e.deptype = 'e')")
+
+
+def _grantee(name: str | None) -> str:
+    return "PUBLIC" if name is None else quote_ident(name)
+
+
+# Grantee names with PUBLIC (oid 0) as NULL: pg_get_userbyid(0) would print "unknown".
+_GRANTEE = "CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END"
+
+_TABLES = f"""
+SELECT c.relname, c.relrowsecurity,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND {_not_extension_member('pg_class', 'c.oid')}
+ORDER BY 1
+"""
+
+
+def _tables(ctx: Context) -> list[tuple[str, bool, bool]]:
+    """(name, RLS enabled, has policies) of every table in public."""
+    return [(str(n), bool(r), bool(p)) for n, r, p in ctx.rows(_TABLES, (SCHEMA,))]
+
+
+def _or_redeploy(ctx: Context, kind: str, name: str, fix: str) -> str:
+    """The fix for an object the stack may declare: redeploying restores a declared one."""
+    return f"run `pulumi up`: the stack declares it (or by hand: {fix})" \
+        if ctx.declares(kind, SCHEMA, name) else fix
+
+
+# --- row-level security ---------------------------------------------------------------------
+
+
+def rls_disabled_in_public(ctx: Context) -> list[Finding]:
+    return [Finding(
+        "rls_disabled_in_public", ERROR, f"table {qualified(SCHEMA, name)}",
+        "row-level security is disabled: every role with a grant on the table (through "
+        "PostgREST, every API caller) reads and writes all of its rows",
+        _or_redeploy(ctx, "table", name,
+                     f"ALTER TABLE {qualified(SCHEMA, name)} ENABLE ROW LEVEL SECURITY;"))
+        for name, enabled, _ in _tables(ctx) if not enabled]
+
+
+def rls_not_forced(ctx: Context) -> list[Finding]:
+    found: list[Finding] = []
+    for spec in ctx.specs:
+        if spec.kind != "table":
+            continue
+        row = ctx.cur.execute(
+            "SELECT c.relforcerowsecurity, pg_catalog.pg_get_userbyid(c.relowner)"
+            " FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(%s)",
+            (spec.qualified_name,)).fetchone()
+        if row is None or row[0]:
+            continue  # a missing table is declared_object_missing's finding
+        found.append(Finding(
+            "rls_not_forced", WARN, f"table {spec.qualified_name}",
+            f"row-level security is not forced: the table's owner {quote_ident(row[1])} "
+            "and every session running as the owner (SECURITY DEFINER functions, the "
+            "deployer) skip its policies",
+            _or_redeploy(ctx, "table", spec.name,
+                         f"ALTER TABLE {spec.qualified_name} FORCE ROW LEVEL SECURITY;")))
+    return found
+
+
+def policy_exists_rls_disabled(ctx: Context) -> list[Finding]:
+    return [Finding(
+        "policy_exists_rls_disabled", ERROR, f"table {qualified(SCHEMA, name)}",
+        "the table has policies, but row-level security is disabled, so none of them "
+        "applies",
+        _or_redeploy(ctx, "table", name,
+                     f"ALTER TABLE {qualified(SCHEMA, name)} ENABLE ROW LEVEL SECURITY;"))
+        for name, enabled, policies in _tables(ctx) if policies and not enabled]
+
+
+def rls_enabled_no_policy(ctx: Context) -> list[Finding]:
+    return [Finding(
+        "rls_enabled_no_policy", WARN, f"table {qualified(SCHEMA, name)}",
+        "row-level security is enabled but the table has no policy: every role but the "
+        "owner and BYPASSRLS roles sees no rows and may write none (probably a mistake)",
+        _or_redeploy(ctx, "table", name,
+                     f"CREATE POLICY <name> ON {qualified(SCHEMA, name)} FOR <command> TO "
+                     "<role> USING (<who may see a row>) WITH CHECK (<who may write it>);"))
+        for name, enabled, policies in _tables(ctx) if enabled and not policies]
+
+
+_POLICY_COLUMNS = f"""
+SELECT DISTINCT c.relname, p.polname, a.attname
+FROM pg_catalog.pg_policy p
+JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass
+     AND d.objid = p.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+     AND d.refobjid = p.polrelid AND d.refobjsubid > 0
+JOIN pg_catalog.pg_attribute a ON a.attrelid = p.polrelid AND a.attnum = d.refobjsubid
+WHERE n.nspname = %s AND {_not_extension_member('pg_class', 'c.oid')}
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = p.polrelid
+                  AND i.indisvalid AND i.indkey[0] = d.refobjsubid)
+ORDER BY 1, 2, 3
+"""
+
+
+def policy_column_unindexed(ctx: Context) -> list[Finding]:
+    # The columns a policy reads are recorded in pg_depend; each one needs an index that
+    # leads with it, or every query filtered by the policy scans the table.
+    found: list[Finding] = []
+    for table, policy, column in ctx.rows(_POLICY_COLUMNS, (SCHEMA,)):
+        name = qualified(SCHEMA, table)
+        found.append(Finding(
+            "policy_column_unindexed", WARN, f"policy {quote_ident(policy)} ON {name}",
+            f"policy {quote_ident(policy)} on {name} reads column {quote_ident(column)}, "
+            "which leads no valid index: every query the policy filters scans the table",
+            f"CREATE INDEX CONCURRENTLY ON {name} ({quote_ident(column)});"))
+    return found
+
+
+# --- functions and views -------------------------------------------------------------------
+
+_MUTABLE_PATH = f"""
+SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = %s AND p.prokind = 'f' AND {_not_extension_member('pg_proc', 'p.oid')}
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) s
+                  WHERE pg_catalog.starts_with(s, 'search_path='))
+ORDER BY 1, 2
+"""
+
+
+def function_search_path_mutable(ctx: Context) -> list[Finding]:
+    found: list[Finding] = []
+    for name, arguments in ctx.rows(_MUTABLE_PATH, (SCHEMA,)):
+        signature = f"{qualified(SCHEMA, name)}({arguments})"
+        found.append(Finding(
+            "function_search_path_mutable", WARN, f"function {signature}",
+            "the function has no fixed search_path: the caller's search_path decides which "
+            "tables, functions and operators its unqualified names resolve to",
+            _or_redeploy(ctx, "function", name,
+                         f"ALTER FUNCTION {signature} SET search_path = ''; then qualify "
+                         "every name the function uses")))
+    return found
+
+
+_VIEWS = f"""
+SELECT c.relname, pg_catalog.pg_get_userbyid(c.relowner),
+       COALESCE((SELECT o.option_value::boolean
+                 FROM pg_catalog.pg_options_to_table(c.reloptions) o
+                 WHERE o.option_name = 'security_invoker'), false)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind = 'v' AND {_not_extension_member('pg_class', 'c.oid')}
+ORDER BY 1
+"""
+INVOKER_VIEWS_SINCE = 150000  # PostgreSQL 15 added security_invoker
+
+
+def security_definer_view(ctx: Context) -> list[Finding]:
+    found: list[Finding] = []
+    for name, owner, invoker in ctx.rows(_VIEWS, (SCHEMA,)):
+        if invoker:
+            continue
+        view = qualified(SCHEMA, name)
+        runs_as = f"the view reads its tables as its owner {quote_ident(owner)}, so their " \
+                  "row-level security and grants are checked against the owner, not the caller"
+        if ctx.server_version >= INVOKER_VIEWS_SINCE:
+            message = f"security_invoker is not set: {runs_as}"
+            fix = f"ALTER VIEW {view} SET (security_invoker = true);"
+        else:
+            message = f"this server (before PostgreSQL 15) runs every view so: {runs_as}"
+            fix = (f"REVOKE ALL ON TABLE {view} FROM PUBLIC; (and from every API role), or "
+                   f"upgrade to PostgreSQL 15 and ALTER VIEW {view} SET (security_invoker = "
+                   "true);")
+        found.append(Finding("security_definer_view", ERROR, f"view {view}", message, fix))
+    return found
+
+
+# --- extensions and roles ------------------------------------------------------------------
+
+
+def extension_in_public(ctx: Context) -> list[Finding]:
+    # The stack's own extension is in public by design where it declares it there (pgvector
+    # outside Supabase); on Supabase the model declares it in `extensions`, so it is reported.
+    by_design = {s.name for s in ctx.specs if s.kind == "extension" and s.schema == SCHEMA}
+    found: list[Finding] = []
+    for name, relocatable in ctx.rows(
+            "SELECT e.extname, e.extrelocatable FROM pg_catalog.pg_extension e"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+            " WHERE n.nspname = %s ORDER BY 1", (SCHEMA,)):
+        if name in by_design:
+            continue
+        ext, home = quote_ident(name), quote_ident(EXTENSIONS_SCHEMA)
+        create = f"CREATE SCHEMA IF NOT EXISTS {home};"
+        fix = (f"{create} ALTER EXTENSION {ext} SET SCHEMA {home};" if relocatable else
+               f"DROP EXTENSION {ext}; {create} CREATE EXTENSION {ext} WITH SCHEMA {home}; "
+               "(it cannot be moved; objects that use it must be recreated)")
+        found.append(Finding(
+            "extension_in_public", WARN, f"extension {ext} in schema {quote_ident(SCHEMA)}",
+            f"extension {ext} is installed in the exposed schema {SCHEMA}: its functions "
+            "become API endpoints and its objects mix with the application's",
+            fix))
+    return found
+
+
+_BYPASS = f"""
+SELECT r.rolname, c.relname, pg_catalog.string_agg(a.privilege_type, ', '
+                                                  ORDER BY a.privilege_type)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL pg_catalog.aclexplode(
+    COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))) a
+JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND {_not_extension_member('pg_class', 'c.oid')}
+  AND r.rolbypassrls AND NOT r.rolsuper AND r.rolname <> ALL (%s)
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+def rls_bypass_without_need(ctx: Context) -> list[Finding]:
+    # Superusers bypass everything anyway; they are out of this check's scope.
+    needed = [*BYPASS_ROLES, ctx.settings.service_role]
+    held: dict[str, list[str]] = {}
+    for role, table, privileges in ctx.rows(_BYPASS, (SCHEMA, needed)):
+        held.setdefault(role, []).append(f"{qualified(SCHEMA, table)} ({privileges})")
+    return [Finding(
+        "rls_bypass_without_need", ERROR, f"role {quote_ident(role)}",
+        f"role {quote_ident(role)} has BYPASSRLS and holds privileges on "
+        f"{', '.join(tables)}: row-level security never applies to it",
+        f"ALTER ROLE {quote_ident(role)} NOBYPASSRLS;")
+        for role, tables in held.items()]
+
+
+# --- privileges ----------------------------------------------------------------------------
+
+_RELATION_WORDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view",
+                   "S": "sequence", "f": "foreign table"}
+
+_EXPOSED_RELATIONS = f"""
+SELECT c.relname, c.relkind, {_GRANTEE},
+       pg_catalog.string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+  AND {_not_extension_member('pg_class', 'c.oid')}
+  AND (a.grantee = 0 OR a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s))
+GROUP BY 1, 2, 3 ORDER BY 1, 3 NULLS FIRST
+"""
+
+# A NULL proacl is the default, which lets PUBLIC execute. Trigger functions are left out:
+# PostgreSQL refuses to call them except as triggers, so EXECUTE on them exposes nothing.
+_EXPOSED_DEFINERS = f"""
+SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid), {_GRANTEE}
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+CROSS JOIN LATERAL pg_catalog.aclexplode(
+    COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+WHERE n.nspname = %s AND p.prokind = 'f' AND p.prosecdef
+  AND p.prorettype NOT IN ('pg_catalog.trigger'::pg_catalog.regtype,
+                           'pg_catalog.event_trigger'::pg_catalog.regtype)
+  AND {_not_extension_member('pg_proc', 'p.oid')} AND a.privilege_type = 'EXECUTE'
+  AND (a.grantee = 0 OR a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s))
+ORDER BY 1, 2, 3 NULLS FIRST
+"""
+
+
+_WHO = {"PUBLIC": "every role", ANON: "every unauthenticated API request"}
+
+
+def privileges_to_anon_or_public(ctx: Context) -> list[Finding]:
+    found: list[Finding] = []
+    for name, relkind, role, privileges in ctx.rows(_EXPOSED_RELATIONS, (SCHEMA, ANON)):
+        relation, grantee = qualified(SCHEMA, name), _grantee(role)
+        on = "SEQUENCE" if relkind == "S" else "TABLE"
+        found.append(Finding(
+            "privileges_to_anon_or_public", ERROR, f"{_RELATION_WORDS[relkind]} {relation}",
+            f"{grantee} holds {privileges} on {relation}: {_WHO[grantee]} may use it",
+            f"REVOKE ALL ON {on} {relation} FROM {grantee};"))
+    for name, arguments, role in ctx.rows(_EXPOSED_DEFINERS, (SCHEMA, ANON)):
+        signature, grantee = f"{qualified(SCHEMA, name)}({arguments})", _grantee(role)
+        found.append(Finding(
+            "privileges_to_anon_or_public", ERROR, f"function {signature}",
+            f"{grantee} may execute the SECURITY DEFINER function {signature} (a function "
+            "without its own grants lets PUBLIC execute it): it runs with its owner's rights",
+            f"REVOKE EXECUTE ON FUNCTION {signature} FROM {grantee}; (then GRANT EXECUTE to "
+            "the roles that need it)"))
+    return found
+
+
+def schema_create_for_public(ctx: Context) -> list[Finding]:
+    row = ctx.cur.execute(
+        "SELECT 1 FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode("
+        "COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a"
+        " WHERE n.nspname = %s AND a.grantee = 0 AND a.privilege_type = 'CREATE'",
+        (SCHEMA,)).fetchone()
+    if row is None:
+        return []
+    schema = quote_ident(SCHEMA)
+    return [Finding(
+        "schema_create_for_public", ERROR, f"schema {schema}",
+        f"PUBLIC may create objects in schema {schema} (the default before PostgreSQL 15): "
+        "any role can plant a function or operator that another role's unqualified name "
+        "resolves to (CVE-2018-1058)",
+        f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC;")]
+
+
+_DDL_PRIVILEGES = f"""
+SELECT c.relname, {_GRANTEE},
+       pg_catalog.string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND {_not_extension_member('pg_class', 'c.oid')}
+  AND a.grantee <> c.relowner AND a.privilege_type IN ('REFERENCES', 'TRIGGER', 'TRUNCATE')
+GROUP BY 1, 2 ORDER BY 1, 2 NULLS FIRST
+"""
+
+
+def non_owner_ddl_privilege(ctx: Context) -> list[Finding]:
+    # The project's rule: no role but the owner may ALTER, DROP or TRUNCATE. TRIGGER and
+    # REFERENCES are DDL-like too: a trigger runs code on every write, a foreign key can
+    # block deletes and reveal which keys exist.
+    found: list[Finding] = []
+    for name, role, privileges in ctx.rows(_DDL_PRIVILEGES, (SCHEMA,)):
+        table, grantee = qualified(SCHEMA, name), _grantee(role)
+        found.append(Finding(
+            "non_owner_ddl_privilege", ERROR, f"table {table}",
+            f"{grantee} holds {privileges} on {table}, but no role other than the owner may "
+            "truncate it, add triggers to it or reference it",
+            f"REVOKE {privileges} ON TABLE {table} FROM {grantee};"))
+    return found
+
+
+# --- the stack's declared objects ----------------------------------------------------------
+
+
+def _short_diff(declared: str, live: str) -> str:
+    lines = list(difflib.unified_diff(declared.splitlines(), live.splitlines(),
+                                      "declared", "live", n=1, lineterm=""))
+    if len(lines) > MAX_DIFF_LINES:
+        lines = [*lines[:MAX_DIFF_LINES], f"... ({len(lines) - MAX_DIFF_LINES} more lines)"]
+    return "\n".join(lines)
+
+
+def _live_or_none(ctx: Context, spec: ObjectSpec) -> str | None:
+    # Before PostgreSQL 16, to_regprocedure() raises when an argument type or its schema does
+    # not exist (a function on pgvector's type, pgvector or its schema missing): then the
+    # object cannot exist either. The savepoint keeps the audit's transaction usable.
+    try:
+        with ctx.cur.connection.transaction():
+            return live_ddl(ctx.cur, asdict(spec))
+    except (psycopg.errors.UndefinedObject, psycopg.errors.InvalidSchemaName):
+        return None
+
+
+def declared_objects(ctx: Context) -> list[Finding]:
+    # Generic over kinds: the same introspection as the provider's drift check, so whatever
+    # the model declares (policies, row-security flags, grants...) is compared as text.
+    found: list[Finding] = []
+    stack = ctx.settings.stack
+    for spec in ctx.specs:
+        live = _live_or_none(ctx, spec)
+        if live is None:
+            found.append(Finding(
+                "declared_object_missing", ERROR, spec.key,
+                f"stack {stack!r} declares {spec.kind} {spec.name!r}, but it does not exist",
+                PULUMI_UP))
+        elif live != spec.ddl:
+            found.append(Finding(
+                "declared_object_drifted", ERROR, spec.key,
+                f"{spec.kind} {spec.name!r} differs from what stack {stack!r} declares:\n"
+                f"{_short_diff(spec.ddl, live)}",
+                PULUMI_UP))
+    return found
+
+
+CHECKS: tuple[Check, ...] = (
+    Check(("rls_disabled_in_public",), rls_disabled_in_public),
+    Check(("rls_not_forced",), rls_not_forced),
+    Check(("policy_exists_rls_disabled",), policy_exists_rls_disabled),
+    Check(("rls_enabled_no_policy",), rls_enabled_no_policy),
+    Check(("function_search_path_mutable",), function_search_path_mutable),
+    Check(("security_definer_view",), security_definer_view),
+    Check(("extension_in_public",), extension_in_public),
+    Check(("rls_bypass_without_need",), rls_bypass_without_need),
+    Check(("policy_column_unindexed",), policy_column_unindexed),
+    Check(("privileges_to_anon_or_public",), privileges_to_anon_or_public),
+    Check(("schema_create_for_public",), schema_create_for_public),
+    Check(("declared_object_missing", "declared_object_drifted"), declared_objects),
+    Check(("non_owner_ddl_privilege",), non_owner_ddl_privilege),
+)
+
+
+# --- the run and the report ----------------------------------------------------------------
+
+
+def run_audit(dsn: str, settings: Settings) -> Report:
+    """Run every check against the database at `dsn`; AuditError when it cannot run."""
+    try:
+        conn = connect(dsn, autocommit=True, application=APPLICATION)
+    except psycopg.Error as exc:
+        raise AuditError(f"could not connect to the database of --dsn/{DSN_ENV}: {exc}"
+                         ) from exc
+    with conn:
+        try:
+            # Rolled back whatever happens, and READ ONLY, so no check can write.
+            with conn.transaction(force_rollback=True), conn.cursor() as cur:
+                cur.execute("SET TRANSACTION READ ONLY")
+                ctx = Context(cur, settings, tuple(build_model(settings)),
+                              conn.info.server_version)
+                findings = [finding for check in CHECKS for finding in check.run(ctx)]
+        except psycopg.Error as exc:
+            raise AuditError(f"the audit failed: {exc}") from exc
+    checked = [code for check in CHECKS for code in check.codes]
+    by_code = {code: sum(f.code == code for f in findings) for code in checked}
+    summary = {
+        "stack": settings.stack, "target": settings.target,
+        "database": database_identity(dsn), "findings": len(findings),
+        "errors": sum(f.level == ERROR for f in findings),
+        "warnings": sum(f.level == WARN for f in findings),
+        "by_code": {code: count for code, count in by_code.items() if count},
+    }
+    return Report(findings, checked, summary)
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    return {"findings": [asdict(f) for f in report.findings], "checked": report.checked,
+            "summary": report.summary}
+
+
+def render_text(report: Report) -> str:
+    blocks = []
+    for f in report.findings:
+        message = f.message.replace("\n", "\n    ")
+        blocks.append(f"[{f.level}] {f.code}: {f.object}\n  {message}\n  fix: {f.fix}\n")
+    s = report.summary
+    where = f"{s['database']} (stack {s['stack']}, target {s['target']})"
+    total = (f"{s['findings']} findings ({s['errors']} errors, {s['warnings']} warnings)"
+             if report.findings else "no findings")
+    blocks.append(f"{total} from {len(report.checked)} checks on {where}\n")
+    return "\n".join(blocks)
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--project-dir", type=Path, default=None,
+                        help="directory holding Pulumi.yaml (default: found from the cwd)")
+    parser.add_argument("--dsn", default=None,
+                        help=f"postgresql:// URL of a role that may read the catalog "
+                             f"(default: ${DSN_ENV}); the embedded server is never started")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document instead of the text report")
+
+
+def audit_dsn(given: str | None) -> str:
+    dsn = given or os.environ.get(DSN_ENV, "")
+    if not dsn:
+        raise AuditError(f"no database to audit: pass --dsn postgresql://USER@HOST:PORT/DB "
+                         f"or set {DSN_ENV}")
+    if is_embedded(dsn):
+        # Starting a server just to audit it would audit a database nobody else reaches.
+        raise AuditError("--dsn: an 'embedded:' spec is not allowed; allowed: a postgresql:// "
+                         "URL or a libpq conninfo (the audit never starts the embedded server)")
+    return dsn
+
+
+def command(args: argparse.Namespace) -> int:
+    """Audit the database for parsed arguments: 0 no findings, 1 findings."""
+    dsn = audit_dsn(args.dsn)
+    settings = load_stack_settings(args.stack, args.project_dir)
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    report = run_audit(dsn, settings)
+    sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n" if args.json
+                     else render_text(report))
+    return EXIT_FINDINGS if report.findings else EXIT_OK
