@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from components.settings import PROJECT_ROLE_KEYS, Settings, parse_settings
 from tests.deploy_driver import DeployDriver
 from tests.support.testbed import PgServer, create_database, drop_database, start_server
 
@@ -62,16 +63,40 @@ def app_role_for(database: TestDatabase) -> str:
     return f"app_{database.name}"
 
 
+def project_roles_for(database: TestDatabase) -> dict[str, str]:
+    """Role settings of a postgres-target test stack: every role named after the test's
+    database (roles are cluster-wide; the database's teardown drops them)."""
+    return {"appRole": app_role_for(database), "appRolePassword": APP_PASSWORD,
+            "ownerRole": f"owner_{database.name}",
+            "readonlyRole": f"readonly_{database.name}", "readonlyRolePassword": APP_PASSWORD,
+            "serviceRole": f"service_{database.name}", "serviceRolePassword": APP_PASSWORD}
+
+
+def stack_config(database: TestDatabase, **settings: object) -> dict[str, object]:
+    """A test stack's config: target postgres on the test database with the test's roles,
+    unless `settings` say otherwise (on supabase, Supabase's own roles serve)."""
+    config: dict[str, object] = {"target": "postgres", "databaseUrl": database.dsn,
+                                 **project_roles_for(database)}
+    config.update(settings)
+    if config["target"] == "supabase":
+        for key in PROJECT_ROLE_KEYS:
+            config.pop(key, None)
+            config.pop(f"{key}Password", None)
+    return config
+
+
+def stack_settings(database: TestDatabase, stack: str = "t", **raw: object) -> Settings:
+    """Settings of a test stack, as make_driver deploys it."""
+    return parse_settings(stack_config(database, **raw), stack)
+
+
 @pytest.fixture
 def make_driver(database: TestDatabase, tmp_path: Path):
     """A deploy driver for a stack file, pointed at the test database unless told otherwise."""
 
     def make(stack: str = "dev", **settings: object) -> DeployDriver:
         # Roles are cluster-wide: each test database gets its own app role.
-        config: dict[str, object] = {"target": "postgres", "databaseUrl": database.dsn,
-                                     "appRole": app_role_for(database),
-                                     "appRolePassword": APP_PASSWORD}
-        config.update(settings)
+        config = stack_config(database, **settings)
         return DeployDriver(stack, tmp_path / f"state-{stack}.json", config)
 
     return make

@@ -362,7 +362,8 @@ class DeployDriver:
     state_path: Path
     config: dict[str, Any] = field(default_factory=dict)  # settings on top of the stack file
     project_dir: Path = REPO
-    secret_keys: tuple[str, ...] = ("databaseUrl", "appRolePassword")
+    secret_keys: tuple[str, ...] = ("databaseUrl", "appRolePassword", "readonlyRolePassword",
+                                   "serviceRolePassword")
 
     def _config_strings(self) -> dict[str, str]:
         from components.stackfile import read_stack_config

@@ -11,8 +11,7 @@ import re
 from components.connection import connect, role_url
 from components.introspect import live_ddl
 from components.model import build_model
-from components.settings import parse_settings
-from tests.conftest import APP_PASSWORD, TestDatabase, app_role_for
+from tests.conftest import APP_PASSWORD, TestDatabase, app_role_for, stack_settings
 
 EXT = ("mem0:index:Extensions$pulumi-python:dynamic/mem0:SqlObject::"
        "mem0-dev-extensions-public.vector")
@@ -40,8 +39,7 @@ def index_def(database: TestDatabase) -> str | None:
 
 def test_dev_stack_creates_every_declared_object(make_driver, database) -> None:
     report = make_driver().up().raise_for_error()
-    declared = build_model(parse_settings(
-        {"target": "postgres", "databaseUrl": database.dsn, "appRolePassword": "x"}, "dev"))
+    declared = build_model(stack_settings(database, "dev"))
     assert len(declared) > 30
     assert set(sql_ops(report).values()) == {"create"}
     assert len(sql_ops(report)) == len(declared)

@@ -15,16 +15,20 @@ from components.connection import connect
 from components.introspect import INVALID_INDEX_NOTE, live_ddl
 from components.model import ObjectSpec, build_model
 from components.provider import SqlObjectError, SqlObjectProvider, object_inputs
-from components.settings import parse_settings
-from tests.conftest import TestDatabase
+from tests.conftest import TestDatabase, stack_settings
 
 
 def model(database: TestDatabase, **raw: object) -> dict[str, ObjectSpec]:
     """Every spec of a stack on the test database, by key."""
-    settings = parse_settings({"target": "postgres", "databaseUrl": database.dsn,
-                               "appRole": f"app_{database.name}", "appRolePassword": "pw",
-                               **raw}, "t")
-    return {s.key: s for s in build_model(settings)}
+    settings = stack_settings(database, **raw)
+    declared = {s.key: s for s in build_model(settings)}
+    owner = declared.get(f"role:{settings.owner_role}")
+    if owner is not None:  # tables and functions belong to it: have it before any of them
+        with database.connect() as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s",
+                                (owner.name,)).fetchone():
+                conn.execute(owner.ddl)
+    return declared
 
 
 def specs(database: TestDatabase, **raw: object) -> dict[str, ObjectSpec]:
@@ -261,7 +265,8 @@ def test_check_names_missing_inputs(provider: SqlObjectProvider) -> None:
     reasons = {f.property: f.reason for f in result.failures}
     assert reasons["name"] == "name is required"
     assert reasons["kind"] == ("unknown kind 'view'; allowed: extension, role, table, function, "
-                               "index, trigger, grant, role_settings")
+                               "index, trigger, grant, default_privileges, row_security, "
+                               "policy, role_settings")
 
 
 def test_provider_pickles_by_reference_and_deterministically() -> None:

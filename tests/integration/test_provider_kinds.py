@@ -87,7 +87,9 @@ def test_a_first_slice_table_with_rows_is_upgraded_in_place(database: TestDataba
     old_ddl = ("CREATE TABLE public.memories (\n    id uuid NOT NULL,\n"
                "    vector public.vector(3),\n    payload jsonb,\n"
                "    CONSTRAINT memories_pkey PRIMARY KEY (id)\n);")
-    outs = provider.create(props(database, table, ddl=old_ddl)).outs
+    with database.connect() as conn:  # as the first slice's provider left it
+        conn.execute(old_ddl)
+    outs = props(database, table, ddl=old_ddl)
     with database.connect() as conn:
         conn.execute("INSERT INTO public.memories VALUES (gen_random_uuid(), '[1,2,3]', "
                      "'{\"user_id\": \"alice\", \"run_id\": \"r1\"}')")

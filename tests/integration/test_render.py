@@ -12,7 +12,7 @@ from components.connection import connect
 from components.introspect import catalog_snapshot
 from components.model import build_model
 from components.stackfile import load_stack_settings
-from tests.conftest import TestDatabase, app_role_for
+from tests.conftest import TestDatabase, project_roles_for
 from tests.deploy_driver import REPO
 from tests.support.testbed import create_database, drop_database
 
@@ -20,6 +20,12 @@ from tests.support.testbed import create_database, drop_database
 def snapshot(dsn: str) -> dict[str, str]:
     with connect(dsn) as conn, conn.cursor() as cur:
         return catalog_snapshot(cur)
+
+
+def _renamed(text: str, renames: dict[str, str]) -> str:
+    for old, new in renames.items():
+        text = text.replace(old, new)
+    return text
 
 
 def render(stack: str) -> str:
@@ -44,8 +50,11 @@ def test_render_applied_with_psql_equals_a_deployment(stack: str, make_driver,
         make_driver(stack, target=target).up().raise_for_error()
         subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", rendered_dsn],
                        input=render(stack), text=True, check=True, capture_output=True)
-        # The deployment used the test's own app role; the rendered script the stack file's.
-        deployed = {key: value.replace(app_role_for(database), "mem0_app")
+        # The deployment used the test's own roles; the rendered script the stack file's.
+        renames = {name: f"mem0_{key.removesuffix('Role').lower()}"
+                   for key, name in project_roles_for(database).items()
+                   if key.endswith("Role")}
+        deployed = {key: _renamed(value, renames)
                     for key, value in snapshot(database.dsn).items()}
         rendered = snapshot(rendered_dsn)
         assert rendered == deployed
