@@ -77,5 +77,10 @@ def run() -> None:
         "method": settings.vector_index.method, "measure": settings.vector_index.measure,
         "reason": settings.vector_index.reason})
     pulumi.export("appRole", settings.app_role)
+    pulumi.export("access", {
+        "tenancy": settings.tenancy, "appRoleIdentity": settings.app_role_identity,
+        "sharedAgentKnowledge": settings.shared_agent_knowledge,
+        "sessionScope": settings.session_scope, "owner": settings.owner_role,
+        "readonlyRole": settings.readonly_role, "serviceRole": settings.service_role})
     pulumi.export("mem0Config", mem0_config(settings, backend.app_connection_uri))
     pulumi.export("poolerGuidance", POOLER_GUIDANCE)
