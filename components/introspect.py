@@ -355,7 +355,8 @@ def catalog_snapshot(cur: Cursor, schemas: tuple[str, ...] = ("public", "extensi
         if kind == "table":
             # Sorted: grants applied in another order are the same ACL.
             found[f"acl:{schema}.{name}"] = str(cur.execute(
-                "SELECT ARRAY(SELECT a::text FROM pg_catalog.unnest(relacl) AS a ORDER BY 1)"
+                "SELECT pg_catalog.array_to_string(ARRAY(SELECT a::text"
+                " FROM pg_catalog.unnest(relacl) AS a ORDER BY 1), ' ')"
                 " FROM pg_catalog.pg_class WHERE oid = %s::regclass",
                 (qualified(schema, name),)).fetchone()[0])  # type: ignore[index]
     for schema, table, trigger in cur.execute(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from components.identifiers import quote_ident, quote_literal
-from components.model import ObjectSpec, build_model
+from components.model import ObjectSpec, build_model, grantee_sql
 from components.settings import Settings
 
 
 def _statement(spec: ObjectSpec) -> str:
+    if spec.kind == "grant" and not spec.ddl.startswith("REVOKE"):
+        # A grant declares all the role holds: take away what default privileges gave it
+        # (Supabase hands every new table to anon, authenticated and service_role).
+        return f"REVOKE ALL ON {spec.on} FROM {grantee_sql(spec.role)};\n{spec.ddl}"
     if spec.kind != "role":
         return spec.ddl
     # Roles belong to the cluster, not the database: another database may have made it.
