@@ -336,7 +336,9 @@ def _check_roles(raw: Mapping[str, object], values: Mapping[str, Any],
     for key, password_key in PROJECT_ROLE_KEYS.items():
         if target == "supabase":
             for given in (key, password_key):
-                if given and raw.get(given) not in (None, ""):
+                # The Pulumi CLI hands the program Pulumi.yaml's default for every key a
+                # stack leaves unset, so the default means "not set" here.
+                if given and raw.get(given) not in (None, "", SPECS_BY_KEY[given].default):
                     problems.append(
                         f"{given}: not allowed with target 'supabase'; remove it (Supabase's "
                         f"own roles serve: {SUPABASE_OWNER} owns the objects, "
@@ -359,6 +361,9 @@ def _check_roles(raw: Mapping[str, object], values: Mapping[str, Any],
         elif name in (SUPABASE_OWNER, SUPABASE_SERVICE_ROLE, *SUPABASE_END_USER_ROLES):
             problems.append(f"{key}: {name!r} is not allowed; it is a name Supabase and "
                             "PostgreSQL use for their own roles")
+        elif name.startswith("pg_") or name == "public":
+            problems.append(f"{key}: {name!r} is not allowed; PostgreSQL reserves role names "
+                            "starting with pg_, and public means every role")
         seen[name] = key
 
 

@@ -8,7 +8,9 @@ from components.model import FAMILIES, ObjectSpec, build_model
 from components.render import render_script
 from components.settings import parse_settings
 
-POSTGRES = {"target": "postgres", "databaseUrl": "postgresql://u@h/db", "appRolePassword": "pw"}
+POSTGRES = {"target": "postgres", "databaseUrl": "postgresql://u@h/db", "appRolePassword": "pw",
+            "readonlyRolePassword": "ro", "serviceRolePassword": "svc"}
+SUPABASE = {"target": "supabase", "databaseUrl": "postgresql://u@h/db", "appRolePassword": "pw"}
 
 
 def model(**raw: object) -> dict[str, ObjectSpec]:
@@ -115,12 +117,12 @@ def test_search_settings_cover_mem0s_limit_and_follow_the_target() -> None:
     embedded = model()["role_settings:mem0_app-settings"]
     assert embedded.ddl == "ALTER ROLE mem0_app SET hnsw.ef_search TO '100';"
     assert embedded.requires == ()
-    supabase = model(**{**POSTGRES, "target": "supabase"})["role_settings:mem0_app-settings"]
+    supabase = model(**SUPABASE)["role_settings:mem0_app-settings"]
     assert "ALTER ROLE mem0_app SET search_path TO public, extensions;" in supabase.ddl
 
 
 def test_supabase_keeps_extensions_in_their_schema_and_lets_the_app_role_use_them() -> None:
-    specs = model(**{**POSTGRES, "target": "supabase"})
+    specs = model(**SUPABASE)
     assert specs["extension:extensions.vector"].ddl == \
         "CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA extensions;"
     assert "vector extensions.vector(1536)" in specs["table:public.memories"].ddl
@@ -130,21 +132,91 @@ def test_supabase_keeps_extensions_in_their_schema_and_lets_the_app_role_use_the
     assert "OPERATOR(extensions.<=>)" in specs["function:public.match_memories"].ddl
 
 
+def _grants(specs: dict[str, ObjectSpec]) -> dict[tuple[str, str], str]:
+    return {(s.role, s.on): s.ddl for s in specs.values() if s.kind == "grant"}
+
+
+def _python_table_grants(app: str, readonly: str, service: str) -> dict[tuple[str, str], str]:
+    """app: DML on the memory tables, SELECT on history; readonly: SELECT; service: DML,
+    SELECT on history (history is written by its trigger only)."""
+    grants: dict[tuple[str, str], str] = {}
+    for table in ("memories", "memories_entities", "memory_relationships", "memory_history"):
+        on = f"TABLE public.{table}"
+        dml = "SELECT" if table == "memory_history" else "DELETE, INSERT, SELECT, UPDATE"
+        grants[(app, on)] = f"GRANT {dml} ON {on} TO {app};"
+        grants[(readonly, on)] = f"GRANT SELECT ON {on} TO {readonly};"
+        grants[(service, on)] = f"GRANT {dml} ON {on} TO {service};"
+    return grants
+
+
+def _history_function_revokes(*roles: str) -> dict[tuple[str, str], str]:
+    """The SECURITY DEFINER history function: nobody's to call (its trigger runs it)."""
+    on = "FUNCTION public.mem0_record_history()"
+    return {(role, on): f"REVOKE ALL ON {on} FROM {role};" for role in ("PUBLIC", *roles)}
+
+
 def test_app_role_gets_rows_only_and_history_read_only() -> None:
     specs = model()
     assert specs["role:mem0_app"].ddl == (
         "CREATE ROLE mem0_app WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
         "NOREPLICATION NOBYPASSRLS;")
-    grants = {s.on: s.ddl for s in specs.values() if s.kind == "grant"}
+    assert _grants(specs) == {
+        **_python_table_grants("mem0_app", "mem0_readonly", "mem0_service"),
+        **_history_function_revokes("mem0_app", "mem0_readonly", "mem0_service"),
+        ("mem0_owner", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO mem0_owner;",
+    }
+
+
+def test_project_roles_each_have_one_job() -> None:
+    specs = model(**POSTGRES)
+    roles = {s.name: s.ddl for s in specs.values() if s.kind == "role"}
+    attributes = "NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOREPLICATION"
+    assert roles == {
+        "mem0_owner": f"CREATE ROLE mem0_owner WITH NOLOGIN {attributes} NOBYPASSRLS;",
+        "mem0_app": f"CREATE ROLE mem0_app WITH LOGIN {attributes} NOBYPASSRLS;",
+        "mem0_readonly": f"CREATE ROLE mem0_readonly WITH LOGIN {attributes} NOBYPASSRLS;",
+        "mem0_service": f"CREATE ROLE mem0_service WITH LOGIN {attributes} BYPASSRLS;",
+    }
+    # the owner owns every table and function, and its later functions are nobody's to call
+    for spec in specs.values():
+        if spec.kind in ("table", "function"):
+            assert spec.ddl.endswith(" OWNER TO mem0_owner;"), spec.key
+            assert "role:mem0_owner" in spec.depends_on, spec.key
+    assert specs["default_privileges:mem0_owner-functions"].ddl == (
+        "ALTER DEFAULT PRIVILEGES FOR ROLE mem0_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;")
+
+
+def test_named_project_roles_get_the_same_grants() -> None:
+    specs = model(**POSTGRES, appRole="app", ownerRole="own", readonlyRole="ro",
+                  serviceRole="svc")
+    assert {s.name for s in specs.values() if s.kind == "role"} == {"own", "app", "ro", "svc"}
+    assert _grants(specs) == {
+        **_python_table_grants("app", "ro", "svc"),
+        **_history_function_revokes("app", "ro", "svc"),
+        ("own", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO own;",
+    }
+
+
+def test_supabase_creates_only_the_app_role_and_grants_to_its_own_roles() -> None:
+    specs = model(**SUPABASE)
+    assert [s.name for s in specs.values() if s.kind == "role"] == ["mem0_app"]
+    assert not [s for s in specs.values() if s.kind == "default_privileges"]
+    table = specs["table:public.memories"]  # owned by Supabase's postgres, not created here
+    assert table.ddl.endswith("\nALTER TABLE public.memories OWNER TO postgres;")
+    assert not [d for d in table.depends_on if d.startswith("role:")]
+    grants = _grants(specs)
+    expected = _python_table_grants("mem0_app", "authenticated", "service_role")
+    for table in ("memories", "memories_entities", "memory_relationships"):
+        on = f"TABLE public.{table}"
+        expected[("authenticated", on)] = \
+            f"GRANT DELETE, INSERT, SELECT, UPDATE ON {on} TO authenticated;"
+    for table in ("memories", "memories_entities", "memory_relationships", "memory_history"):
+        on = f"TABLE public.{table}"
+        expected[("anon", on)] = f"REVOKE ALL ON {on} FROM anon;"
     assert grants == {
-        "TABLE public.memories":
-            "GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE public.memories TO mem0_app;",
-        "TABLE public.memories_entities":
-            "GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE public.memories_entities TO mem0_app;",
-        "TABLE public.memory_relationships":
-            "GRANT DELETE, INSERT, SELECT, UPDATE ON TABLE public.memory_relationships TO "
-            "mem0_app;",
-        "TABLE public.memory_history": "GRANT SELECT ON TABLE public.memory_history TO mem0_app;",
+        **expected,
+        **_history_function_revokes("mem0_app", "anon", "authenticated", "service_role"),
+        ("mem0_app", "SCHEMA extensions"): "GRANT USAGE ON SCHEMA extensions TO mem0_app;",
     }
 
 

@@ -6,10 +6,26 @@ import dataclasses
 
 import pytest
 
-from components.settings import SETTINGS, EncryptedValue, SettingsError, parse_settings
+from components.settings import (
+    SETTINGS,
+    SPECS_BY_KEY,
+    EncryptedValue,
+    SettingsError,
+    parse_settings,
+)
 
 URL = "postgresql://deployer:s3cret@db.example.internal:5432/postgres"
 REMOTE = {"databaseUrl": URL, "appRolePassword": "app-s3cret"}
+# The passwords target postgres needs besides appRolePassword (supabase refuses them).
+ROLE_PASSWORDS = {"readonlyRolePassword": "readonly-s3cret",
+                  "serviceRolePassword": "service-s3cret"}
+POSTGRES = {"target": "postgres", **REMOTE, **ROLE_PASSWORDS}
+SUPABASE = {"target": "supabase", **REMOTE}
+
+
+def missing_password(key: str, target: str = "postgres") -> str:
+    return (f"{key}: not set, but target is {target!r}; set it with `pulumi config set "
+            f"--secret {key} \"$(openssl rand -base64 32)\"` (allowed: a non-empty string)")
 
 
 def error_of(raw: dict[str, object], stack: str = "dev") -> str:
@@ -42,9 +58,11 @@ def test_settings_are_frozen() -> None:
 
 
 def test_database_url_is_not_in_the_repr() -> None:
-    s = parse_settings({"target": "postgres", **REMOTE}, "dev")
+    s = parse_settings(POSTGRES, "dev")
     assert "s3cret" not in repr(s)
     assert s.database_url == URL and s.app_role_password == "app-s3cret"
+    assert s.readonly_role_password == "readonly-s3cret"
+    assert s.service_role_password == "service-s3cret"
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -104,17 +122,18 @@ def test_database_url_is_not_in_the_repr() -> None:
     ({"dimension": 768},
      "dimension: unknown setting; allowed keys: target, databaseUrl, embeddedDataDir, "
      "dimensions, collection, clientProfile, appRole, appRolePassword, hnswEfSearch, "
-     "iterativeScan, historyIncludesVectors, ftsLanguage, tenancy, vectorIndexMethod, "
-     "vectorIndexMeasure, vectorIndexM, vectorIndexEfConstruction, vectorIndexLists, "
-     "expectedRows, protect, allowDataLoss"),
+     "iterativeScan, historyIncludesVectors, ftsLanguage, tenancy, sharedAgentKnowledge, "
+     "sessionScope, appRoleIdentity, ownerRole, readonlyRole, readonlyRolePassword, "
+     "serviceRole, serviceRolePassword, vectorIndexMethod, vectorIndexMeasure, vectorIndexM, "
+     "vectorIndexEfConstruction, vectorIndexLists, expectedRows, protect, allowDataLoss"),
     ({"target": "supabase", "appRolePassword": "x"},
      "databaseUrl: not set, but target is 'supabase'; set it with `pulumi config set "
      "--secret databaseUrl postgresql://USER:PASSWORD@HOST:5432/DB` (allowed: a "
      "postgresql:// or postgres:// URL)"),
-    ({"target": "postgres", "databaseUrl": URL},
+    ({"target": "postgres", "databaseUrl": URL, **ROLE_PASSWORDS},
      "appRolePassword: not set, but target is 'postgres'; set it with `pulumi config set "
-     "--secret appRolePassword <a long random password>` (allowed: a non-empty string)"),
-    ({"target": "postgres", "appRolePassword": "x",
+     "--secret appRolePassword \"$(openssl rand -base64 32)\"` (allowed: a non-empty string)"),
+    ({"target": "postgres", "appRolePassword": "x", **ROLE_PASSWORDS,
       "databaseUrl": "mysql://root:pw@db.example.internal/x"},
      "databaseUrl: mysql://...@db.example.internal is not allowed; allowed: a postgresql:// "
      "or postgres:// URL (value redacted: it is a secret)"),
@@ -164,9 +183,11 @@ def test_dimensions_over_2000_are_fine_without_an_index() -> None:
 
 def test_pulumi_strings_are_coerced() -> None:
     s = parse_settings({"dimensions": "768", "protect": "true", "allowDataLoss": "False",
-                        "target": "postgres", "hnswEfSearch": "120", **REMOTE}, "prod")
+                        "hnswEfSearch": "120", "sharedAgentKnowledge": "true",
+                        "sessionScope": "False", **POSTGRES}, "prod")
     assert s.hnsw_ef_search == 120
     assert (s.dimensions, s.protect, s.allow_data_loss) == (768, True, False)
+    assert (s.shared_agent_knowledge, s.session_scope) == (True, False)
 
 
 def test_an_encrypted_url_counts_as_set() -> None:
@@ -214,9 +235,198 @@ def test_every_setting_has_a_description_and_a_typed_default() -> None:
 
 @pytest.mark.parametrize(("raw", "resolved"), [
     ({}, "off"),  # embedded: pgvector 0.6
-    ({"target": "postgres", **REMOTE}, "relaxed_order"),
-    ({"target": "postgres", "iterativeScan": "strict_order", **REMOTE}, "strict_order"),
-    ({"target": "supabase", "iterativeScan": "off", **REMOTE}, "off"),
+    (POSTGRES, "relaxed_order"),
+    ({**POSTGRES, "iterativeScan": "strict_order"}, "strict_order"),
+    ({**SUPABASE, "iterativeScan": "off"}, "off"),
 ])
 def test_iterative_scan_auto_follows_the_target(raw: dict[str, object], resolved: str) -> None:
     assert parse_settings(raw, "dev").iterative_scan == resolved
+
+
+# --- the roles: passwords, target, names ------------------------------------------------------
+
+@pytest.mark.parametrize("key", ["readonlyRolePassword", "serviceRolePassword"])
+def test_postgres_needs_the_readonly_and_service_passwords(key: str) -> None:
+    raw = {k: v for k, v in POSTGRES.items() if k != key}
+    assert only_problem(raw) == missing_password(key)
+    assert only_problem({**raw, key: ""}) == missing_password(key)
+
+
+def test_postgres_without_any_role_password_names_each() -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({"target": "postgres", "databaseUrl": URL}, "dev")
+    assert caught.value.problems == [missing_password("appRolePassword"),
+                                     missing_password("readonlyRolePassword"),
+                                     missing_password("serviceRolePassword")]
+
+
+def test_an_encrypted_role_password_counts_as_set() -> None:
+    s = parse_settings({**POSTGRES, "readonlyRolePassword": EncryptedValue(),
+                        "serviceRolePassword": EncryptedValue()}, "prod")
+    assert (s.readonly_role_password, s.service_role_password) == (None, None)
+
+
+def test_embedded_needs_no_role_password() -> None:
+    s = parse_settings({}, "dev")
+    assert (s.app_role_password, s.readonly_role_password, s.service_role_password) == (
+        None, None, None)
+    assert (s.owner_role, s.app_role, s.readonly_role, s.service_role) == (
+        "mem0_owner", "mem0_app", "mem0_readonly", "mem0_service")
+
+
+def test_supabase_needs_neither_readonly_nor_service_password() -> None:
+    s = parse_settings(SUPABASE, "prod")
+    assert (s.readonly_role_password, s.service_role_password) == (None, None)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("ownerRole", "my_owner"), ("readonlyRole", "my_readonly"),
+    ("readonlyRolePassword", "pw"), ("serviceRole", "my_service"),
+    ("serviceRolePassword", "pw"), ("serviceRolePassword", EncryptedValue())])
+def test_supabase_refuses_the_project_roles_it_does_not_use(key: str, value: object) -> None:
+    assert only_problem({**SUPABASE, key: value}) == (
+        f"{key}: not allowed with target 'supabase'; remove it (Supabase's own roles serve: "
+        "postgres owns the objects, service_role bypasses row-level security, anon and "
+        "authenticated are its end users)")
+
+
+def test_supabase_names_every_refused_role_key() -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**SUPABASE, "ownerRole": "o", "readonlyRole": "r",
+                        "readonlyRolePassword": "x", "serviceRole": "s",
+                        "serviceRolePassword": "y"}, "prod")
+    assert [p.split(":", 1)[0] for p in caught.value.problems] == [
+        "ownerRole", "readonlyRole", "readonlyRolePassword", "serviceRole",
+        "serviceRolePassword"]
+
+
+def test_supabase_ignores_empty_project_role_keys_and_uses_its_own_roles() -> None:
+    s = parse_settings({**SUPABASE, "ownerRole": "", "readonlyRolePassword": ""}, "prod")
+    assert (s.owner_role, s.app_role, s.readonly_role, s.service_role) == (
+        "postgres", "mem0_app", None, "service_role")
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"readonlyRole": "mem0_app"},
+     "readonlyRole: 'mem0_app' is not allowed; it is already appRole (each role has one job)"),
+    ({"ownerRole": "mem0_app"},
+     "ownerRole: 'mem0_app' is not allowed; it is already appRole (each role has one job)"),
+    ({"serviceRole": "mem0_owner"},
+     "serviceRole: 'mem0_owner' is not allowed; it is already ownerRole (each role has one "
+     "job)"),
+    ({"serviceRole": "mem0_readonly"},
+     "serviceRole: 'mem0_readonly' is not allowed; it is already readonlyRole (each role has "
+     "one job)"),
+    ({"readonlyRole": "shared", "serviceRole": "shared"},
+     "serviceRole: 'shared' is not allowed; it is already readonlyRole (each role has one "
+     "job)"),
+])
+def test_each_role_has_its_own_name(raw: dict[str, object], message: str) -> None:
+    assert only_problem(raw) == message
+    assert only_problem({**POSTGRES, **raw}) == message
+
+
+@pytest.mark.parametrize("key", ["appRole", "ownerRole", "readonlyRole", "serviceRole"])
+@pytest.mark.parametrize("name", ["anon", "authenticated", "postgres", "service_role"])
+def test_no_role_takes_a_name_supabase_or_postgresql_uses(key: str, name: str) -> None:
+    assert only_problem({**POSTGRES, key: name}) == (
+        f"{key}: {name!r} is not allowed; it is a name Supabase and PostgreSQL use for their "
+        "own roles")
+
+
+@pytest.mark.parametrize("name", ["anon", "authenticated", "postgres", "service_role"])
+def test_the_app_role_takes_no_supabase_name_on_supabase_either(name: str) -> None:
+    assert only_problem({**SUPABASE, "appRole": name}) == (
+        f"appRole: {name!r} is not allowed; it is a name Supabase and PostgreSQL use for "
+        "their own roles")
+
+
+@pytest.mark.parametrize("key", ["ownerRole", "readonlyRole", "serviceRole"])
+@pytest.mark.parametrize(("name", "why"), [
+    ("Mem0-Owner", "must start with a lowercase letter or underscore and contain only "
+                   "lowercase letters, digits and underscores"),
+    ("1role", "must start with a lowercase letter or underscore and contain only lowercase "
+              "letters, digits and underscores"),
+    ("user", "must not be an SQL keyword"),
+    ("r" * 64, "must be at most 63 characters"),
+    ("", "must be a non-empty string"),
+])
+def test_role_names_are_plain_identifiers(key: str, name: str, why: str) -> None:
+    assert only_problem({**POSTGRES, key: name}) == f"{key}: {name!r} is not allowed; it {why}"
+
+
+def test_a_63_character_role_name_is_fine() -> None:
+    s = parse_settings({**POSTGRES, "readonlyRole": "r" * 63}, "dev")
+    assert s.readonly_role == "r" * 63
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"appRoleIdentity": "sometimes"},
+     "appRoleIdentity: 'sometimes' is not allowed; allowed: optional, required"),
+    ({"appRoleIdentity": ""},
+     "appRoleIdentity: '' is not allowed; allowed: optional, required"),
+    ({"sharedAgentKnowledge": "yes"},
+     "sharedAgentKnowledge: 'yes' is not allowed; use true or false"),
+    ({"sessionScope": 1}, "sessionScope: 1 is not allowed; use true or false"),
+    ({"ownerRole": 7}, "ownerRole: 7 is not allowed; allowed: a string"),
+])
+def test_access_settings_name_key_value_and_what_is_allowed(raw: dict[str, object],
+                                                            message: str) -> None:
+    assert only_problem(raw) == message
+
+
+@pytest.mark.parametrize("identity", ["optional", "required"])
+def test_app_role_identity_is_kept(identity: str) -> None:
+    assert parse_settings({"appRoleIdentity": identity}, "dev").app_role_identity == identity
+
+
+def test_access_defaults() -> None:
+    s = parse_settings({}, "dev")
+    assert (s.shared_agent_knowledge, s.session_scope, s.app_role_identity) == (
+        False, False, "optional")
+
+
+def test_role_password_gives_each_login_roles_secret() -> None:
+    s = parse_settings({**POSTGRES, "appRole": "app", "readonlyRole": "ro",
+                        "serviceRole": "svc", "ownerRole": "own"}, "dev")
+    assert s.role_password("app") == "app-s3cret"
+    assert s.role_password("ro") == "readonly-s3cret"
+    assert s.role_password("svc") == "service-s3cret"
+    assert s.role_password("own") is None  # NOLOGIN: no password
+    assert s.role_password("someone_else") is None
+    assert s.role_password("mem0_app") is None  # the default name, not this stack's role
+
+
+def test_role_password_on_embedded_is_whatever_is_set() -> None:
+    s = parse_settings({"readonlyRolePassword": "ro-pw"}, "dev")
+    assert s.role_password("mem0_app") is None
+    assert s.role_password("mem0_readonly") == "ro-pw"
+    assert s.role_password("mem0_service") is None
+
+
+def test_role_password_on_supabase_is_the_app_roles_only() -> None:
+    s = parse_settings(SUPABASE, "prod")
+    assert s.role_password("mem0_app") == "app-s3cret"
+    # Supabase's own roles keep the passwords Supabase gave them
+    assert s.role_password("service_role") is None
+    assert s.role_password("postgres") is None
+    assert s.role_password("mem0_readonly") is None
+
+
+def test_pulumi_yaml_defaults_of_project_roles_are_accepted_on_supabase() -> None:
+    # The Pulumi CLI passes Pulumi.yaml's default for every unset key to the program.
+    defaults = {key: SPECS_BY_KEY[key].default
+                for key in ("ownerRole", "readonlyRole", "readonlyRolePassword", "serviceRole",
+                            "serviceRolePassword")}
+    settings = parse_settings({"target": "supabase", "databaseUrl": "postgresql://u@h/db",
+                               "appRolePassword": "pw", **defaults}, "prod")
+    assert (settings.owner_role, settings.service_role) == ("postgres", "service_role")
+
+
+@pytest.mark.parametrize("name", ["pg_owner", "public"])
+def test_reserved_role_names_are_refused(name: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({"ownerRole": name}, "dev")
+    assert caught.value.problems == [
+        f"ownerRole: {name!r} is not allowed; PostgreSQL reserves role names starting with "
+        "pg_, and public means every role"]

@@ -72,7 +72,8 @@ def test_not_a_table_definition() -> None:
 
 def test_a_first_slice_table_grows_into_the_full_layout_without_loss() -> None:
     """A stack deployed before the schema issue (id, vector, payload only) is upgraded in
-    place: the generated and time columns are added, nothing is dropped or rewritten."""
+    place: the generated and time columns are added, nothing is dropped or rewritten, and
+    the table passes to the owner role."""
     from components.model import build_model
     from components.settings import parse_settings
 
@@ -80,6 +81,18 @@ def test_a_first_slice_table_grows_into_the_full_layout_without_loss() -> None:
     first_slice = BASE.replace("public.m ", "public.memories ").replace("m_pkey",
                                                                         "memories_pkey")
     steps = plan_table_change(first_slice, full.ddl)
-    assert [s.sql.split(" ADD COLUMN ")[1].split(" ")[0] for s in steps] == [
+    *columns, owner = steps
+    assert [s.sql.split(" ADD COLUMN ")[1].split(" ")[0] for s in columns] == [
         "user_id", "agent_id", "run_id", "org_id", "created_at", "updated_at"]
+    assert owner.sql == "ALTER TABLE public.memories OWNER TO mem0_owner;"
     assert not any(s.loses_data for s in steps)
+
+
+def test_parse_reads_the_ownership_line_and_a_new_owner_is_one_step() -> None:
+    owned = BASE + "\nALTER TABLE public.m OWNER TO mem0_owner;"
+    assert parse_table(owned).owner == "mem0_owner"
+    assert parse_table(owned).columns == parse_table(BASE).columns
+    assert parse_table(BASE).owner is None
+    assert plan_table_change(owned, owned) == []
+    [step] = plan_table_change(owned, owned.replace("mem0_owner", "other_owner"))
+    assert step.sql == "ALTER TABLE public.m OWNER TO other_owner;" and not step.loses_data
