@@ -136,7 +136,7 @@ def _scope(e: _Expressions, nature: str, table: str, memories: str) -> _Scope:
         write += [e.endpoint(table, "source_memory_id", memories),
                   e.endpoint(table, "target_memory_id", memories)]
         write_words += ", between memories the caller can read"
-    if nature == MEMORY and s.session_scope:
+    if nature in (MEMORY, HISTORY) and s.session_scope:  # history holds the payloads too
         read.append(e.session())
         write.append(e.session())
         read_words += " (a session's rows only in that session)"

@@ -435,6 +435,8 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
     b.index(history, f"{HISTORY_TABLE}_org_id_idx", "btree (org_id, at)",
             "an organisation's history (row-level security in org tenancy)",
             where="(org_id IS NOT NULL)")
+    b.index(history, f"{HISTORY_TABLE}_session_idx", "btree (run_id)",
+            "a session's history (sessionScope)", where="(run_id IS NOT NULL)")
     b.index(relationships, f"{RELATIONSHIPS_TABLE}_org_id_idx", "btree (org_id)",
             "an organisation's edges (row-level security in org tenancy)",
             where="(org_id IS NOT NULL)")
@@ -581,6 +583,10 @@ def build_model(settings: Settings, schema: str = "public",
         b.grant("USAGE", f"SCHEMA {quote_ident(settings.extension_schema)}",
                 settings.extension_schema, app.name, extension,
                 "the app role must resolve the vector type", schema="")
+    if settings.target == "supabase":
+        b.grant("USAGE", "SCHEMA auth", "auth", app.name, None,
+                "mem0_user_id() calls auth.uid(), which the app role's policies evaluate",
+                schema="")
     if owned and settings.owner_role in b.roles:
         owner = b.roles[settings.owner_role]
         b.grant("CREATE, USAGE", f"SCHEMA {quote_ident(schema)}", schema, owner.name, None,

@@ -18,7 +18,7 @@ BEGIN
         new_row := pg_catalog.to_jsonb(NEW){{strip_vector}};
     END IF;
     INSERT INTO {{history}} (memory_id, operation, old_value, new_value, vector_changed, user_id,
-                         org_id)
+                         org_id, run_id)
     VALUES (
         CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END,
         CASE TG_OP WHEN 'INSERT' THEN 'create' WHEN 'UPDATE' THEN 'update' ELSE 'delete' END,
@@ -27,7 +27,8 @@ BEGIN
         TG_OP = 'UPDATE' AND NOT COALESCE(OLD.vector OPERATOR({{ext_schema}}.=) NEW.vector,
                                           OLD.vector IS NULL AND NEW.vector IS NULL),
         CASE WHEN TG_OP = 'DELETE' THEN OLD.user_id ELSE NEW.user_id END,
-        CASE WHEN TG_OP = 'DELETE' THEN OLD.org_id ELSE NEW.org_id END);
+        CASE WHEN TG_OP = 'DELETE' THEN OLD.org_id ELSE NEW.org_id END,
+        CASE WHEN TG_OP = 'DELETE' THEN OLD.run_id ELSE NEW.run_id END);
     RETURN NULL;
 END
 $function$;

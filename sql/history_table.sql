@@ -9,6 +9,7 @@ CREATE TABLE {{table}} (
     login_role text DEFAULT SESSION_USER NOT NULL,
     at timestamp with time zone DEFAULT now() NOT NULL,
     org_id text,
+    run_id text,
     CONSTRAINT memory_history_pkey PRIMARY KEY (id),
     CONSTRAINT memory_history_operation_check CHECK ((operation = ANY (ARRAY['create'::text, 'update'::text, 'delete'::text])))
 );
