@@ -172,6 +172,8 @@ def _trigger(cur: Cursor, ref: ObjectRef) -> str | None:
 _ACL_QUERIES = {
     "TABLE": "SELECT COALESCE(relacl, pg_catalog.acldefault('r', relowner))"
              " FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass(%s)",
+    "SEQUENCE": "SELECT COALESCE(relacl, pg_catalog.acldefault('s', relowner))"
+                " FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass(%s)",
     "SCHEMA": "SELECT COALESCE(nspacl, pg_catalog.acldefault('n', nspowner))"
               " FROM pg_catalog.pg_namespace WHERE oid = pg_catalog.to_regnamespace(%s)",
     "FUNCTION": "SELECT COALESCE(proacl, pg_catalog.acldefault('f', proowner))"

@@ -441,6 +441,13 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
             "an organisation's edges (row-level security in org tenancy)",
             where="(org_id IS NOT NULL)")
     b.revoke_execute(record, needed_by=())
+    if s.target == "supabase":
+        # Supabase's default privileges hand every new sequence to its API roles; with
+        # UPDATE on the history's identity sequence, setval() would break every write.
+        sequence = f"{HISTORY_TABLE}_id_seq"
+        for api_role in (*SUPABASE_END_USER_ROLES, s.service_role):
+            b.grant("", f"SEQUENCE {qualified(b.schema, sequence)}", sequence, api_role,
+                    history, "only the history trigger draws ids, as the owner")
     return [(memories, MEMORY), (entities, MEMORY), (history, HISTORY),
             (relationships, GRAPH)]
 

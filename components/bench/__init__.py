@@ -12,7 +12,8 @@ submodule, so that the steps it calls are looked up in this package's namespace 
 replace `bench._build_indexes` to interrupt a run). The steps live in
 `arguments` (command line), `server` (pgvector and session settings), `scratch` (indexes,
 sizes, dropping), `data` (the synthetic rows), `measure` (timed runs, recall, plans) and
-`report` (the JSON document and the text report).
+`report` (the JSON document and the text report); `--rls` adds `rls` (what row-level
+security costs mem0's reads, as a throwaway role that is dropped like the schema).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ from components.bench.common import APPLICATION, DSN_ENV, BenchError, Names, Opt
 from components.bench.data import _load, _stage_inserts
 from components.bench.measure import MEASUREMENTS, _measure
 from components.bench.report import _parameters, render_text
+from components.bench.rls import (
+    EXIT_RESULTS_DIFFER,
+    check_privileges,
+    drop_role,
+    measure_rls,
+    rls_role,
+)
 from components.bench.scratch import _build_indexes, _drop_scratch, _sizes, _vacuum_analyze
 from components.bench.server import Server, _search_session, _server
 from components.connection import connect
@@ -78,6 +86,10 @@ def command(args: argparse.Namespace) -> int:
     if args.output:
         args.output.write_text(document, encoding="utf-8")
     sys.stdout.write(document if args.json else render_text(report))
+    if "rls" in report and not report["rls"]["check"]["passed"]:
+        print("bench: row-level security changed what a user's own queries return (see the "
+              "check in the report)", file=sys.stderr)
+        return EXIT_RESULTS_DIFFER
     return EXIT_OK
 
 
@@ -100,12 +112,17 @@ def run_benchmark(dsn: str, settings: Settings, options: Options,
             finally:
                 progress(f"dropping schema {names.scratch}")
                 _drop_scratch(conn, dsn, names.scratch)
+                if options.rls:  # after the schema: its policies and grants name the role
+                    progress(f"dropping role {rls_role(names)}")
+                    drop_role(conn, dsn, rls_role(names))
         except psycopg.Error as exc:
             raise BenchError(f"the bench failed: {exc}") from exc
 
 
 def _run(conn: psycopg.Connection[Any], names: Names, server: Server, options: Options,
          progress: Callable[[str], None]) -> dict[str, Any]:
+    if options.rls:
+        check_privileges(conn)  # before the load, which a refusal after it would waste
     conn.execute(f"CREATE SCHEMA {quote_ident(names.scratch)}")
     _set(conn, "statement_timeout", "0")  # a 100K-row load outlasts a server's default
     conn.execute("SELECT pg_catalog.setseed(%s)", (options.seed,))
@@ -123,8 +140,11 @@ def _run(conn: psycopg.Connection[Any], names: Names, server: Server, options: O
     session = _search_session(conn, names.settings, server)
     metrics, plans = _measure(conn, names, server, options, inserts, progress)
     skipped = sorted({s.kind for s in specs} - {*BUILD_KINDS, INDEX_KIND})
-    return {
+    report = {
         "parameters": _parameters(names, server, options, session, skipped),
         "load": load, "index_build": build, "sizes": sizes, "metrics": metrics,
         "plans": plans,
     }
+    if options.rls:
+        report["rls"] = measure_rls(conn, names, server, options, progress)
+    return report

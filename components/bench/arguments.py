@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "applied only on pgvector >= 0.8.0)")
     parser.add_argument("--seed", type=_seed, default=0.25,
                         help="seed of the generated data, -1..1 (default 0.25)")
+    parser.add_argument("--rls", action="store_true",
+                        help="also time user-scoped search, get by id and list under "
+                             "row-level security variants (none, project, project-app, seed) "
+                             "as a throwaway role; needs CREATEROLE; makes the user ids "
+                             "uuid-shaped; exit 1 if a variant changes a user's results")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document instead of the text report")
     parser.add_argument("--output", "-o", type=Path, default=None,
@@ -96,6 +101,11 @@ def bench_settings(args: argparse.Namespace) -> Settings:
     if args.iterative_scan is not None:
         changes["iterative_scan"] = args.iterative_scan
     settings = replace(settings, **changes)
+    if getattr(args, "rls", False) and settings.tenancy != "user":
+        raise BenchError(f"--rls: stack {args.stack!r} has tenancy {settings.tenancy!r}; "
+                         "allowed: tenancy user (org policies read organisations, which the "
+                         "synthetic memories have not; service tenancy has no end-user "
+                         "policy)")
     method = settings.vector_index.method
     if method in ("hnsw", "ivfflat") and settings.dimensions > MAX_INDEXED_DIMENSIONS:
         raise BenchError(
@@ -109,4 +119,6 @@ def bench_options(args: argparse.Namespace) -> Options:
     if args.users > args.rows:
         raise BenchError(f"--users: {args.users} is not allowed with --rows {args.rows}; "
                          f"allowed: 1 to {args.rows} (every user needs a memory)")
-    return Options(rows=args.rows, users=args.users, samples=args.samples, seed=args.seed)
+    rls = bool(getattr(args, "rls", False))
+    return Options(rows=args.rows, users=args.users, samples=args.samples, seed=args.seed,
+                   rls=rls, uuid_user_ids=rls)

@@ -28,6 +28,10 @@ class Options:
     users: int
     samples: int
     seed: float
+    rls: bool = False  # also measure row-level security (components.bench.rls)
+    # user ids 00000000-0000-4000-8000-<user number> instead of user_<n>: the seed's policy
+    # compares auth.uid()::text, a uuid's text, with them (only --rls asks for it)
+    uuid_user_ids: bool = False
 
 
 @dataclass(frozen=True)

@@ -95,15 +95,24 @@ def _fill_pool(conn: psycopg.Connection[Any], n: Names, users: int, pool: int) -
     conn.execute(f"ANALYZE {table}")
 
 
-def _generator_sql(n: Names) -> str:
+# A row's user id, from its user number. The uuid form is a valid uuid's canonical text
+# (version and variant digits set), so `uuid::text = user_id` can match it; neither form
+# draws a random number, so the rest of the data is the same for both.
+USER_ID_SQL = "'user_' || pg_catalog.mod(k, %(users)s::bigint)::text"
+UUID_USER_ID_SQL = ("'00000000-0000-4000-8000-' || pg_catalog.lpad("
+                    "pg_catalog.mod(k, %(users)s::bigint)::text, 12, '0')")
+
+
+def _generator_sql(n: Names, uuid_user_ids: bool = False) -> str:
     """Rows k in [lo, hi]: (k, user_id, body, at, vector). Parameters are named."""
     pool, plus, mul = n.obj("bench_pool"), n.op("+"), n.op("*")
+    user_id = UUID_USER_ID_SQL if uuid_user_ids else USER_ID_SQL
     return (
         f"SELECT r.k, r.user_id, r.body, r.at,"
         f" {n.obj('bench_unit')}(c.v {plus} t.v {plus} u.v {plus} (e.v {mul} s.v)) AS vector"
         " FROM (SELECT k, pg_catalog.mod(k, %(users)s::bigint)::integer AS user_no,"
         "  pg_catalog.floor(pg_catalog.random() * %(topics)s::integer)::integer AS topic,"
-        "  'user_' || pg_catalog.mod(k, %(users)s::bigint)::text AS user_id,"
+        f"  {user_id} AS user_id,"
         f"  {n.obj('bench_text')}(k, %(words)s::text[]) AS body,"
         "  pg_catalog.to_char((pg_catalog.now() - pg_catalog.random() * interval '365 days')"
         "   AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') AS at"
@@ -136,7 +145,7 @@ def _load(conn: psycopg.Connection[Any], n: Names, options: Options,
         " SELECT pg_catalog.gen_random_uuid(), x.vector, pg_catalog.jsonb_build_object("
         "'data', x.body, 'hash', pg_catalog.md5(x.body), 'role', 'user', 'user_id', x.user_id,"
         " 'created_at', x.at, 'updated_at', x.at, 'text_lemmatized', x.body)"
-        f" FROM ({_generator_sql(n)}) AS x")
+        f" FROM ({_generator_sql(n, options.uuid_user_ids)}) AS x")
     started = time.perf_counter()
     for lo in range(0, options.rows, LOAD_BATCH):
         hi = min(lo + LOAD_BATCH, options.rows) - 1
@@ -191,8 +200,9 @@ def _stage_inserts(conn: psycopg.Connection[Any], n: Names, options: Options) ->
     """New memories for the insert measurement, from the same generator as the load."""
     lo = options.rows
     hi = lo + options.samples + WARMUP - 1
+    generator = _generator_sql(n, options.uuid_user_ids)
     rows = conn.execute(
-        f"SELECT x.user_id, x.body, x.vector::text FROM ({_generator_sql(n)}) AS x ORDER BY x.k",
+        f"SELECT x.user_id, x.body, x.vector::text FROM ({generator}) AS x ORDER BY x.k",
         _generator_params(options, _pool_size(options), lo, hi)).fetchall()
     return [_mem0_row(user_id, body, vector) for user_id, body, vector in rows]
 

@@ -27,6 +27,7 @@ def _parameters(n: Names, server: Server, options: Options, session: dict[str, s
         "pgvector_version": server.pgvector, "server_version": server.version,
         "server_settings": server.settings, "data_model": DATA_MODEL,
         "scratch_schema": n.scratch, "model_kinds_skipped": skipped,
+        "user_ids": "uuid-shaped (--rls)" if options.uuid_user_ids else "user_<n>",
         "ground_truth": "the same statement in a transaction with enable_indexscan, "
                         "enable_bitmapscan, enable_indexonlyscan and jit off (not prepared)",
     }
@@ -121,7 +122,60 @@ def _text_plans(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rls_plan(plan: dict[str, Any], function: str | None) -> str:
+    marks = [plan["used"] + ":"]
+    if plan["initplan"]:
+        marks.append("InitPlan;")
+    if plan["index_cond_call"]:
+        marks.append(f"{function}() in an index condition;")
+    if plan["per_row_call"]:
+        marks.append(f"{function}() per row in a filter;")
+    return " ".join([*marks, ", ".join(plan["scans"]) or "no scan"])
+
+
+def _text_rls(report: dict[str, Any]) -> list[str]:
+    rls = report["rls"]
+    lines = [
+        "",
+        f"row-level security: as role {rls['role']} (NOLOGIN, SELECT on the scratch table), "
+        f"{rls['samples']} timed runs per cell, {rls['users_rotated']} users in rotation, one "
+        f"transaction per cell; order {', '.join(rls['order'])}",
+        f"  identity: {rls['identity_function']}; seed: {rls['seed_function']}",
+        f"  user ids: {rls['user_ids']}; list: LIMIT {rls['list_limit']}",
+    ]
+    for name, variant in rls["variants"].items():
+        lines.append(f"  {name:<12} {variant['rule']} (identity: {variant['identity_from']})")
+        if variant["policy_using"]:
+            lines.append(f"  {'':<12} USING ({variant['policy_using']})")
+    lines.append(f"{'variant':<13}{'query':<19}{'p50':>8}{'p95':>9}{'p99':>9}{'p50/none':>10}"
+                 "  (ms)  plan of the timed runs")
+    for name, variant in rls["variants"].items():
+        for query, cell in variant["queries"].items():
+            lines.append(f"{name:<13}{query:<19}{cell['p50_ms']:>8.3f}{cell['p95_ms']:>9.3f}"
+                         f"{cell['p99_ms']:>9.3f}{cell['p50_ratio_to_none']:>9.2f}x"
+                         f"        {_rls_plan(cell['plan'], variant['policy_calls'])}")
+    drift = ", ".join(f"{q} {r:.2f}x" for q, r in rls["baseline_repeat_p50_ratio"].items())
+    lines.append(f"none again at the end (p50 / the first none): {drift}")
+    same = ", ".join(
+        f"{name} " + "/".join(str(c["timed_results_identical_to_none"])
+                              for c in v["queries"].values())
+        for name, v in rls["variants"].items() if name != "none")
+    lines.append(f"timed results identical to none's (search/get/list of {rls['samples']}): "
+                 f"{same}")
+    check = rls["check"]
+    if check["passed"]:
+        lines.append(f"check passed: {check['rule']} ({check['users_checked']} users, "
+                     f"{check['samples_checked']} samples)")
+    else:
+        lines.append(f"check FAILED ({check['mismatch_count']} mismatches): {check['rule']}")
+        lines += [f"  {m['variant']} {m['query']} user {m['user']}: {m['problem']}"
+                  for m in check["mismatches"]]
+    return lines
+
+
 def render_text(report: dict[str, Any]) -> str:
     lines = [*_text_header(report), *_text_build(report), *_text_metrics(report),
              *_text_plans(report)]
+    if "rls" in report:
+        lines += _text_rls(report)
     return "\n".join(lines) + "\n"

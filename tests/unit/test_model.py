@@ -218,6 +218,9 @@ def test_supabase_creates_only_the_app_role_and_grants_to_its_own_roles() -> Non
         **_history_function_revokes("mem0_app", "anon", "authenticated", "service_role"),
         ("mem0_app", "SCHEMA extensions"): "GRANT USAGE ON SCHEMA extensions TO mem0_app;",
         ("mem0_app", "SCHEMA auth"): "GRANT USAGE ON SCHEMA auth TO mem0_app;",
+        **{(role, "SEQUENCE public.memory_history_id_seq"):
+           f"REVOKE ALL ON SEQUENCE public.memory_history_id_seq FROM {role};"
+           for role in ("anon", "authenticated", "service_role")},
     }
 
 
