@@ -123,7 +123,7 @@ class _Scope:
 
 def _scope(e: _Expressions, nature: str, table: str, memories: str) -> _Scope:
     s = e.settings
-    org = s.tenancy == "org"
+    org = needs_org_ids(s)
     if nature == MEMBERSHIP:
         return _Scope(e.own(), e.own(), "the caller's own memberships",
                       "the caller's own memberships")
@@ -136,7 +136,7 @@ def _scope(e: _Expressions, nature: str, table: str, memories: str) -> _Scope:
         write += [e.endpoint(table, "source_memory_id", memories),
                   e.endpoint(table, "target_memory_id", memories)]
         write_words += ", between memories the caller can read"
-    if nature in (MEMORY, HISTORY) and s.session_scope:  # history holds the payloads too
+    if nature in (MEMORY, HISTORY) and needs_run_id(s):  # history holds the payloads too
         read.append(e.session())
         write.append(e.session())
         read_words += " (a session's rows only in that session)"
@@ -201,8 +201,7 @@ def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
         rules[settings.readonly_role] = {
             c: (end_user[c] if c == "SELECT" else NO_ACCESS) for c in COMMANDS}
     bypass = Rule("every row (bypasses row-level security)", policy=False)
-    read_only = nature in (HISTORY,)
-    rules[settings.service_role] = {c: (bypass if c == "SELECT" or not read_only
+    rules[settings.service_role] = {c: (bypass if c == "SELECT" or nature != HISTORY
                                         else NO_ACCESS) for c in COMMANDS}
     return rules
 
@@ -217,8 +216,11 @@ def table_access(settings: Settings, schema: str, tables: list[tuple[str, str]],
 
 
 def needs_run_id(settings: Settings) -> bool:
+    """Whether policies read the caller's session (mem0_run_id())."""
     return settings.session_scope
 
 
 def needs_org_ids(settings: Settings) -> bool:
+    """Whether policies read the caller's organisations (mem0_org_ids() and the
+    membership table)."""
     return settings.tenancy == "org"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,8 +25,7 @@ from typing import Any
 
 import psycopg
 
-from components.bench.common import DSN_ENV
-from components.connection import connect, database_identity, is_embedded
+from components.connection import DSN_ENV, command_dsn, connect, database_identity
 from components.identifiers import qualified, quote_ident
 from components.introspect import live_ddl
 from components.model import ObjectSpec, build_model
@@ -550,21 +548,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print one JSON document instead of the text report")
 
 
-def audit_dsn(given: str | None) -> str:
-    dsn = given or os.environ.get(DSN_ENV, "")
-    if not dsn:
-        raise AuditError(f"no database to audit: pass --dsn postgresql://USER@HOST:PORT/DB "
-                         f"or set {DSN_ENV}")
-    if is_embedded(dsn):
-        # Starting a server just to audit it would audit a database nobody else reaches.
-        raise AuditError("--dsn: an 'embedded:' spec is not allowed; allowed: a postgresql:// "
-                         "URL or a libpq conninfo (the audit never starts the embedded server)")
-    return dsn
-
-
 def command(args: argparse.Namespace) -> int:
     """Audit the database for parsed arguments: 0 no findings, 1 findings."""
-    dsn = audit_dsn(args.dsn)
+    dsn = command_dsn(args.dsn, "audit", "audit")
     settings = load_stack_settings(args.stack, args.project_dir)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)

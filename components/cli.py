@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from components import audit, bench
+from components.connection import CommandDsnError
 from components.render import render_script
 from components.settings import SettingsError
 from components.stackfile import StackFileError, load_stack_settings
@@ -61,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench.command(args)
         if args.command == "audit":
             return audit.command(args)
-    except (SettingsError, StackFileError, bench.BenchError, audit.AuditError) as exc:
+    except (SettingsError, StackFileError, CommandDsnError, bench.BenchError,
+            audit.AuditError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     return EXIT_UNUSABLE

@@ -18,6 +18,27 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 EMBEDDED_PREFIX = "embedded:"
+DSN_ENV = "MEM0_DATABASE_URL"  # where the CLI's --dsn defaults from
+
+
+class CommandDsnError(ValueError):
+    """A command was given no database, or one it must not use (exit code 2)."""
+
+
+def command_dsn(given: str | None, command: str, purpose: str) -> str:
+    """The database a CLI command works on: --dsn, else $MEM0_DATABASE_URL. Never an
+    `embedded:` spec: a command that started the dev server would work on a database
+    nobody else reaches."""
+    dsn = given or os.environ.get(DSN_ENV, "")
+    if not dsn:
+        raise CommandDsnError(
+            f"no database to {purpose}: pass --dsn postgresql://USER@HOST:PORT/DB or set "
+            f"{DSN_ENV} (the {command} never starts the embedded server)")
+    if is_embedded(dsn):
+        raise CommandDsnError(
+            "--dsn: an 'embedded:' spec is not allowed; allowed: a postgresql:// URL or a "
+            f"libpq conninfo (the {command} never starts the embedded server)")
+    return dsn
 
 
 def embedded_spec(data_dir: str) -> str:

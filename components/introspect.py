@@ -38,15 +38,16 @@ def _extension(cur: Cursor, ref: ObjectRef) -> str | None:
     return f"CREATE EXTENSION IF NOT EXISTS {quote_ident(name)} WITH SCHEMA {quote_ident(row[0])};"
 
 
-def _relation(cur: Cursor, schema: str, name: str, relkinds: str) -> tuple[int, str] | None:
-    """(oid, relpersistence) of the relation, or None."""
+def _relation(cur: Cursor, schema: str, name: str,
+              relkinds: str) -> tuple[int, str, str] | None:
+    """(oid, relpersistence, owner as the catalog prints it) of the relation, or None."""
     row = cur.execute(
-        "SELECT c.oid, c.relpersistence FROM pg_catalog.pg_class c"
+        "SELECT c.oid, c.relpersistence, c.relowner::regrole::text FROM pg_catalog.pg_class c"
         " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
         " WHERE n.nspname = %s AND c.relname = %s AND c.relkind = ANY(%s)",
         (schema, name, list(relkinds)),
     ).fetchone()
-    return None if row is None else (int(row[0]), str(row[1]))
+    return None if row is None else (int(row[0]), str(row[1]), str(row[2]))
 
 
 _COLUMNS = """
@@ -96,14 +97,12 @@ def _table(cur: Cursor, ref: ObjectRef) -> str | None:
     relation = _relation(cur, schema, name, "rp")
     if relation is None:
         return None
-    oid, persistence = relation
+    oid, persistence, owner = relation
     elements = [column_line(*row) for row in cur.execute(_COLUMNS, (oid,)).fetchall()]
     elements += [f"CONSTRAINT {quote_ident(con)} {definition}"
                  for con, definition in cur.execute(_CONSTRAINTS, (oid,)).fetchall()]
     unlogged = "UNLOGGED " if persistence == "u" else ""
     body = ",\n".join(f"    {e}" for e in elements)
-    owner = cur.execute("SELECT relowner::regrole::text FROM pg_catalog.pg_class"
-                        " WHERE oid = %s", (oid,)).fetchone()[0]  # type: ignore[index]
     table = qualified(schema, name)
     return (f"CREATE {unlogged}TABLE {table} (\n{body}\n);\n"
             f"ALTER TABLE {table} OWNER TO {owner};")

@@ -28,6 +28,8 @@ from components.access import (
     RUN_ID_FUNCTION,
     USER_ID_FUNCTION,
     TableAccess,
+    needs_org_ids,
+    needs_run_id,
     table_access,
 )
 from components.identifiers import qualified, quote_ident, quote_literal
@@ -48,7 +50,6 @@ TS_MATCH_FUNCTION = "match_vectors"
 NEIGHBOURS_FUNCTION = "memory_neighbours"
 TOUCH_FUNCTION = "mem0_touch_updated_at"
 HISTORY_FUNCTION = "mem0_record_history"
-DML = "DELETE, INSERT, SELECT, UPDATE"  # in the catalog's (alphabetical) order
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -190,13 +191,12 @@ class _Builder:
               after: ObjectSpec | None, comment: str, schema: str | None = None) -> ObjectSpec:
         """What `role` holds on `on`: exactly `privileges`; none at all when empty (the
         role's privileges are revoked, say those Supabase's default privileges gave it)."""
-        grantee = grantee_sql(role)
-        revoke = f"REVOKE ALL ON {on} FROM {grantee};"
+        revoke = revoke_all_sql(on, role)
         role_spec = self.roles.get(role)
         return self.add(ObjectSpec(
             kind="grant", schema=schema if schema is not None else self.schema,
             name=f"{object_name}-to-{role}", family="grants",
-            ddl=f"GRANT {privileges} ON {on} TO {grantee};" if privileges else revoke,
+            ddl=f"GRANT {privileges} ON {on} TO {grantee_sql(role)};" if privileges else revoke,
             drop_sql=revoke if privileges else "",
             role=role, on=on,
             depends_on=((role_spec.key,) if role_spec else ()) + ((after.key,) if after else ()),
@@ -285,6 +285,12 @@ class _Builder:
 
 def grantee_sql(role: str) -> str:
     return "PUBLIC" if role == "PUBLIC" else quote_ident(role)
+
+
+def revoke_all_sql(on: str, role: str) -> str:
+    """Take every privilege `role` holds on `on` ("TABLE public.t"): the start of every
+    grant's apply, and the whole of a grant that declares none."""
+    return f"REVOKE ALL ON {on} FROM {grantee_sql(role)};"
 
 
 def policy_ddl(name: str, table: str, command: str, roles: list[str], using: str | None,
@@ -527,7 +533,7 @@ def _identity_functions(b: _Builder, extension: ObjectSpec) -> tuple[ObjectSpec,
     functions = [b.function("user_id_function", USER_ID_FUNCTION, "", (extension,),
                             "the caller's user id for row-level security; invoker rights",
                             jwt_subject=subject, source=source)]
-    if s.session_scope:
+    if needs_run_id(s):
         functions.append(b.function("run_id_function", RUN_ID_FUNCTION, "", (extension,),
                                     "the caller's session for row-level security"))
     return tuple(functions)
@@ -552,7 +558,7 @@ def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: Obje
     """Identity functions, membership, grants, row-level security and policies."""
     s = b.settings
     functions = _identity_functions(b, extension)
-    if s.tenancy == "org":
+    if needs_org_ids(s):
         members, org_ids = _membership(b, functions[0], extension)
         tables = [*tables, (members, MEMBERSHIP)]
         functions = (*functions, org_ids)
@@ -567,7 +573,7 @@ def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: Obje
                     "; ".join(f"{c} {rules[c].words}" for c in COMMANDS if rules[c].privilege)
                     or "no privilege at all")
         b.row_security(table, access)
-    if s.tenancy == "org":
+    if needs_org_ids(s):
         users = [role for role, rules in accesses[0].rules.items()
                  if role != s.owner_role and any(r.policy for r in rules.values())]
         b.revoke_execute(org_ids, needed_by=tuple(users))

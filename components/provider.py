@@ -41,7 +41,7 @@ from components.introspect import (
     relation_has_storage,
     role_flags,
 )
-from components.model import KINDS, ObjectSpec, Requirement, grantee_sql
+from components.model import KINDS, ObjectSpec, Requirement, revoke_all_sql
 from components.settings import PROJECT
 from components.table_changes import plan_table_change
 
@@ -311,8 +311,8 @@ def _ensure_trigger(conn: psycopg.Connection, props: dict[str, Any], live: str |
 
 def _ensure_grant(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:
     # Revoke first: the grant declares exactly what the role holds, nothing more.
-    revoke = f"REVOKE ALL ON {props['on']} FROM {grantee_sql(props['role'])}"
-    _execute_in_transaction(conn, [revoke, props["ddl"]], props)
+    _execute_in_transaction(conn, [revoke_all_sql(props["on"], props["role"]), props["ddl"]],
+                            props)
 
 
 def _ensure_policy(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.identifiers import quote_ident, quote_literal
-from components.model import ObjectSpec, build_model, grantee_sql
+from components.model import ObjectSpec, build_model, revoke_all_sql
 from components.settings import Settings
 
 
@@ -11,7 +11,7 @@ def _statement(spec: ObjectSpec) -> str:
     if spec.kind == "grant" and not spec.ddl.startswith("REVOKE"):
         # A grant declares all the role holds: take away what default privileges gave it
         # (Supabase hands every new table to anon, authenticated and service_role).
-        return f"REVOKE ALL ON {spec.on} FROM {grantee_sql(spec.role)};\n{spec.ddl}"
+        return f"{revoke_all_sql(spec.on, spec.role)}\n{spec.ddl}"
     if spec.kind != "role":
         return spec.ddl
     # Roles belong to the cluster, not the database: another database may have made it.

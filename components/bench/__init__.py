@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 import psycopg
 
-from components.bench.arguments import add_arguments, bench_dsn, bench_options, bench_settings
+from components.bench.arguments import add_arguments, bench_options, bench_settings
 from components.bench.common import APPLICATION, DSN_ENV, BenchError, Names, Options, _set
 from components.bench.data import _load, _stage_inserts
 from components.bench.measure import MEASUREMENTS, _measure
@@ -42,7 +42,7 @@ from components.bench.rls import (
 )
 from components.bench.scratch import _build_indexes, _drop_scratch, _sizes, _vacuum_analyze
 from components.bench.server import Server, _search_session, _server
-from components.connection import connect
+from components.connection import command_dsn, connect
 from components.identifiers import quote_ident
 from components.model import build_model
 from components.settings import Settings
@@ -72,7 +72,7 @@ class Progress:
 
 def command(args: argparse.Namespace) -> int:
     """Run the bench for parsed arguments; BenchError means it could not run."""
-    dsn = bench_dsn(args.dsn)
+    dsn = command_dsn(args.dsn, "bench", "benchmark")
     settings = bench_settings(args)
     options = bench_options(args)
     for warning in settings.warnings:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from components.bench.common import DSN_ENV, BenchError, Options
-from components.connection import is_embedded
 from components.settings import ITERATIVE_SCANS, MAX_DIMENSIONS, MAX_INDEXED_DIMENSIONS, Settings
 from components.stackfile import load_stack_settings
 
@@ -72,19 +70,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print one JSON document instead of the text report")
     parser.add_argument("--output", "-o", type=Path, default=None,
                         help="also write the JSON document to this file")
-
-
-def bench_dsn(given: str | None) -> str:
-    dsn = given or os.environ.get(DSN_ENV, "")
-    if not dsn:
-        raise BenchError(
-            f"no database to benchmark: pass --dsn postgresql://USER@HOST:PORT/DB or set "
-            f"{DSN_ENV} (the bench never starts the embedded server)")
-    if is_embedded(dsn):
-        raise BenchError(
-            "--dsn: an 'embedded:' spec is not allowed; allowed: a postgresql:// URL or a "
-            "libpq conninfo (the bench never starts the embedded server)")
-    return dsn
 
 
 def bench_settings(args: argparse.Namespace) -> Settings:

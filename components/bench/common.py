@@ -7,10 +7,10 @@ from typing import Any
 
 import psycopg
 
+from components.connection import DSN_ENV as DSN_ENV  # re-exported: bench.DSN_ENV
 from components.identifiers import qualified, quote_ident
 from components.settings import Settings
 
-DSN_ENV = "MEM0_DATABASE_URL"
 APPLICATION = "mem0infra-bench"
 TOP_K = 10
 # Untimed runs before each measurement: psycopg prepares a statement on its 6th execution

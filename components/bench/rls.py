@@ -40,7 +40,6 @@ import hashlib
 import json
 import math
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -49,7 +48,7 @@ from typing import Any
 import psycopg
 
 from components.access import MEMORY, USER_ID_FUNCTION, table_access
-from components.bench.common import APPLICATION, TOP_K, WARMUP, BenchError, Names, Options
+from components.bench.common import TOP_K, WARMUP, BenchError, Names, Options
 from components.bench.data import QUERY_NOISE_SHARE, _parse_vector
 from components.bench.measure import (
     Params,
@@ -62,9 +61,8 @@ from components.bench.measure import (
     _search_sql,
     _summary,
 )
-from components.bench.scratch import _sigint_ignored
+from components.bench.scratch import drop_leftover
 from components.bench.server import Server
-from components.connection import connect
 from components.identifiers import quote_ident
 from components.model import build_model, policy_ddl
 from components.settings import SUPABASE_END_USER_ROLES, Settings
@@ -153,24 +151,12 @@ def _create_role(conn: psycopg.Connection[Any], n: Names, role: str) -> None:
 def drop_role(conn: psycopg.Connection[Any], dsn: str, role: str) -> None:
     """Drop the throwaway role if it exists (also after Ctrl-C); call after the scratch
     schema is dropped. DROP OWNED revokes what it was granted outside the schema."""
-    with _sigint_ignored():
-        try:
-            _drop_role_on(conn, role)
-            return
-        except psycopg.Error:
-            pass  # the session is gone (server restart, broken link): try a new one
-        try:
-            with connect(dsn, autocommit=True, application=APPLICATION) as fresh:
-                _drop_role_on(fresh, role)
-        except psycopg.Error as exc:
-            quoted = quote_ident(role)
-            print(f"warning: could not drop the bench role {role} ({exc}); drop it with: "
-                  f"DROP OWNED BY {quoted}; DROP ROLE {quoted};", file=sys.stderr)
+    quoted = quote_ident(role)
+    drop_leftover(conn, dsn, f"the bench role {role}", lambda c: _drop_role_on(c, role),
+                  f"DROP OWNED BY {quoted}; DROP ROLE {quoted};")
 
 
 def _drop_role_on(conn: psycopg.Connection[Any], role: str) -> None:
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        conn.rollback()  # also ends a SET LOCAL ROLE: the current user cannot be dropped
     exists = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s",
                           (role,)).fetchone()
     if exists:

@@ -33,22 +33,30 @@ def _sigint_ignored() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _drop_scratch(conn: psycopg.Connection[Any], dsn: str, scratch: str) -> None:
-    statement = f"DROP SCHEMA IF EXISTS {quote_ident(scratch)} CASCADE"
+def drop_leftover(conn: psycopg.Connection[Any], dsn: str, what: str,
+                  drop: Callable[[psycopg.Connection[Any]], None], manual: str) -> None:
+    """Drop something the bench made (also after Ctrl-C): on its own session, else on a
+    fresh one; when both fail, say how to drop it by hand."""
     with _sigint_ignored():
         try:
             if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                conn.rollback()
-            conn.execute(statement)
+                conn.rollback()  # also ends a SET LOCAL ROLE
+            drop(conn)
             return
         except psycopg.Error:
             pass  # the session is gone (server restart, broken link): try a new one
         try:
             with connect(dsn, autocommit=True, application=APPLICATION) as fresh:
-                fresh.execute(statement)
+                drop(fresh)
         except psycopg.Error as exc:
-            print(f"warning: could not drop the scratch schema {scratch} ({exc}); drop it "
-                  f"with: {statement};", file=sys.stderr)
+            print(f"warning: could not drop {what} ({exc}); drop it with: {manual}",
+                  file=sys.stderr)
+
+
+def _drop_scratch(conn: psycopg.Connection[Any], dsn: str, scratch: str) -> None:
+    statement = f"DROP SCHEMA IF EXISTS {quote_ident(scratch)} CASCADE"
+    drop_leftover(conn, dsn, f"the scratch schema {scratch}",
+                  lambda c: c.execute(statement), f"{statement};")
 
 
 def _build_indexes(conn: psycopg.Connection[Any], specs: Sequence[ObjectSpec],
