@@ -156,6 +156,34 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("expectedRows", "integer", 10000,
                 "Expected number of memories; drives the auto index choice.",
                 minimum=0, maximum=10**12),
+    SettingSpec("poolerUrl", "string", "",
+                "postgresql:// URL of the transaction-mode pooler the application connects "
+                "through (Supavisor port 6543, PgBouncer); after each deployment the checks "
+                "run mem0's statements through it. Secret. Empty: no pooler check.",
+                secret=True),
+    SettingSpec("poolerPreparedStatements", "boolean", False,
+                "Whether the application keeps psycopg's server-side prepared statements "
+                "through poolerUrl (false: it passes prepare_threshold=None, as a "
+                "transaction-mode pooler needs); the pooler check runs the same way."),
+    SettingSpec("checksBenchmark", "boolean", False,
+                "Also run the benchmark (benchRows synthetic memories in a scratch schema) "
+                "in the post-deploy checks, and fail the deployment over a threshold."),
+    SettingSpec("benchRows", "integer", 10000,
+                "Memories the benchmark loads into its scratch schema.",
+                minimum=100, maximum=10_000_000),
+    SettingSpec("benchUsers", "integer", 100,
+                "Users the benchmark's memories belong to (at most benchRows).",
+                minimum=1, maximum=1_000_000),
+    SettingSpec("benchInsertMs", "integer", 50,
+                "Benchmark threshold: p95 of mem0's insert, in ms.", minimum=1, maximum=60_000),
+    SettingSpec("benchSearchMs", "integer", 100,
+                "Benchmark threshold: p95 of a user's top-10 vector search, in ms.",
+                minimum=1, maximum=60_000),
+    SettingSpec("benchGetMs", "integer", 10,
+                "Benchmark threshold: p95 of a get by id, in ms.", minimum=1, maximum=60_000),
+    SettingSpec("benchTraverseMs", "integer", 150,
+                "Benchmark threshold: p95 of a 1- and a 2-hop graph traversal, in ms.",
+                minimum=1, maximum=60_000),
     SettingSpec("protect", "boolean", False,
                 "Pulumi protect on data-bearing resources (tables): no delete or replace."),
     SettingSpec("allowDataLoss", "boolean", False,
@@ -185,6 +213,18 @@ class VectorIndex:
 
 
 @dataclass(frozen=True)
+class BenchThresholds:
+    """The benchmark's size and its p95 limits in ms (the seed's: 50/100/10/150)."""
+
+    rows: int
+    users: int
+    insert_ms: int
+    search_ms: int
+    get_ms: int
+    traverse_ms: int
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     target: str
@@ -210,6 +250,10 @@ class Settings:
     service_role: str  # bypasses RLS; on supabase, Supabase's `service_role`
     service_role_password: str | None = field(repr=False)
     vector_index: VectorIndex
+    pooler_url: str | None = field(repr=False)
+    pooler_prepared_statements: bool
+    checks_benchmark: bool
+    bench: BenchThresholds
     protect: bool
     allow_data_loss: bool
     warnings: tuple[str, ...] = ()
@@ -474,6 +518,16 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
             warnings.append(
                 f"vectorIndexMeasure is {index.measure!r}, but mem0 always searches with cosine "
                 "distance (<=>): mem0's searches will not use this index")
+    pooler = values["poolerUrl"]
+    if isinstance(pooler, str) and pooler and urlsplit(pooler).scheme not in (
+            "postgresql", "postgres"):
+        problems.append(f"poolerUrl: {_redacted_url(pooler)} is not allowed; allowed: a "
+                        "postgresql:// or postgres:// URL, or empty (value redacted: it is a "
+                        "secret)")
+    rows, users = values["benchRows"], values["benchUsers"]
+    if isinstance(rows, int) and isinstance(users, int) and users > rows:
+        problems.append(f"benchUsers: {users} is not allowed with benchRows {rows}; allowed: "
+                        f"1 to {rows} (every user needs a memory)")
     if values["target"] == "embedded" and values["protect"] is True:
         warnings.append("protect is on for an embedded (local, disposable) database")
     if problems:
@@ -508,6 +562,12 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
         service_role=SUPABASE_SERVICE_ROLE if supabase else values["serviceRole"],
         service_role_password=_secret(values["serviceRolePassword"]),
         vector_index=index,  # type: ignore[arg-type]
+        pooler_url=_secret(values["poolerUrl"]),
+        pooler_prepared_statements=values["poolerPreparedStatements"],
+        checks_benchmark=values["checksBenchmark"],
+        bench=BenchThresholds(values["benchRows"], values["benchUsers"],
+                              values["benchInsertMs"], values["benchSearchMs"],
+                              values["benchGetMs"], values["benchTraverseMs"]),
         protect=values["protect"],
         allow_data_loss=values["allowDataLoss"],
         warnings=tuple(warnings),

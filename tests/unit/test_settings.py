@@ -119,13 +119,23 @@ def test_database_url_is_not_in_the_repr() -> None:
      "dimensions: 2001 is not allowed with a ivfflat index (vectorIndexMethod=ivfflat); "
      "allowed: 1 to 2000 (pgvector indexes at most 2000 dimensions of type vector), or set "
      "vectorIndexMethod to none"),
+    ({"poolerUrl": "mysql://u:secret@pooler:6543/db"},
+     "poolerUrl: mysql://...@pooler is not allowed; allowed: a postgresql:// or postgres:// "
+     "URL, or empty (value redacted: it is a secret)"),
+    ({"benchRows": 100, "benchUsers": 101},
+     "benchUsers: 101 is not allowed with benchRows 100; allowed: 1 to 100 (every user "
+     "needs a memory)"),
+    ({"benchRows": 99},
+     "benchRows: 99 is not allowed; allowed: an integer from 100 to 10000000"),
     ({"dimension": 768},
      "dimension: unknown setting; allowed keys: target, databaseUrl, embeddedDataDir, "
      "dimensions, collection, clientProfile, appRole, appRolePassword, hnswEfSearch, "
      "iterativeScan, historyIncludesVectors, ftsLanguage, tenancy, sharedAgentKnowledge, "
      "sessionScope, appRoleIdentity, ownerRole, readonlyRole, readonlyRolePassword, "
      "serviceRole, serviceRolePassword, vectorIndexMethod, vectorIndexMeasure, vectorIndexM, "
-     "vectorIndexEfConstruction, vectorIndexLists, expectedRows, protect, allowDataLoss"),
+     "vectorIndexEfConstruction, vectorIndexLists, expectedRows, poolerUrl, "
+     "poolerPreparedStatements, checksBenchmark, benchRows, benchUsers, benchInsertMs, "
+     "benchSearchMs, benchGetMs, benchTraverseMs, protect, allowDataLoss"),
     ({"target": "supabase", "appRolePassword": "x"},
      "databaseUrl: not set, but target is 'supabase'; set it with `pulumi config set "
      "--secret databaseUrl postgresql://USER:PASSWORD@HOST:5432/DB` (allowed: a "
