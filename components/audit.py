@@ -15,7 +15,6 @@ psycopg only: no Pulumi here.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ import psycopg
 
 from components.connection import DSN_ENV, command_dsn, connect, database_identity
 from components.identifiers import qualified, quote_ident
-from components.introspect import live_ddl
+from components.introspect import live_ddl_or_none, short_diff
 from components.model import ObjectSpec, build_model
 from components.settings import Settings
 from components.stackfile import load_stack_settings
@@ -427,32 +426,13 @@ def non_owner_ddl_privilege(ctx: Context) -> list[Finding]:
 # --- the stack's declared objects ----------------------------------------------------------
 
 
-def _short_diff(declared: str, live: str) -> str:
-    lines = list(difflib.unified_diff(declared.splitlines(), live.splitlines(),
-                                      "declared", "live", n=1, lineterm=""))
-    if len(lines) > MAX_DIFF_LINES:
-        lines = [*lines[:MAX_DIFF_LINES], f"... ({len(lines) - MAX_DIFF_LINES} more lines)"]
-    return "\n".join(lines)
-
-
-def _live_or_none(ctx: Context, spec: ObjectSpec) -> str | None:
-    # Before PostgreSQL 16, to_regprocedure() raises when an argument type or its schema does
-    # not exist (a function on pgvector's type, pgvector or its schema missing): then the
-    # object cannot exist either. The savepoint keeps the audit's transaction usable.
-    try:
-        with ctx.cur.connection.transaction():
-            return live_ddl(ctx.cur, asdict(spec))
-    except (psycopg.errors.UndefinedObject, psycopg.errors.InvalidSchemaName):
-        return None
-
-
 def declared_objects(ctx: Context) -> list[Finding]:
     # Generic over kinds: the same introspection as the provider's drift check, so whatever
     # the model declares (policies, row-security flags, grants...) is compared as text.
     found: list[Finding] = []
     stack = ctx.settings.stack
     for spec in ctx.specs:
-        live = _live_or_none(ctx, spec)
+        live = live_ddl_or_none(ctx.cur, asdict(spec))
         if live is None:
             found.append(Finding(
                 "declared_object_missing", ERROR, spec.key,
@@ -462,7 +442,7 @@ def declared_objects(ctx: Context) -> list[Finding]:
             found.append(Finding(
                 "declared_object_drifted", ERROR, spec.key,
                 f"{spec.kind} {spec.name!r} differs from what stack {stack!r} declares:\n"
-                f"{_short_diff(spec.ddl, live)}",
+                f"{short_diff(spec.ddl, live, MAX_DIFF_LINES)}",
                 PULUMI_UP))
     return found
 

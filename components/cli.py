@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from components import audit, bench
+from components.checks import command as checks
+from components.checks.core import CheckRunError
 from components.connection import CommandDsnError
 from components.render import render_script
 from components.settings import SettingsError
@@ -38,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_arguments(commands.add_parser(
         "audit", help="read-only security audit of the database given by --dsn: row-level "
                       "security, privileges, functions, views, extensions, declared objects"))
+    for phase in checks.PHASES:
+        checks.add_arguments(commands.add_parser(phase, help=checks.HELP[phase]))
     return parser
 
 
@@ -62,8 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench.command(args)
         if args.command == "audit":
             return audit.command(args)
+        if args.command in checks.PHASES:
+            return checks.command(args)
     except (SettingsError, StackFileError, CommandDsnError, bench.BenchError,
-            audit.AuditError) as exc:
+            audit.AuditError, CheckRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     return EXIT_UNUSABLE

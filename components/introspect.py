@@ -8,6 +8,7 @@ non-catalog name exactly as the model writes it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -318,6 +319,27 @@ def live_ddl(cur: Cursor, ref: ObjectRef) -> str | None:
         raise ValueError(
             f"unknown object kind {ref['kind']!r}; known: {', '.join(_READERS)}") from None
     return reader(cur, ref)
+
+
+def live_ddl_or_none(cur: Cursor, ref: ObjectRef) -> str | None:
+    """`live_ddl` for a caller inside a transaction that must stay usable: before
+    PostgreSQL 16, to_regprocedure() raises when an argument type or its schema does not
+    exist (a function on pgvector's type with pgvector or its schema missing); then the
+    object cannot exist either. A savepoint keeps the transaction usable."""
+    try:
+        with cur.connection.transaction():
+            return live_ddl(cur, ref)
+    except (psycopg.errors.UndefinedObject, psycopg.errors.InvalidSchemaName):
+        return None
+
+
+def short_diff(declared: str, live: str, max_lines: int = 20) -> str:
+    """A unified diff of a declared and a live definition, cut to `max_lines` lines."""
+    lines = list(difflib.unified_diff(declared.splitlines(), live.splitlines(),
+                                      "declared", "live", n=1, lineterm=""))
+    if len(lines) > max_lines:
+        lines = [*lines[:max_lines], f"... ({len(lines) - max_lines} more lines)"]
+    return "\n".join(lines)
 
 
 def relation_has_storage(cur: Cursor, schema: str, name: str) -> bool:

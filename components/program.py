@@ -84,3 +84,4 @@ def run() -> None:
         "readonlyRole": settings.readonly_role, "serviceRole": settings.service_role})
     pulumi.export("mem0Config", mem0_config(settings, backend.app_connection_uri))
     pulumi.export("poolerGuidance", POOLER_GUIDANCE)
+    pulumi.export("checks", backend.checks.summary)

@@ -12,11 +12,12 @@ from typing import Any
 import pulumi
 from pulumi import dynamic
 
+from components.checks.provider import ChecksProvider, schema_fingerprint
 from components.connection import database_identity, embedded_spec, role_url
 from components.embedded import EmbeddedPostgres
 from components.model import FAMILIES, ObjectSpec, build_model
 from components.provider import SqlObjectProvider, object_inputs
-from components.settings import Settings
+from components.settings import Settings, settings_payload
 
 
 class SqlObject(dynamic.Resource, module="mem0", name="SqlObject"):
@@ -38,6 +39,41 @@ class SqlObject(dynamic.Resource, module="mem0", name="SqlObject"):
         super().__init__(SqlObjectProvider(), name, props, opts)
 
 
+class CheckRun(dynamic.Resource, module="mem0", name="CheckRun"):
+    """One run of a check phase (preflight or validate) in `pulumi up`; its `summary`
+    output is what the checks found."""
+
+    summary: pulumi.Output[dict[str, Any]]
+
+    def __init__(self, name: str, phase: str, settings: Settings, fingerprint: str,
+                 connection: pulumi.Input[str], database: str, benchmark: bool = False,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        props: dict[str, Any] = {
+            "phase": phase, "connection": pulumi.Output.secret(connection),
+            "database": database, "fingerprint": fingerprint,
+            "settings": settings_payload(settings), "benchmark": benchmark,
+            "poolerUrl": pulumi.Output.secret(settings.pooler_url)
+            if settings.pooler_url else None,
+            "summary": None,  # an output: seeded so the property exists
+        }
+        super().__init__(ChecksProvider(), name, props, opts)
+
+
+class PostDeployChecks(pulumi.ComponentResource):
+    """Validation (and the benchmark, where the stack enables it) after every change of
+    the schema: depends on every SQL object, fails the deployment when a check fails."""
+
+    def __init__(self, name: str, settings: Settings, fingerprint: str,
+                 connection: pulumi.Input[str], database: str, after: list[pulumi.Resource],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("mem0:index:PostDeployChecks", name, None, opts)
+        self.run = CheckRun(f"{name}-validate", "validate", settings, fingerprint, connection,
+                            database, settings.checks_benchmark,
+                            pulumi.ResourceOptions(parent=self, depends_on=after))
+        self.summary = self.run.summary
+        self.register_outputs({"summary": self.summary})
+
+
 class _Family(pulumi.ComponentResource):
     """A group of SQL objects of one family; subclasses only name the type token."""
 
@@ -45,11 +81,13 @@ class _Family(pulumi.ComponentResource):
 
     def __init__(self, name: str, specs: list[ObjectSpec], registry: dict[str, SqlObject],
                  connection: pulumi.Input[str], settings: Settings, database: str,
+                 preflight: pulumi.Resource,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(self.TYPE, name, None, opts)
         self.objects: dict[str, SqlObject] = {}
         for spec in specs:
-            depends = [registry[key] for key in spec.depends_on]
+            # Nothing is applied before the preflight has passed.
+            depends = [preflight, *(registry[key] for key in spec.depends_on)]
             # Indexes go with their table: once it is dropped there is nothing to drop.
             # Not triggers (their function can only be dropped after them) nor grants (a
             # role can only be dropped once its grants are revoked).
@@ -136,6 +174,9 @@ class Mem0Backend(pulumi.ComponentResource):
                 role_url(url, settings.app_role, settings.app_role_password))
 
         specs = build_model(settings)
+        fingerprint = schema_fingerprint(specs)
+        self.preflight = CheckRun(f"{name}-preflight", "preflight", settings, fingerprint,
+                                  connection, database, opts=child)
         registry: dict[str, SqlObject] = {}
         self.families: dict[str, _Family] = {}
         for family, component in COMPONENTS.items():
@@ -143,7 +184,10 @@ class Mem0Backend(pulumi.ComponentResource):
             if members:
                 self.families[family] = component(
                     f"{name}-{family}", members, registry, connection, settings, database,
-                    child)
+                    self.preflight, child)
+        self.checks = PostDeployChecks(f"{name}-checks", settings, fingerprint, connection,
+                                       database, list(registry.values()), child)
         self.tables = sorted(s.name for s in specs if s.kind == "table")
         self.database = database
-        self.register_outputs({"tables": self.tables, "database": database})
+        self.register_outputs({"tables": self.tables, "database": database,
+                               "checks": self.checks.summary})

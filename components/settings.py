@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -591,6 +591,38 @@ def settings_from_pulumi_config(getter: Callable[[str], str | None], all_keys: l
         if value is not None:
             raw[key] = value
     return parse_settings(raw, stack)
+
+
+# Settings fields that hold secrets: never part of a payload (they travel as secrets).
+SECRET_FIELDS = ("database_url", "app_role_password", "readonly_role_password",
+                 "service_role_password", "pooler_url")
+
+
+def settings_payload(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data without its secrets: what a resource input can carry to the
+    checks' provider, which rebuilds them with `settings_from_payload`."""
+    payload = asdict(settings)
+    for name in SECRET_FIELDS:
+        payload.pop(name)
+    payload["warnings"] = list(settings.warnings)
+    return payload
+
+
+def _typed(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    # Pulumi's wire format carries numbers as doubles (integers come back as 16.0), and
+    # drops the keys whose value is None.
+    return {f.name: int(values[f.name]) if f.type == "int" else values.get(f.name)
+            for f in fields(cls) if f.name in values or "None" in str(f.type)}
+
+
+def settings_from_payload(payload: Mapping[str, Any], **secrets: str | None) -> Settings:
+    values = _typed(Settings, payload)
+    values["vector_index"] = VectorIndex(**_typed(VectorIndex, payload["vector_index"]))
+    values["bench"] = BenchThresholds(**_typed(BenchThresholds, payload["bench"]))
+    values["warnings"] = tuple(payload.get("warnings") or ())
+    for name in SECRET_FIELDS:
+        values[name] = secrets.get(name)
+    return Settings(**values)
 
 
 def settings_table_markdown() -> str:

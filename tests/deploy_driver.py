@@ -363,7 +363,7 @@ class DeployDriver:
     config: dict[str, Any] = field(default_factory=dict)  # settings on top of the stack file
     project_dir: Path = REPO
     secret_keys: tuple[str, ...] = ("databaseUrl", "appRolePassword", "readonlyRolePassword",
-                                   "serviceRolePassword")
+                                   "serviceRolePassword", "poolerUrl")
 
     def _config_strings(self) -> dict[str, str]:
         from components.stackfile import read_stack_config

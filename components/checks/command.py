@@ -1,0 +1,77 @@
+"""`python -m components preflight|validate`: the checks against any database.
+
+Exit codes: 0 every check passed, 1 a check failed, 2 the checks could not run (bad
+arguments, no database, the connection lost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import psycopg
+
+from components.checks import preflight, validate
+from components.checks.core import (
+    EXIT_FAILED,
+    EXIT_OK,
+    Check,
+    CheckRunError,
+    Context,
+    Report,
+    run_checks,
+)
+from components.connection import DSN_ENV, command_dsn, connect, database_identity
+from components.model import build_model
+from components.settings import Settings
+from components.stackfile import load_stack_settings
+
+APPLICATION = "mem0infra-checks"
+PHASES: dict[str, tuple[Check, ...]] = {"preflight": preflight.CHECKS,
+                                        "validate": validate.CHECKS}
+HELP = {
+    "preflight": "check that the database given by --dsn can take the stack before any "
+                 "change: server and pgvector versions, pg_cron, the deploying role's "
+                 "privileges, the target's shape",
+    "validate": "check a deployed stack in the database given by --dsn: every declared "
+                "object, index validity and use, row-level security enforced, search "
+                "settings, a rolled-back mem0 round trip, the pooler",
+}
+
+
+def run_phase(phase: str, dsn: str, settings: Settings) -> Report:
+    """Run one phase's checks on `dsn` (a URL or an `embedded:` spec); CheckRunError when
+    the checks cannot run."""
+    try:
+        conn = connect(dsn, autocommit=True, application=APPLICATION)
+    except psycopg.Error as exc:
+        raise CheckRunError(f"could not connect to the database: {str(exc).strip()}"
+                            ) from exc
+    with conn:
+        ctx = Context(conn, settings, tuple(build_model(settings)), dsn)
+        return run_checks(phase, PHASES[phase], ctx, database_identity(dsn))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--project-dir", type=Path, default=None,
+                        help="directory holding Pulumi.yaml (default: found from the cwd)")
+    parser.add_argument("--dsn", default=None,
+                        help=f"postgresql:// URL of the deploying role (default: ${DSN_ENV}); "
+                             "the embedded server is never started")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON document instead of the text report")
+
+
+def command(args: argparse.Namespace) -> int:
+    phase = args.command
+    dsn = command_dsn(args.dsn, phase, f"run the {phase} on")
+    settings = load_stack_settings(args.stack, args.project_dir)
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    report = run_phase(phase, dsn, settings)
+    sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n" if args.json
+                     else report.text())
+    return EXIT_OK if report.passed else EXIT_FAILED

@@ -1,0 +1,143 @@
+"""Preflight: can this database take the stack, before anything is changed?
+
+Read-only. Each failure says what to change: the server, the deploying role, or the
+setting that asks for what the server lacks.
+"""
+
+from __future__ import annotations
+
+from components.checks.core import Check, Context, Outcome, failed, not_applicable, passed
+from components.model import Requirement, version_tuple
+from components.settings import SUPABASE_END_USER_ROLES, SUPABASE_SERVICE_ROLE
+
+MIN_SERVER = 140000  # PostgreSQL 14: what the project supports (shared/DESIGN.md)
+# Version of pgvector the model's objects need at the least: halfvec-free, `hnsw` (0.5.0).
+BASE_PGVECTOR = Requirement(
+    "vector", "0.5.0", "pgvector 0.5.0 brought hnsw indexes: install pgvector 0.5.0 or later "
+    "(Supabase: every current project has it)")
+SUPABASE_SCHEMAS = ("auth", "extensions")
+
+
+def check_server_version(ctx: Context) -> Outcome:
+    version = ctx.value("SELECT pg_catalog.current_setting('server_version')")
+    if ctx.server_version < MIN_SERVER:
+        return failed(f"PostgreSQL {version}; the stack needs 14 or later",
+                      "upgrade the server to PostgreSQL 14 or later")
+    return passed(f"PostgreSQL {version}")
+
+
+def _vector_versions(ctx: Context) -> tuple[str | None, str | None]:
+    """(installed version, version CREATE EXTENSION would install) of pgvector."""
+    row = ctx.conn.execute(
+        "SELECT installed_version, default_version FROM pg_catalog.pg_available_extensions"
+        " WHERE name = 'vector'").fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def check_pgvector(ctx: Context) -> Outcome:
+    installed, available = _vector_versions(ctx)
+    if available is None and installed is None:
+        return failed("pgvector is not available on this server (no `vector` in "
+                      "pg_available_extensions)",
+                      "install pgvector on the server (Debian: postgresql-<major>-pgvector, "
+                      "or build it from source); on Supabase it is always available")
+    have = installed or available
+    needs = [BASE_PGVECTOR, *(r for s in ctx.specs for r in s.requires)]
+    unmet = [r for r in needs if not r.met_by(have)]
+    where = f"installed {installed}" if installed else f"{available} would be installed"
+    if unmet:
+        return failed(f"pgvector {where}; the stack needs "
+                      + ", ".join(sorted({f">= {r.min_version}" for r in unmet})),
+                      " ".join(sorted({r.hint for r in unmet})))
+    features = "iterative index scans" if version_tuple(have or "0") >= (0, 8) \
+        else "no iterative index scans (pgvector < 0.8)"
+    return passed(f"pgvector {where}; {features}")
+
+
+def check_pg_cron(ctx: Context) -> Outcome:
+    jobs = ctx.of_kind("cron_job")
+    if not jobs:
+        return not_applicable("the stack schedules no pg_cron jobs")
+    preload = str(ctx.value("SELECT pg_catalog.current_setting('shared_preload_libraries')"))
+    available = ctx.value("SELECT 1 FROM pg_catalog.pg_available_extensions"
+                          " WHERE name = 'pg_cron'")
+    if not available or "pg_cron" not in preload:
+        return failed(f"the stack schedules {len(jobs)} pg_cron jobs, but pg_cron is "
+                      + ("not installed" if not available else
+                         "not in shared_preload_libraries"),
+                      "install pg_cron and add it to shared_preload_libraries (Supabase: "
+                      "enable the pg_cron extension), or turn the stack's scheduled jobs off")
+    return passed(f"pg_cron available for {len(jobs)} jobs")
+
+
+def check_deployer(ctx: Context) -> Outcome:
+    """The deploying role can create what the stack declares."""
+    s = ctx.settings
+    row = ctx.conn.execute(
+        "SELECT current_user::text, rolsuper, rolcreaterole,"
+        " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'),"
+        " pg_catalog.has_schema_privilege('public', 'CREATE')"
+        " FROM pg_catalog.pg_roles WHERE rolname = current_user").fetchone()
+    assert row is not None
+    user, superuser, createrole, create_db, create_public = row
+    if superuser:
+        return passed(f"{user} is a superuser")
+    problems: list[str] = []
+    if not create_public:
+        problems.append("no CREATE on schema public")
+    roles = [spec.name for spec in ctx.of_kind("role")]
+    existing = {name for (name,) in ctx.rows(
+        "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = ANY(%s)", (roles,))}
+    missing = [r for r in roles if r not in existing]
+    if missing and not createrole:
+        problems.append(f"no CREATEROLE, and roles {', '.join(missing)} do not exist yet")
+    if s.target != "supabase" and s.owner_role in existing and not ctx.value(
+            "SELECT pg_catalog.pg_has_role(current_user, %s, 'MEMBER')", (s.owner_role,)):
+        problems.append(f"not a member of ownerRole {s.owner_role}, which must own every "
+                        "object")
+    installed, _ = _vector_versions(ctx)
+    if installed is None and not create_db:
+        problems.append("pgvector is not installed, and the role may not CREATE in the "
+                        "database to install it")
+    if problems:
+        return failed(f"{user}: " + "; ".join(problems),
+                      "deploy as a superuser, or grant the deploying role what is missing "
+                      f"(e.g. GRANT {s.owner_role} TO {user}; ALTER ROLE {user} CREATEROLE; "
+                      f"GRANT CREATE ON SCHEMA public TO {user}); on Supabase deploy as "
+                      "postgres")
+    return passed(f"{user} may create the stack's objects")
+
+
+def check_target_shape(ctx: Context) -> Outcome:
+    s = ctx.settings
+    if s.target != "supabase":
+        return not_applicable(f"target {s.target} needs no particular shape")
+    expected = (*SUPABASE_END_USER_ROLES, SUPABASE_SERVICE_ROLE)
+    roles = {r for (r,) in ctx.rows(
+        "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = ANY(%s)",
+        (list(expected),))}
+    schemas = {n for (n,) in ctx.rows(
+        "SELECT nspname::text FROM pg_catalog.pg_namespace WHERE nspname = ANY(%s)",
+        (list(SUPABASE_SCHEMAS),))}
+    uid = ctx.value("SELECT pg_catalog.to_regprocedure('auth.uid()') IS NOT NULL"
+                    if "auth" in schemas else "SELECT false")
+    missing = [f"role {r}" for r in expected if r not in roles]
+    missing += [f"schema {n}" for n in SUPABASE_SCHEMAS if n not in schemas]
+    if not uid:
+        missing.append("function auth.uid()")
+    if missing:
+        return failed("target is supabase, but this database lacks " + ", ".join(missing),
+                      "point databaseUrl at a Supabase project's database, or set target to "
+                      "postgres")
+    return passed("Supabase's roles, schemas auth and extensions, and auth.uid() are there")
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("server_version", "PostgreSQL 14 or later", check_server_version),
+    Check("pgvector", "pgvector available at the version the stack's features need",
+          check_pgvector),
+    Check("pg_cron", "pg_cron available where the stack schedules jobs", check_pg_cron),
+    Check("deployer", "the deploying role may create the stack's objects", check_deployer),
+    Check("target_shape", "the database has the shape the target expects",
+          check_target_shape),
+)

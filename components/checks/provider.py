@@ -1,0 +1,120 @@
+"""The dynamic provider of the check resources: preflight before any change, validation
+(and the benchmark, where the stack enables it) after every change.
+
+A check resource's inputs fingerprint the stack's whole schema, so it runs in `pulumi up`
+whenever anything the stack declares changed, and never in `pulumi preview` (the engine
+calls create and update only when applying). A failed check raises: the deployment fails
+with every failed check and its fix, and the resource keeps its old state, so the next
+`up` runs the checks again. `read` reports no drift: a check has no live state, and the
+drift of the objects it checks belongs to those objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from components.connection import database_identity
+from components.model import ObjectSpec
+from components.settings import PROJECT, settings_from_payload
+
+PHASES = ("preflight", "validate")
+# Inputs whose change runs the checks again; `connection` and `poolerUrl` are credentials
+# (a rotated password is not a changed schema).
+RUN_KEYS = ("phase", "database", "fingerprint", "settings", "benchmark")
+
+
+class ChecksFailed(Exception):
+    """A check failed: the message is the report's failures with their fixes."""
+
+
+def schema_fingerprint(specs: Sequence[ObjectSpec]) -> str:
+    """sha256 of every declared object's key and definition, in order."""
+    digest = hashlib.sha256()
+    for spec in specs:
+        digest.update(json.dumps([spec.key, spec.ddl, spec.notes]).encode())
+    return digest.hexdigest()
+
+
+def bench_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What a stack output keeps of a benchmark report: the verdict and each threshold."""
+    return {"passed": report["passed"], "rows": report["parameters"]["rows"],
+            "thresholds": report["thresholds"]}
+
+
+def _bench_failure(summary: dict[str, Any]) -> str:
+    over = [f"- {metric}: p95 {t['p95_ms']} ms over the limit of {t['limit_ms']} ms"
+            for metric, t in summary["thresholds"].items() if not t["passed"]]
+    return ("benchmark over its thresholds (raise the bench*Ms settings, or size the "
+            "server/index up):\n" + "\n".join(over))
+
+
+class ChecksProvider(ResourceProvider):
+    serialize_as_secret_always = False
+
+    def configure(self, req: ConfigureRequest) -> None:
+        # As for the SQL objects: the stack's current credentials beat those state froze.
+        self._configured_url = req.config.get(f"{PROJECT}:databaseUrl") or None
+        self._configured_pooler = req.config.get(f"{PROJECT}:poolerUrl") or None
+
+    def _connection(self, props: dict[str, Any]) -> str:
+        url = getattr(self, "_configured_url", None)
+        if url and database_identity(url) == props.get("database"):
+            return url
+        return str(props["connection"])
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = []
+        if news.get("phase") not in PHASES:
+            failures.append(CheckFailure("phase", f"unknown phase {news.get('phase')!r}; "
+                                         f"allowed: {', '.join(PHASES)}"))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in RUN_KEYS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=[])
+
+    def _run(self, props: dict[str, Any]) -> dict[str, Any]:
+        from components.checks.command import run_phase  # psycopg only; no Pulumi inside
+
+        pooler = getattr(self, "_configured_pooler", None) or props.get("poolerUrl") or None
+        settings = settings_from_payload(props["settings"], pooler_url=pooler)
+        dsn = self._connection(props)
+        report = run_phase(props["phase"], dsn, settings)
+        if not report.passed:
+            raise ChecksFailed(report.failure_message())
+        summary: dict[str, Any] = report.summary()
+        if props.get("benchmark"):
+            from components.bench import run_stack_benchmark
+
+            bench = bench_summary(run_stack_benchmark(dsn, settings))
+            summary["benchmark"] = bench
+            if not bench["passed"]:
+                raise ChecksFailed(_bench_failure(bench))
+        return {**props, "summary": summary}
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(f"{props['phase']}-{secrets.token_hex(4)}", self._run(props))
+
+    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(self._run(news))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_, props)
+
+    def delete(self, _id: str, _props: dict[str, Any]) -> None:
+        return None
