@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from components.bench.common import DSN_ENV, BenchError, Options
+from components.bench.common import DEFAULT_SAMPLES, DEFAULT_SEED, DSN_ENV, BenchError, Options
 from components.settings import ITERATIVE_SCANS, MAX_DIMENSIONS, MAX_INDEXED_DIMENSIONS, Settings
 from components.stackfile import load_stack_settings
 
@@ -39,28 +39,34 @@ def _seed(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("exit codes: 0 every p95 within the stack's limits (benchInsertMs, "
+                     "benchSearchMs, benchGetMs, benchTraverseMs); 1 a p95 over its limit, or "
+                     "--rls found results changed by row-level security; 2 could not run; "
+                     "130 interrupted")
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--project-dir", type=Path, default=None,
                         help="directory holding Pulumi.yaml (default: found from the cwd)")
     parser.add_argument("--dsn", default=None,
                         help=f"postgresql:// URL of a role that may create a schema "
                              f"(default: ${DSN_ENV}); the embedded server is never started")
-    parser.add_argument("--rows", type=_bounded(1, 10_000_000), default=10_000,
-                        help="memories to load (default 10000)")
-    parser.add_argument("--users", type=_bounded(1, 1_000_000), default=100,
-                        help="users the memories belong to (default 100)")
+    parser.add_argument("--rows", type=_bounded(1, 10_000_000), default=None,
+                        help="memories to load (default: the stack's benchRows, 10000 unless "
+                             "set)")
+    parser.add_argument("--users", type=_bounded(1, 1_000_000), default=None,
+                        help="users the memories belong to (default: the stack's benchUsers, "
+                             "100 unless set)")
     parser.add_argument("--dims", type=_bounded(1, MAX_DIMENSIONS), default=None,
                         help="embedding dimensions (default: the stack's dimensions)")
-    parser.add_argument("--samples", type=_bounded(1, 100_000), default=200,
-                        help="timed runs per measurement (default 200)")
+    parser.add_argument("--samples", type=_bounded(1, 100_000), default=DEFAULT_SAMPLES,
+                        help=f"timed runs per measurement (default {DEFAULT_SAMPLES})")
     parser.add_argument("--ef-search", type=_bounded(1, 1000), default=None,
                         help="hnsw.ef_search for the searches (default: the stack's)")
     parser.add_argument("--iterative-scan", choices=[s for s in ITERATIVE_SCANS if s != "auto"],
                         default=None,
                         help="iterative index scans (default: the stack's resolved value; "
                              "applied only on pgvector >= 0.8.0)")
-    parser.add_argument("--seed", type=_seed, default=0.25,
-                        help="seed of the generated data, -1..1 (default 0.25)")
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
+                        help=f"seed of the generated data, -1..1 (default {DEFAULT_SEED})")
     parser.add_argument("--rls", action="store_true",
                         help="also time user-scoped search, get by id and list under "
                              "row-level security variants (none, project, project-app, seed) "
@@ -70,14 +76,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="print one JSON document instead of the text report")
     parser.add_argument("--output", "-o", type=Path, default=None,
                         help="also write the JSON document to this file")
+    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
+                        help="also write a Markdown report (parameters, a table of p50/p95/"
+                             "p99, recall@10 and the stack's limits, sizes) to this file")
+    parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
+                        help="also draw every measurement's latency distribution with its "
+                             "limit to this PNG file (needs matplotlib)")
+
+
+def check_profile(settings: Settings) -> None:
+    if settings.client_profile != "python":
+        raise BenchError(
+            f"stack {settings.stack!r} has clientProfile {settings.client_profile!r}; the bench "
+            "measures mem0's Python SQL only (allowed: python)")
+
+
+def check_dimensions(settings: Settings, source: str = "--dims") -> None:
+    method = settings.vector_index.method
+    if method in ("hnsw", "ivfflat") and settings.dimensions > MAX_INDEXED_DIMENSIONS:
+        raise BenchError(
+            f"{source}: {settings.dimensions} is not allowed with the stack's {method} index; "
+            f"allowed: 1 to {MAX_INDEXED_DIMENSIONS} (pgvector indexes at most "
+            f"{MAX_INDEXED_DIMENSIONS} dimensions), or a stack with vectorIndexMethod none")
 
 
 def bench_settings(args: argparse.Namespace) -> Settings:
     settings = load_stack_settings(args.stack, args.project_dir)
-    if settings.client_profile != "python":
-        raise BenchError(
-            f"stack {args.stack!r} has clientProfile {settings.client_profile!r}; the bench "
-            "measures mem0's Python SQL only (allowed: python)")
+    check_profile(settings)
     changes: dict[str, Any] = {}
     if args.dims is not None:
         changes["dimensions"] = args.dims
@@ -91,19 +116,26 @@ def bench_settings(args: argparse.Namespace) -> Settings:
                          "allowed: tenancy user (org policies read organisations, which the "
                          "synthetic memories have not; service tenancy has no end-user "
                          "policy)")
-    method = settings.vector_index.method
-    if method in ("hnsw", "ivfflat") and settings.dimensions > MAX_INDEXED_DIMENSIONS:
-        raise BenchError(
-            f"--dims: {settings.dimensions} is not allowed with the stack's {method} index; "
-            f"allowed: 1 to {MAX_INDEXED_DIMENSIONS} (pgvector indexes at most "
-            f"{MAX_INDEXED_DIMENSIONS} dimensions), or a stack with vectorIndexMethod none")
+    check_dimensions(settings)
     return settings
 
 
-def bench_options(args: argparse.Namespace) -> Options:
-    if args.users > args.rows:
-        raise BenchError(f"--users: {args.users} is not allowed with --rows {args.rows}; "
-                         f"allowed: 1 to {args.rows} (every user needs a memory)")
+def bench_options(args: argparse.Namespace, settings: Settings) -> Options:
+    """Options from the command line; --rows and --users default to the stack's benchRows
+    and benchUsers."""
+    rows = settings.bench.rows if args.rows is None else args.rows
+    users = settings.bench.users if args.users is None else args.users
+    if users > rows:
+        users_from = "" if args.users is not None else " (the stack's benchUsers)"
+        rows_from = "" if args.rows is not None else " (the stack's benchRows)"
+        raise BenchError(f"--users: {users}{users_from} is not allowed with --rows {rows}"
+                         f"{rows_from}; allowed: 1 to {rows} (every user needs a memory)")
+    for flag in ("--output", "--markdown", "--plot"):
+        path = getattr(args, flag[2:], None)
+        # Checked before the run, which a missing directory would otherwise waste.
+        if path is not None and not path.resolve().parent.is_dir():
+            raise BenchError(f"{flag}: {str(path)!r} is not allowed; allowed: a file in an "
+                             "existing directory")
     rls = bool(getattr(args, "rls", False))
-    return Options(rows=args.rows, users=args.users, samples=args.samples, seed=args.seed,
+    return Options(rows=rows, users=users, samples=args.samples, seed=args.seed,
                    rls=rls, uuid_user_ids=rls)

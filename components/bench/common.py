@@ -16,6 +16,8 @@ TOP_K = 10
 # Untimed runs before each measurement: psycopg prepares a statement on its 6th execution
 # (prepare_threshold=5), so the timed runs see what a long-lived mem0 pool connection sees.
 WARMUP = 5
+DEFAULT_SAMPLES = 200  # timed runs per measurement
+DEFAULT_SEED = 0.25  # of the generated data (PostgreSQL's setseed)
 
 
 class BenchError(ValueError):

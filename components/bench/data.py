@@ -6,7 +6,6 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 from hashlib import md5
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import psycopg
 
 from components.bench.common import WARMUP, Names, Options
+from components.bench.progress import Progress
 from components.identifiers import quote_ident
 from components.model import RELATIONSHIPS_TABLE
 
@@ -135,7 +135,7 @@ def _pool_size(options: Options) -> int:
 
 
 def _load(conn: psycopg.Connection[Any], n: Names, options: Options,
-          progress: Callable[[str], None]) -> dict[str, Any]:
+          progress: Progress) -> dict[str, Any]:
     for ddl in _helper_functions(n):
         conn.execute(ddl)
     pool = _pool_size(options)
@@ -147,10 +147,11 @@ def _load(conn: psycopg.Connection[Any], n: Names, options: Options,
         " 'created_at', x.at, 'updated_at', x.at, 'text_lemmatized', x.body)"
         f" FROM ({_generator_sql(n, options.uuid_user_ids)}) AS x")
     started = time.perf_counter()
-    for lo in range(0, options.rows, LOAD_BATCH):
-        hi = min(lo + LOAD_BATCH, options.rows) - 1
-        progress(f"loading memories {hi + 1}/{options.rows}")
-        conn.execute(statement, _generator_params(options, pool, lo, hi))
+    with progress.bar("loading memories", options.rows) as bar:
+        for lo in range(0, options.rows, LOAD_BATCH):
+            hi = min(lo + LOAD_BATCH, options.rows) - 1
+            conn.execute(statement, _generator_params(options, pool, lo, hi))
+            bar.advance(hi + 1 - lo)
     seconds = time.perf_counter() - started
     progress("loading relationships")
     started = time.perf_counter()

@@ -1,4 +1,9 @@
-"""The measurements: timed runs of mem0's statements, percentiles, recall@10, and their plans."""
+"""The measurements: timed runs of mem0's statements, percentiles, recall@10, and their plans.
+
+Each measurement returns its summary for the report and its raw latencies; the latencies stay
+out of the JSON document (a run of 200 samples would add a thousand numbers to it) and are
+kept only for `--plot`.
+"""
 
 from __future__ import annotations
 
@@ -15,23 +20,31 @@ from psycopg import sql
 
 from components.bench.common import TOP_K, WARMUP, Names, Options, _set
 from components.bench.data import QUERY_NOISE_SHARE, Mem0Row, _parse_vector
+from components.bench.progress import Progress
 from components.bench.server import Server
 from components.model import NEIGHBOURS_FUNCTION
 
 MEASUREMENTS = ("insert", "search_user_top10", "search_unfiltered_top10", "get_by_id",
-                "traverse_2hop")
+                "traverse_1hop", "traverse_2hop")
+HOPS = (1, 2)  # memory_neighbours(id, max_depth) allows 1 or 2
 
 
 # --- measurements ---------------------------------------------------------------------------
 
 Params = Sequence[Any]
 Rows = list[tuple[Any, ...]]
+Latencies = list[float]  # ms, one per timed run, in run order
+Tick = Callable[[], None]  # called after each run: a progress bar's step
 
 
-def _runs(conn: psycopg.Connection[Any], statement: str,
-          params: Sequence[Params]) -> tuple[list[float], list[Rows]]:
+def _no_tick() -> None:
+    pass
+
+
+def _runs(conn: psycopg.Connection[Any], statement: str, params: Sequence[Params],
+          tick: Tick = _no_tick) -> tuple[Latencies, list[Rows]]:
     """Client-observed latency (ms) of execute + fetch, one statement per run."""
-    latencies: list[float] = []
+    latencies: Latencies = []
     results: list[Rows] = []
     with conn.cursor() as cur:
         for values in params:
@@ -40,13 +53,14 @@ def _runs(conn: psycopg.Connection[Any], statement: str,
             rows = cur.fetchall()
             latencies.append((time.perf_counter() - started) * 1000)
             results.append(rows)
+            tick()  # outside the timed span
     return latencies, results
 
 
-def _warm_then_time(conn: psycopg.Connection[Any], statement: str,
-                    params: Sequence[Params]) -> tuple[list[float], list[Rows]]:
-    _runs(conn, statement, params[:WARMUP])
-    return _runs(conn, statement, params[WARMUP:])
+def _warm_then_time(conn: psycopg.Connection[Any], statement: str, params: Sequence[Params],
+                    tick: Tick = _no_tick) -> tuple[Latencies, list[Rows]]:
+    _runs(conn, statement, params[:WARMUP], tick)
+    return _runs(conn, statement, params[WARMUP:], tick)
 
 
 def _percentile(ordered: Sequence[float], p: float) -> float:
@@ -119,12 +133,15 @@ def _query_vectors(conn: psycopg.Connection[Any], n: Names,
 
 
 def _measure_search(conn: psycopg.Connection[Any], n: Names,
-                    queries: Sequence[tuple[str, list[float]]],
-                    user_scoped: bool) -> dict[str, Any]:
+                    queries: Sequence[tuple[str, list[float]]], user_scoped: bool,
+                    tick: Tick = _no_tick) -> tuple[dict[str, Any], Latencies]:
     statement = _search_sql(n, user_scoped)
     params = [_search_params(q, user_scoped) for q in queries]
-    latencies, found = _warm_then_time(conn, statement, params)
-    exact = [_exact(conn, statement, p) for p in params[WARMUP:]]
+    latencies, found = _warm_then_time(conn, statement, params, tick)
+    exact: list[Rows] = []
+    for values in params[WARMUP:]:
+        exact.append(_exact(conn, statement, values))
+        tick()
     recalls = [_recall(f, e) for f, e in zip(found, exact, strict=True)]
     short = sum(len(f) < len(e) for f, e in zip(found, exact, strict=True))
     return {**_summary(latencies),
@@ -132,7 +149,7 @@ def _measure_search(conn: psycopg.Connection[Any], n: Names,
             "recall_at_10_min": round(min(recalls), 4),
             "queries_recall_below_half": sum(r < 0.5 for r in recalls),
             "rows_returned_mean": round(sum(len(f) for f in found) / len(found), 2),
-            "short_results": short}
+            "short_results": short}, latencies
 
 
 def _random_ids(conn: psycopg.Connection[Any], n: Names, count: int) -> list[str]:
@@ -141,52 +158,66 @@ def _random_ids(conn: psycopg.Connection[Any], n: Names, count: int) -> list[str
     return [row[0] for row in rows]
 
 
-def _measure_get(conn: psycopg.Connection[Any], n: Names, ids: Sequence[str]) -> dict[str, Any]:
+def _measure_get(conn: psycopg.Connection[Any], n: Names, ids: Sequence[str],
+                 tick: Tick = _no_tick) -> tuple[dict[str, Any], Latencies]:
     latencies, _ = _warm_then_time(conn, f"SELECT id, payload FROM {n.memories} WHERE id = %s",
-                                   [(i,) for i in ids])
-    return _summary(latencies)
+                                   [(i,) for i in ids], tick)
+    return _summary(latencies), latencies
 
 
-def _measure_traverse(conn: psycopg.Connection[Any], n: Names,
-                      ids: Sequence[str]) -> dict[str, Any]:
-    statement = f"SELECT * FROM {n.obj(NEIGHBOURS_FUNCTION)}(%s, 2)"
-    latencies, found = _warm_then_time(conn, statement, [(i,) for i in ids])
+def _measure_traverse(conn: psycopg.Connection[Any], n: Names, ids: Sequence[str], hops: int,
+                      tick: Tick = _no_tick) -> tuple[dict[str, Any], Latencies]:
+    statement = f"SELECT * FROM {n.obj(NEIGHBOURS_FUNCTION)}(%s, {hops:d})"
+    latencies, found = _warm_then_time(conn, statement, [(i,) for i in ids], tick)
     return {**_summary(latencies),
-            "neighbours_mean": round(sum(len(f) for f in found) / len(found), 2)}
+            "neighbours_mean": round(sum(len(f) for f in found) / len(found), 2)}, latencies
 
 
-def _measure_insert(conn: psycopg.Connection[Any], n: Names,
-                    rows: Sequence[Mem0Row]) -> dict[str, Any]:
+def _measure_insert(conn: psycopg.Connection[Any], n: Names, rows: Sequence[Mem0Row],
+                    tick: Tick = _no_tick) -> tuple[dict[str, Any], Latencies]:
     # mem0's INSERT, one transaction per memory; the float list reaches vector(N) through
     # pgvector's assignment cast, as mem0's does. Indexes and the history trigger are in place.
     statement = f"INSERT INTO {n.memories} (id, vector, payload) VALUES (%s, %s, %s)"
-    latencies: list[float] = []
+    latencies: Latencies = []
     for number, values in enumerate(rows):
         started = time.perf_counter()
         with conn.transaction():
             conn.execute(statement, values)
         if number >= WARMUP:
             latencies.append((time.perf_counter() - started) * 1000)
-    return _summary(latencies)
+        tick()
+    return _summary(latencies), latencies
 
 
 def _measure(conn: psycopg.Connection[Any], n: Names, server: Server, options: Options,
-             inserts: Sequence[Mem0Row],
-             progress: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
+             inserts: Sequence[Mem0Row], progress: Progress
+             ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Latencies]]:
+    """Metrics and raw latencies in MEASUREMENTS order, and the searches' plans."""
     per_run = options.samples + WARMUP
     queries = _query_vectors(conn, n, 2 * per_run)
-    metrics: dict[str, Any] = {}
-    progress("measuring search_user_top10 (and its exact top 10)")
-    metrics["search_user_top10"] = _measure_search(conn, n, queries[:per_run], True)
-    progress("measuring search_unfiltered_top10 (and its exact top 10)")
-    metrics["search_unfiltered_top10"] = _measure_search(conn, n, queries[per_run:], False)
-    progress("measuring get_by_id and traverse_2hop")
-    metrics["get_by_id"] = _measure_get(conn, n, _random_ids(conn, n, per_run))
-    metrics["traverse_2hop"] = _measure_traverse(conn, n, _random_ids(conn, n, per_run))
+    timed: dict[str, tuple[dict[str, Any], Latencies]] = {}
+    for name, scoped, chosen in (("search_user_top10", True, queries[:per_run]),
+                                 ("search_unfiltered_top10", False, queries[per_run:])):
+        # The bar counts the ground-truth searches too: on a large table they are the slow part.
+        with progress.bar(f"measuring {name} (and its exact top 10)",
+                          per_run + options.samples) as bar:
+            timed[name] = _measure_search(conn, n, chosen, scoped, bar.advance)
+    # Ids drawn in this order so the get and 2-hop samples of a seed stay what they were
+    # before the 1-hop measurement was added.
+    ids = {"get_by_id": _random_ids(conn, n, per_run),
+           "traverse_2hop": _random_ids(conn, n, per_run),
+           "traverse_1hop": _random_ids(conn, n, per_run)}
+    with progress.bar("measuring get_by_id", per_run) as bar:
+        timed["get_by_id"] = _measure_get(conn, n, ids["get_by_id"], bar.advance)
+    for hops in HOPS:
+        name = f"traverse_{hops}hop"
+        with progress.bar(f"measuring {name}", per_run) as bar:
+            timed[name] = _measure_traverse(conn, n, ids[name], hops, bar.advance)
     plans = _plans(conn, n, server, queries[0])
-    progress("measuring insert")
-    metrics["insert"] = _measure_insert(conn, n, inserts)
-    return {name: metrics[name] for name in MEASUREMENTS}, plans
+    with progress.bar("measuring insert", len(inserts)) as bar:
+        timed["insert"] = _measure_insert(conn, n, inserts, bar.advance)
+    return ({name: timed[name][0] for name in MEASUREMENTS}, plans,
+            {name: timed[name][1] for name in MEASUREMENTS})
 
 
 # --- plans ----------------------------------------------------------------------------------

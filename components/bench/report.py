@@ -97,6 +97,17 @@ def _text_metrics(report: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _text_thresholds(report: dict[str, Any]) -> list[str]:
+    lines = [f"{'threshold (p95)':<26}{'p95':>9}{'limit':>9}  {'setting':<17}result"]
+    for name, t in report["thresholds"].items():
+        lines.append(f"{name:<26}{t['p95_ms']:>9.3f}{t['limit_ms']:>9}  {t['setting']:<17}"
+                     f"{'pass' if t['passed'] else 'FAIL'}")
+    failed = sum(not t["passed"] for t in report["thresholds"].values())
+    lines.append("all thresholds passed" if report["passed"] else
+                 f"{failed} of {len(report['thresholds'])} thresholds exceeded (exit code 1)")
+    return [*lines, ""]
+
+
 def _plan_counts(counts: dict[str, int] | None) -> str:
     if counts is None:
         return "plan counts need PostgreSQL 14+"
@@ -175,7 +186,7 @@ def _text_rls(report: dict[str, Any]) -> list[str]:
 
 def render_text(report: dict[str, Any]) -> str:
     lines = [*_text_header(report), *_text_build(report), *_text_metrics(report),
-             *_text_plans(report)]
+             *_text_thresholds(report), *_text_plans(report)]
     if "rls" in report:
         lines += _text_rls(report)
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from components.bench.common import APPLICATION, Names, _set
+from components.bench.progress import Progress
 from components.connection import connect
 from components.identifiers import quote_ident
 from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE, ObjectSpec
@@ -60,7 +61,7 @@ def _drop_scratch(conn: psycopg.Connection[Any], dsn: str, scratch: str) -> None
 
 
 def _build_indexes(conn: psycopg.Connection[Any], specs: Sequence[ObjectSpec],
-                   progress: Callable[[str], None]) -> dict[str, Any]:
+                   progress: Progress) -> dict[str, Any]:
     workers = conn.execute(
         "SELECT pg_catalog.current_setting('max_parallel_workers')").fetchone()
     _set(conn, "maintenance_work_mem", MAINTENANCE_WORK_MEM)
@@ -73,12 +74,17 @@ def _build_indexes(conn: psycopg.Connection[Any], specs: Sequence[ObjectSpec],
 
     conn.add_notice_handler(keep)
     timings: dict[str, float] = {}
+    # One step per index: a CREATE INDEX reports no progress to its own session (the vector
+    # index, the slow one, is a single statement).
     try:
-        for spec in specs:
-            progress(f"building index {spec.name}")
-            started = time.perf_counter()
-            conn.execute(spec.ddl)
-            timings[spec.name] = round(time.perf_counter() - started, 3)
+        with progress.bar("building indexes", len(specs)) as bar:
+            for spec in specs:
+                bar.relabel(f"building indexes ({spec.name})")
+                started = time.perf_counter()
+                conn.execute(spec.ddl)
+                timings[spec.name] = round(time.perf_counter() - started, 3)
+                bar.advance()
+            bar.relabel("building indexes")
     finally:
         conn.remove_notice_handler(keep)
     return {"seconds": round(sum(timings.values()), 3), "per_index_s": timings,
