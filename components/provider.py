@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import time
 from typing import Any
 
 import psycopg
@@ -392,6 +393,20 @@ def _delete_extension(conn: psycopg.Connection, props: dict[str, Any]) -> None:
 
 # --- the provider --------------------------------------------------------------------------
 
+def _wait_for_apply_lock(conn: psycopg.Connection) -> None:
+    """Take the project's apply lock (session level), polling rather than blocking.
+
+    A session blocked in pg_advisory_lock() holds a snapshot for as long as it waits, and
+    CREATE INDEX CONCURRENTLY in the session holding the lock waits for every older
+    snapshot to end: two resources applied at once would deadlock. Each try is a short
+    transaction that ends at once."""
+    delay = 0.02
+    while not conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)",
+                           (APPLY_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 class SqlObjectProvider(ResourceProvider):
     """Creates, reads, diffs, updates and deletes one SQL object per resource."""
 
@@ -437,7 +452,7 @@ class SqlObjectProvider(ResourceProvider):
         apply of this stack is running), then sets the lock timeout for its DDL."""
         conn = connect(self._connection(props), autocommit=True)
         if apply:
-            conn.execute("SELECT pg_catalog.pg_advisory_lock(%s)", (APPLY_LOCK_KEY,))
+            _wait_for_apply_lock(conn)
         conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         return conn
 

@@ -57,10 +57,11 @@ def bench_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _bench_failure(summary: dict[str, Any]) -> str:
-    over = [f"- {metric}: p95 {t['p95_ms']} ms over the limit of {t['limit_ms']} ms"
-            for metric, t in summary["thresholds"].items() if not t["passed"]]
-    return ("benchmark over its thresholds (raise the bench*Ms settings, or size the "
-            "server/index up):\n" + "\n".join(over))
+    from components.bench.thresholds import failures
+
+    return ("benchmark over its thresholds (size the server or the index up, or raise the "
+            "setting named):\n" + "\n".join(f"- {line}" for line in
+                                            failures(summary["thresholds"])))
 
 
 class ChecksProvider(ResourceProvider):

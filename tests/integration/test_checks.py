@@ -82,6 +82,30 @@ def test_the_deployment_runs_the_checks_and_exports_their_summary(make_driver) -
     assert set(again.ops_by_type("CheckRun").values()) == {"same"}
 
 
+def test_the_stack_benchmark_runs_in_the_deployment_only_where_enabled(make_driver) -> None:
+    quick = {**BASE, "benchRows": 200, "benchUsers": 5, "benchInsertMs": 60000,
+             "benchSearchMs": 60000, "benchGetMs": 60000, "benchTraverseMs": 60000}
+    off = make_driver("dev", **quick).up().raise_for_error()
+    assert "benchmark" not in off.outputs["checks"]
+    on = make_driver("dev", **quick, checksBenchmark=True).up().raise_for_error()
+    bench = on.outputs["checks"]["benchmark"]
+    assert bench["passed"] is True and bench["rows"] == 200
+    assert set(bench["thresholds"]) == {"insert", "search_user_top10", "get_by_id",
+                                        "traverse_1hop", "traverse_2hop"}
+    assert all(t["p95_ms"] <= t["limit_ms"] == 60000 for t in bench["thresholds"].values())
+
+
+def test_a_benchmark_over_its_limit_names_the_metric_and_the_setting() -> None:
+    from components.checks.provider import _bench_failure
+
+    message = _bench_failure({"thresholds": {
+        "get_by_id": {"limit_ms": 10, "p95_ms": 12.5, "passed": False, "setting": "benchGetMs"},
+        "insert": {"limit_ms": 50, "p95_ms": 3.0, "passed": True, "setting": "benchInsertMs"}}})
+    assert "get_by_id: p95 12.500 ms is over the limit of 10 ms (stack setting benchGetMs)" \
+        in message
+    assert "insert" not in message
+
+
 # --- faults made by hand ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ PASSWORD = "Tr0ub4dor-and-3"
 APP_PASSWORD = "correct-horse-battery-staple"
 URL = f"postgresql://deployer:{PASSWORD}@db.abcdefgh.supabase.co:5432/postgres"
 SQL_OBJECT = "pulumi-python:dynamic/mem0:SqlObject"
+CHECK_RUN = "pulumi-python:dynamic/mem0:CheckRun"
 
 
 def preview(stack: str, tmp_path: Path, **config: object) -> Report:
@@ -70,8 +71,15 @@ def test_secrets_are_secret_and_never_in_ddl(stack: str, tmp_path: Path) -> None
         assert PASSWORD not in json.dumps(visible)
         assert APP_PASSWORD not in json.dumps(visible)
         assert resource["inputs"]["database"] == "db.abcdefgh.supabase.co:5432/postgres"
+    checks = by_type(report)[CHECK_RUN]
+    assert [r["inputs"]["phase"] for r in checks] == ["preflight", "validate"]
+    for resource in checks:
+        assert resource["secret_inputs"] == ["connection"]
+        visible = {k: v for k, v in resource["inputs"].items() if k != "connection"}
+        assert PASSWORD not in json.dumps(visible)
+        assert APP_PASSWORD not in json.dumps(visible)
     for resource in report.resources:
-        if resource["type"] != SQL_OBJECT:
+        if resource["type"] not in (SQL_OBJECT, CHECK_RUN):
             assert PASSWORD not in json.dumps(resource["inputs"])
             assert APP_PASSWORD not in json.dumps(resource["inputs"])
 
