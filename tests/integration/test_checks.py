@@ -16,8 +16,10 @@ from components.checks.command import run_phase
 from components.checks.core import FAIL, PASS, SKIP, Report, Result
 from components.cli import main
 from components.connection import DSN_ENV
-from components.settings import Settings, parse_settings
+from components.settings import EncryptedValue, Settings, parse_settings
+from components.stackfile import read_stack_config
 from tests.conftest import TestDatabase, stack_config, stack_settings
+from tests.deploy_driver import REPO
 from tests.support.supabase import deployed_stack
 from tests.support.testbed import PgServer, create_database, drop_database
 
@@ -39,32 +41,44 @@ def assert_all_good(report: Report) -> None:
     assert report.passed
 
 
+def file_settings(database: TestDatabase, stack: str, **extra: object) -> Settings:
+    """The settings the deploy driver deploys: the stack file, then the test's config."""
+    raw = {k: v for k, v in read_stack_config(stack, REPO).items()
+           if not isinstance(v, EncryptedValue)}
+    raw.update(stack_config(database, **extra))
+    return parse_settings(raw, stack)
+
+
 # --- fresh deployments ----------------------------------------------------------------------
 
-CONFIGURATIONS = {
-    "postgres-user": {"tenancy": "user"},
-    "postgres-org-session": {"tenancy": "org", "sessionScope": True,
-                             "sharedAgentKnowledge": True},
-    "postgres-service-required": {"tenancy": "service", "appRoleIdentity": "required"},
-    "supabase-user": {"target": "supabase", "tenancy": "user"},
-    "supabase-org": {"target": "supabase", "tenancy": "org"},
+# name -> (stack file, settings on top of it)
+CONFIGURATIONS: dict[str, tuple[str, dict[str, object]]] = {
+    "dev-file": ("dev", {}),
+    "staging-file": ("staging", {"target": "supabase"}),
+    "prod-file": ("prod", {"target": "supabase"}),
+    "postgres-org-session": ("dev", {"tenancy": "org", "sessionScope": True,
+                                     "sharedAgentKnowledge": True}),
+    "postgres-service-required": ("dev", {"tenancy": "service",
+                                          "appRoleIdentity": "required"}),
+    "supabase-org": ("staging", {"target": "supabase", "tenancy": "org"}),
 }
-
 
 @pytest.mark.parametrize("name", sorted(CONFIGURATIONS))
 def test_validate_passes_on_a_fresh_deployment(pg_server: PgServer, tmp_path: Path,
                                                name: str) -> None:
-    settings = {**BASE, **CONFIGURATIONS[name]}
-    stack = "staging" if settings.get("target") == "supabase" else "dev"
+    # The stack files' own settings, on the test database (dev's embedded target becomes
+    # postgres there; the Supabase stacks run in the emulation), with small vectors.
+    stack, extra = CONFIGURATIONS[name]
+    settings = {**BASE, **extra}
     with deployed_stack(pg_server, tmp_path, stack, **settings) as database:
-        report = run_phase("validate", database.dsn, stack_settings(database, stack, **settings))
+        deployed = file_settings(database, stack, **settings)
+        report = run_phase("validate", database.dsn, deployed)
         assert_all_good(report)
         ran = {r.name for r in report.results if r.status == PASS}
         assert {"extension", "tables", "indexes", "policies", "planner", "rls_enforced",
                 "round_trip"} <= ran
         assert result(report, "pooler").status == SKIP  # no poolerUrl: not applicable
-        preflight = run_phase("preflight", database.dsn,
-                              stack_settings(database, stack, **settings))
+        preflight = run_phase("preflight", database.dsn, deployed)
         assert_all_good(preflight)
 
 
@@ -402,8 +416,6 @@ def test_validate_command_exit_codes_and_json(copy: tuple[TestDatabase, Settings
 def _project(tmp_path: Path, settings: Settings) -> Path:
     """A project directory whose stack `t` is the test's stack (roles, dimensions)."""
     import yaml
-
-    from tests.deploy_driver import REPO
 
     project = tmp_path / "project"
     project.mkdir()
