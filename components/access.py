@@ -105,8 +105,13 @@ class _Expressions:
         return _all("(user_id IS NULL)", "(agent_id IS NOT NULL)", self.signed_in())
 
     def endpoint(self, table: str, column: str, memories: str) -> str:
-        return (f"(EXISTS ( SELECT 1 FROM {memories} m WHERE "
-                f"(m.id = {table}.{column})))")
+        """The memory at `column` is visible to the caller; in org tenancy it also belongs
+        to the edge's organisation, or a member of two organisations could label an edge
+        between one's memories with the other and show it to that other's members."""
+        match = f"(m.id = {table}.{column})"
+        if needs_org_ids(self.settings):
+            match = f"({match} AND (m.org_id = {table}.org_id))"
+        return f"(EXISTS ( SELECT 1 FROM {memories} m WHERE {match}))"
 
 
 # --- rules per table ------------------------------------------------------------------------
@@ -135,7 +140,8 @@ def _scope(e: _Expressions, nature: str, table: str, memories: str) -> _Scope:
     if nature == GRAPH:
         write += [e.endpoint(table, "source_memory_id", memories),
                   e.endpoint(table, "target_memory_id", memories)]
-        write_words += ", between memories the caller can read"
+        write_words += (", between memories of the edge's organisation the caller can read"
+                        if org else ", between memories the caller can read")
     if nature in (MEMORY, HISTORY) and needs_run_id(s):  # history holds the payloads too
         read.append(e.session())
         write.append(e.session())

@@ -357,6 +357,9 @@ class Oracle:
             memories = self.state.tables[MEMORIES]
             scope = scope and all(key in memories and self.reads(MEMORIES, memories[key])
                                   for key in (row.source, row.target))
+            if self.config.tenancy == "org":  # ... of the edge's own organisation
+                scope = scope and all(memories[key].org == row.org
+                                      for key in (row.source, row.target))
         return scope
 
     def select(self, table: str) -> Outcome:

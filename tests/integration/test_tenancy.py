@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+
 from components.connection import connect, role_url
 from tests.conftest import APP_PASSWORD, TestDatabase, app_role_for
 from tests.integration.test_deploy import changed
@@ -62,3 +64,33 @@ def test_user_to_org_changes_only_access_and_keeps_every_row(make_driver,
     back = make_driver(tenancy="user").up()  # the membership table holds a row
     assert back.error and "memory_org_members" in back.error and "allowDataLoss" in back.error
     assert database.scalar("SELECT count(*) FROM public.memory_org_members") == 1
+
+
+def test_org_edges_carry_their_memories_organisation(make_driver,
+                                                     database: TestDatabase) -> None:
+    """A member of two organisations cannot label an edge between one organisation's
+    memories with the other, where that other's members would read it."""
+    make_driver(tenancy="org").up().raise_for_error()
+    ids = {}
+    with database.connect() as conn:
+        for org in ("acme", "globex"):
+            conn.execute("INSERT INTO public.memory_org_members (org_id, user_id) VALUES"
+                         " (%s, 'alice')", (org,))
+        for name in ("a1", "a2"):
+            ids[name] = conn.execute(
+                "INSERT INTO public.memories (id, vector, payload) VALUES"
+                " (gen_random_uuid(), NULL, %s) RETURNING id::text",
+                (json.dumps({"user_id": "alice", "org_id": "acme", "data": name}),)
+            ).fetchone()[0]
+    url = role_url(database.dsn, app_role_for(database), APP_PASSWORD)
+    insert = ("INSERT INTO public.memory_relationships (source_memory_id, target_memory_id,"
+              " relationship_type, user_id, org_id) VALUES (%s, %s, %s, 'alice', %s)")
+    with connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_catalog.set_config('mem0.user_id', 'alice', false)")
+        conn.execute(insert, (ids["a1"], ids["a2"], "same org", "acme"))  # allowed
+        try:
+            conn.execute(insert, (ids["a1"], ids["a2"], "relabelled", "globex"))
+            raise AssertionError("an acme edge labelled globex was accepted")
+        except psycopg.errors.InsufficientPrivilege as exc:
+            assert "row-level security" in str(exc)
+    assert database.scalar("SELECT count(*) FROM public.memory_relationships") == 1
