@@ -31,6 +31,7 @@ from components.checks.core import (
     not_applicable,
     passed,
 )
+from components.checks.pooler import check_pooler
 from components.identifiers import qualified, quote_ident
 from components.introspect import INVALID_INDEX_NOTE, live_ddl_or_none, short_diff
 from components.model import (
@@ -416,14 +417,6 @@ def check_round_trip(ctx: Context) -> Outcome:
                       "the history trigger is missing or altered; " + PULUMI_UP)
     return passed(f"as {s.app_role}: insert, get, update, search, 2-hop traversal and delete "
                   "worked, and history recorded create, update, update, delete (rolled back)")
-
-
-def check_pooler(ctx: Context) -> Outcome:  # TEMPORARY until pooler.py lands
-    if not ctx.settings.pooler_url:
-        return not_applicable("no poolerUrl")
-    from components.checks.pooler import check_pooler as run
-
-    return run(ctx)
 
 
 CATALOG = ("extension", "roles", "tables", "indexes", "functions", "triggers", "grants",

@@ -24,13 +24,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
+
+import psycopg
 
 from tests.support.testbed import OS_SUPERUSER
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
+PORT_ATTEMPTS = 3
 POOL_MODES = ("session", "transaction", "statement")
 
 StopFn = Callable[[], None]
@@ -44,11 +48,23 @@ class PgBouncer:
     port: int
     pool_mode: str
     directory: Path  # its configuration and log
+    admin_user: str | None = None  # may use the admin console (database `pgbouncer`)
 
     def url(self, database: str, user: str, password: str | None = None) -> str:
         """A postgresql:// URL of `database` through PgBouncer, as `user`."""
         auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
         return f"postgresql://{auth}@{self.host}:{self.port}/{quote(database, safe='')}"
+
+    def show(self, what: str) -> list[dict[str, Any]]:
+        """`SHOW <what>` of the admin console (CLIENTS, SERVERS, POOLS, ...), as dicts.
+        The console speaks only the simple query protocol, hence the client-side cursor."""
+        if self.admin_user is None:
+            raise RuntimeError("started without admin_user: no admin console")
+        with psycopg.connect(self.url("pgbouncer", self.admin_user), autocommit=True,
+                             cursor_factory=psycopg.ClientCursor) as conn:
+            cur = conn.execute(f"SHOW {what}")
+            names = [column.name for column in cur.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def log_tail(self, lines: int = 30) -> str:
         return _log_tail(self.directory, lines)
@@ -56,12 +72,14 @@ class PgBouncer:
 
 def start_pgbouncer(server_host: str, server_port: int | str,
                     users: Mapping[str, str | None], pool_mode: str = "transaction",
-                    pool_size: int = 20, **settings: str | int) -> tuple[PgBouncer, StopFn]:
+                    admin_user: str | None = None, **settings: str | int
+                    ) -> tuple[PgBouncer, StopFn]:
     """Start PgBouncer in `pool_mode` in front of the server at `server_host:server_port`.
 
     Every database name goes through to the server's database of the same name (`* =`);
     `users` are the logins it accepts, user -> password for the server (None: none, the
-    server trusts it). `settings` add or override lines of the [pgbouncer] section.
+    server trusts it); `admin_user`, one of them, may use the admin console. `settings` add
+    or override lines of the [pgbouncer] section (say default_pool_size=2).
     """
     if pool_mode not in POOL_MODES:
         raise ValueError(f"pool_mode {pool_mode!r}; allowed: {', '.join(POOL_MODES)}")
@@ -77,13 +95,25 @@ def start_pgbouncer(server_host: str, server_port: int | str,
         shutil.rmtree(directory, ignore_errors=True)
 
     stop = _once(stop)
+    if admin_user is not None:
+        settings = {"admin_users": admin_user, **settings}
     try:
-        port = _free_port()
-        _write_config(directory, server_host, server_port, users, pool_mode, pool_size, port,
-                      settings)
-        process = _spawn(directory)
-        _wait_until_listening(process, directory, port)
-        return PgBouncer("127.0.0.1", port, pool_mode, directory), stop
+        for attempt in range(PORT_ATTEMPTS):
+            port = _free_port()
+            _write_config(directory, server_host, server_port, users, pool_mode, port,
+                          settings)
+            process = _spawn(directory)
+            try:
+                _wait_until_listening(process, directory, port)
+            except RuntimeError:
+                # The free-port probe and PgBouncer's bind are not atomic: only losing
+                # that race is worth another port.
+                if attempt + 1 == PORT_ATTEMPTS or "in use" not in _log_tail(directory):
+                    raise
+                _terminate(process)
+                continue
+            return PgBouncer("127.0.0.1", port, pool_mode, directory, admin_user), stop
+        raise AssertionError("unreachable")
     except BaseException:
         stop()
         raise
@@ -92,8 +122,10 @@ def start_pgbouncer(server_host: str, server_port: int | str,
 @contextlib.contextmanager
 def running_pgbouncer(server_host: str, server_port: int | str,
                       users: Mapping[str, str | None], pool_mode: str = "transaction",
-                      **settings: str | int) -> Iterator[PgBouncer]:
-    bouncer, stop = start_pgbouncer(server_host, server_port, users, pool_mode, **settings)
+                      admin_user: str | None = None, **settings: str | int
+                      ) -> Iterator[PgBouncer]:
+    bouncer, stop = start_pgbouncer(server_host, server_port, users, pool_mode, admin_user,
+                                    **settings)
     try:
         yield bouncer
     finally:
@@ -101,7 +133,7 @@ def running_pgbouncer(server_host: str, server_port: int | str,
 
 
 def _write_config(directory: Path, server_host: str, server_port: int | str,
-                  users: Mapping[str, str | None], pool_mode: str, pool_size: int, port: int,
+                  users: Mapping[str, str | None], pool_mode: str, port: int,
                   settings: Mapping[str, str | int]) -> None:
     config: dict[str, str | int] = {
         "listen_addr": "127.0.0.1",
@@ -112,7 +144,7 @@ def _write_config(directory: Path, server_host: str, server_port: int | str,
         "pidfile": str(directory / "pgbouncer.pid"),
         "pool_mode": pool_mode,
         "max_client_conn": 200,
-        "default_pool_size": pool_size,
+        "default_pool_size": 20,
         "min_pool_size": 0,
         # psycopg and libpq send these startup parameters; PgBouncer 1.18 refuses a client
         # that sends a parameter it does not know, unless told to ignore it.
