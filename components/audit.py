@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from components.connection import DSN_ENV, command_dsn, connect, database_identity
+from components.connection import DSN_ENV, command_dsn, database_identity, open_session
 from components.identifiers import qualified, quote_ident
 from components.introspect import live_ddl_or_none, short_diff
 from components.model import ObjectSpec, build_model
@@ -469,12 +469,7 @@ CHECKS: tuple[Check, ...] = (
 
 def run_audit(dsn: str, settings: Settings) -> Report:
     """Run every check against the database at `dsn`; AuditError when it cannot run."""
-    try:
-        conn = connect(dsn, autocommit=True, application=APPLICATION)
-    except psycopg.Error as exc:
-        raise AuditError(f"could not connect to the database of --dsn/{DSN_ENV}: {exc}"
-                         ) from exc
-    with conn:
+    with open_session(dsn, APPLICATION, AuditError) as conn:
         try:
             # Rolled back whatever happens, and READ ONLY, so no check can write.
             with conn.transaction(force_rollback=True), conn.cursor() as cur:

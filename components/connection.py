@@ -106,6 +106,16 @@ def connect(spec: str, *, autocommit: bool = False, application: str = "mem0infr
     return conn
 
 
+def open_session(spec: str, application: str, error: type[Exception]) -> psycopg.Connection:
+    """`connect` in autocommit for a command or a check, whose failure to connect is its
+    own error type (exit code 2 on the command line)."""
+    try:
+        return connect(spec, autocommit=True, application=application)
+    except psycopg.Error as exc:
+        raise error(f"could not connect to the database ({database_identity(spec)}): "
+                    f"{str(exc).strip()}") from exc
+
+
 def database_identity(spec: str) -> str:
     """Where a connection spec points, without credentials: `host:port/dbname`, or the
     embedded spec itself. Two specs with the same identity reach the same objects, so a

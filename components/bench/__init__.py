@@ -58,7 +58,7 @@ from components.bench.rls import (
 from components.bench.scratch import _build_indexes, _drop_scratch, _sizes, _vacuum_analyze
 from components.bench.server import Server, _search_session, _server
 from components.bench.thresholds import all_passed, evaluate, failures
-from components.connection import command_dsn, connect
+from components.connection import command_dsn, open_session
 from components.identifiers import quote_ident
 from components.model import build_model
 from components.settings import Settings
@@ -157,12 +157,7 @@ def run_stack_benchmark(dsn: str, settings: Settings) -> dict[str, Any]:
 def run_benchmark(dsn: str, settings: Settings, options: Options,
                   progress: Progress) -> BenchRun:
     names = Names(SCRATCH_PREFIX + secrets.token_hex(4), settings)
-    try:
-        conn = connect(dsn, autocommit=True, application=APPLICATION)
-    except psycopg.OperationalError as exc:
-        raise BenchError(f"could not connect to the database of --dsn/{DSN_ENV}: {exc}"
-                         ) from exc
-    with conn:
+    with open_session(dsn, APPLICATION, BenchError) as conn:
         try:
             server = _server(conn, settings)
             try:

@@ -11,8 +11,6 @@ import json
 import sys
 from pathlib import Path
 
-import psycopg
-
 from components.checks import preflight, validate
 from components.checks.core import (
     EXIT_FAILED,
@@ -23,7 +21,7 @@ from components.checks.core import (
     Report,
     run_checks,
 )
-from components.connection import DSN_ENV, command_dsn, connect, database_identity
+from components.connection import DSN_ENV, command_dsn, database_identity, open_session
 from components.model import build_model
 from components.settings import Settings
 from components.stackfile import load_stack_settings
@@ -44,12 +42,7 @@ HELP = {
 def run_phase(phase: str, dsn: str, settings: Settings) -> Report:
     """Run one phase's checks on `dsn` (a URL or an `embedded:` spec); CheckRunError when
     the checks cannot run."""
-    try:
-        conn = connect(dsn, autocommit=True, application=APPLICATION)
-    except psycopg.Error as exc:
-        raise CheckRunError(f"could not connect to the database: {str(exc).strip()}"
-                            ) from exc
-    with conn:
+    with open_session(dsn, APPLICATION, CheckRunError) as conn:
         ctx = Context(conn, settings, tuple(build_model(settings)), dsn)
         return run_checks(phase, PHASES[phase], ctx, database_identity(dsn))
 
