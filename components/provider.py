@@ -393,6 +393,14 @@ def _delete_extension(conn: psycopg.Connection, props: dict[str, Any]) -> None:
 
 # --- the provider --------------------------------------------------------------------------
 
+def current_connection(configured_url: str | None, props: dict[str, Any]) -> str:
+    """The stack's configured databaseUrl when it reaches the resource's database (rotated
+    credentials apply to refresh and destroy too), else the connection state froze."""
+    if configured_url and database_identity(configured_url) == props.get("database"):
+        return configured_url
+    return str(props["connection"])
+
+
 def _wait_for_apply_lock(conn: psycopg.Connection) -> None:
     """Take the project's apply lock (session level), polling rather than blocking.
 
@@ -420,10 +428,7 @@ class SqlObjectProvider(ResourceProvider):
         self._configured_allow_data_loss = None if allow is None else str(allow).lower() == "true"
 
     def _connection(self, props: dict[str, Any]) -> str:
-        url = getattr(self, "_configured_url", None)
-        if url and database_identity(url) == props.get("database"):
-            return url
-        return str(props["connection"])
+        return current_connection(getattr(self, "_configured_url", None), props)
 
     def _allow_data_loss(self, props: dict[str, Any]) -> bool:
         configured = getattr(self, "_configured_allow_data_loss", None)

@@ -23,6 +23,7 @@ from components.bench.data import QUERY_NOISE_SHARE, Mem0Row, _parse_vector
 from components.bench.progress import Progress
 from components.bench.server import Server
 from components.model import NEIGHBOURS_FUNCTION
+from components.plans import indexes_in
 
 MEASUREMENTS = ("insert", "search_user_top10", "search_unfiltered_top10", "get_by_id",
                 "traverse_1hop", "traverse_2hop")
@@ -222,14 +223,7 @@ def _measure(conn: psycopg.Connection[Any], n: Names, server: Server, options: O
 
 # --- plans ----------------------------------------------------------------------------------
 
-_INDEX_IN_PLAN = re.compile(r"Index (?:Only )?Scan (?:Backward )?using (\S+)"
-                            r"|Bitmap Index Scan on (\S+)")
 _VECTOR_LITERAL = re.compile(r"'\[[^\]']*\]'")
-
-
-def _indexes_in(plan: Sequence[str]) -> list[str]:
-    found = (a or b for line in plan for a, b in _INDEX_IN_PLAN.findall(line))
-    return sorted(set(found))
 
 
 def _explain(conn: psycopg.Connection[Any], statement: str, params: Params,
@@ -284,11 +278,11 @@ def _plans(conn: psycopg.Connection[Any], n: Names, server: Server,
         statement, params = _search_sql(n, scoped), _search_params(query, scoped)
         custom = _explain(conn, statement, params)
         plans[label] = {"statement": statement, "custom_plan": custom,
-                        "custom_plan_indexes": _indexes_in(custom),
-                        "exact_plan_indexes": _indexes_in(_explain(conn, statement, params,
+                        "custom_plan_indexes": indexes_in(custom),
+                        "exact_plan_indexes": indexes_in(_explain(conn, statement, params,
                                                                    exact=True)),
                         "timed_runs": _prepared_plans(conn, server, statement)}
     generic = _explain_generic(conn, _search_sql(n, True), _search_params(query, True))
     plans["search_user_top10"].update(generic_plan=generic,
-                                      generic_plan_indexes=_indexes_in(generic))
+                                      generic_plan_indexes=indexes_in(generic))
     return plans

@@ -28,8 +28,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from components.connection import database_identity
 from components.model import ObjectSpec
+from components.provider import current_connection
 from components.settings import PROJECT, settings_from_payload
 
 PHASES = ("preflight", "validate")
@@ -73,10 +73,7 @@ class ChecksProvider(ResourceProvider):
         self._configured_pooler = req.config.get(f"{PROJECT}:poolerUrl") or None
 
     def _connection(self, props: dict[str, Any]) -> str:
-        url = getattr(self, "_configured_url", None)
-        if url and database_identity(url) == props.get("database"):
-            return url
-        return str(props["connection"])
+        return current_connection(getattr(self, "_configured_url", None), props)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []

@@ -14,7 +14,6 @@ passed.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -41,6 +40,7 @@ from components.model import (
     ObjectSpec,
     app_role_search_settings,
 )
+from components.plans import indexes_in
 
 PULUMI_UP = "run `pulumi up`: it restores what the stack declares (`pulumi refresh " \
     "--preview-only` shows the drift first)"
@@ -159,10 +159,6 @@ def check_cron_jobs(ctx: Context) -> Outcome:
 
 # --- behaviour checks: the planner ---------------------------------------------------------
 
-_INDEX_IN_PLAN = re.compile(r"Index (?:Only )?Scan (?:Backward )?using (\S+)"
-                            r"|Bitmap Index Scan on (\S+)")
-
-
 def _plan_indexes(ctx: Context, statement: str, params: Sequence[Any],
                   seqscan: bool = True) -> set[str]:
     with ctx.conn.transaction():
@@ -170,7 +166,7 @@ def _plan_indexes(ctx: Context, statement: str, params: Sequence[Any],
             ctx.conn.execute("SELECT pg_catalog.set_config('enable_seqscan', 'off', true)")
         rows = ctx.conn.execute(f"EXPLAIN {statement}", params, prepare=False).fetchall()
         ctx.conn.execute("SELECT pg_catalog.set_config('enable_seqscan', 'on', true)")
-    return {a or b for (line,) in rows for a, b in _INDEX_IN_PLAN.findall(line)}
+    return set(indexes_in(line for (line,) in rows))
 
 
 def _python_profile(ctx: Context) -> bool:
