@@ -19,17 +19,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from components.connection import DSN_ENV, command_dsn, database_identity, open_session
+from components.connection import command_dsn, database_identity, open_session
 from components.identifiers import qualified, quote_ident
 from components.introspect import live_ddl_or_none, short_diff
 from components.model import ObjectSpec, build_model
 from components.settings import Settings
-from components.stackfile import load_stack_settings
+from components.stackfile import add_stack_arguments, load_stack_settings
 
 __all__ = ["CHECKS", "AuditError", "Check", "Finding", "Report", "add_arguments", "command",
            "run_audit"]
@@ -513,12 +512,7 @@ def render_text(report: Report) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
-    parser.add_argument("--project-dir", type=Path, default=None,
-                        help="directory holding Pulumi.yaml (default: found from the cwd)")
-    parser.add_argument("--dsn", default=None,
-                        help=f"postgresql:// URL of a role that may read the catalog "
-                             f"(default: ${DSN_ENV}); the embedded server is never started")
+    add_stack_arguments(parser, "a role that may read the catalog")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document instead of the text report")
 

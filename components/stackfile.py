@@ -6,11 +6,13 @@ For the CLI and the tests. `secure:` values cannot be decrypted here; they parse
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
 
+from components.connection import DSN_ENV
 from components.settings import PROJECT, EncryptedValue, Settings, parse_settings
 
 
@@ -59,3 +61,14 @@ def load_stack_settings(stack: str, directory: Path | None = None,
     raw = read_stack_config(stack, directory)
     raw.update(overrides or {})
     return parse_settings(raw, stack)
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser, role: str) -> None:
+    """--stack, --project-dir and --dsn, as every command on a live database takes them;
+    `role` says what the --dsn role must be able to do."""
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--project-dir", type=Path, default=None,
+                        help="directory holding Pulumi.yaml (default: found from the cwd)")
+    parser.add_argument("--dsn", default=None,
+                        help=f"postgresql:// URL of {role} (default: ${DSN_ENV}); the "
+                             "embedded server is never started")

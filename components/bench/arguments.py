@@ -8,9 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from components.bench.common import DEFAULT_SAMPLES, DEFAULT_SEED, DSN_ENV, BenchError, Options
+from components.bench.common import DEFAULT_SAMPLES, DEFAULT_SEED, BenchError, Options
 from components.settings import ITERATIVE_SCANS, MAX_DIMENSIONS, MAX_INDEXED_DIMENSIONS, Settings
-from components.stackfile import load_stack_settings
+from components.stackfile import add_stack_arguments, load_stack_settings
 
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:
@@ -43,12 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "benchSearchMs, benchGetMs, benchTraverseMs); 1 a p95 over its limit, or "
                      "--rls found results changed by row-level security; 2 could not run; "
                      "130 interrupted")
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
-    parser.add_argument("--project-dir", type=Path, default=None,
-                        help="directory holding Pulumi.yaml (default: found from the cwd)")
-    parser.add_argument("--dsn", default=None,
-                        help=f"postgresql:// URL of a role that may create a schema "
-                             f"(default: ${DSN_ENV}); the embedded server is never started")
+    add_stack_arguments(parser, "a role that may create a schema")
     parser.add_argument("--rows", type=_bounded(1, 10_000_000), default=None,
                         help="memories to load (default: the stack's benchRows, 10000 unless "
                              "set)")

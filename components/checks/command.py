@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from components.checks import preflight, validate
 from components.checks.core import (
@@ -21,10 +20,10 @@ from components.checks.core import (
     Report,
     run_checks,
 )
-from components.connection import DSN_ENV, command_dsn, database_identity, open_session
+from components.connection import command_dsn, database_identity, open_session
 from components.model import build_model
 from components.settings import Settings
-from components.stackfile import load_stack_settings
+from components.stackfile import add_stack_arguments, load_stack_settings
 
 APPLICATION = "mem0infra-checks"
 PHASES: dict[str, tuple[Check, ...]] = {"preflight": preflight.CHECKS,
@@ -48,12 +47,7 @@ def run_phase(phase: str, dsn: str, settings: Settings) -> Report:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
-    parser.add_argument("--project-dir", type=Path, default=None,
-                        help="directory holding Pulumi.yaml (default: found from the cwd)")
-    parser.add_argument("--dsn", default=None,
-                        help=f"postgresql:// URL of the deploying role (default: ${DSN_ENV}); "
-                             "the embedded server is never started")
+    add_stack_arguments(parser, "the deploying role")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document instead of the text report")
 
