@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.identifiers import identifier_problem
+from components.schedule import ALLOWED as CRON_ALLOWED
+from components.schedule import schedule_problem
 
 PROJECT = "mem0infra"
 
@@ -70,6 +72,7 @@ class SettingSpec:
     secret: bool = False
     minimum: int | None = None
     maximum: int | None = None
+    cron: bool = False  # a pg_cron schedule (components.schedule); empty turns its job off
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -184,6 +187,31 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("benchTraverseMs", "integer", 150,
                 "Benchmark threshold: p95 of a 1- and a 2-hop graph traversal, in ms.",
                 minimum=1, maximum=60_000),
+    SettingSpec("snapshotSchedule", "string", "",
+                "pg_cron schedule of the snapshot job: copies memories, entities and "
+                "relationships into schema mem0_backup (a snapshot id and time per run) and "
+                "purges snapshots older than snapshotRetentionDays. Empty: no job.",
+                cron=True),
+    SettingSpec("snapshotRetentionDays", "integer", 7,
+                "Days the snapshot job keeps a snapshot.", minimum=1, maximum=3650),
+    SettingSpec("expiredPurgeSchedule", "string", "",
+                "pg_cron schedule of the job that deletes memories whose expiration_date "
+                "(mem0's, YYYY-MM-DD in the payload) is before today (UTC). Empty: no job.",
+                cron=True),
+    SettingSpec("sessionCleanupSchedule", "string", "",
+                "pg_cron schedule of the job that deletes the memories of sessions (run_id) "
+                "with no change for sessionMaxAgeHours. Empty: no job.", cron=True),
+    SettingSpec("sessionMaxAgeHours", "integer", 24,
+                "Hours after its last change that a session's memories are deleted.",
+                minimum=1, maximum=87600),
+    SettingSpec("historyRetentionSchedule", "string", "",
+                "pg_cron schedule of the job that deletes memory_history rows older than "
+                "historyRetentionDays. Empty: no job.", cron=True),
+    SettingSpec("historyRetentionDays", "integer", 365,
+                "Days memory_history keeps a row.", minimum=1, maximum=36500),
+    SettingSpec("analyzeSchedule", "string", "",
+                "pg_cron schedule of ANALYZE on the memory tables (e.g. nightly: 0 4 * * *). "
+                "Empty: no job.", cron=True),
     SettingSpec("protect", "boolean", False,
                 "Pulumi protect on data-bearing resources (tables): no delete or replace."),
     SettingSpec("allowDataLoss", "boolean", False,
@@ -225,6 +253,29 @@ class BenchThresholds:
 
 
 @dataclass(frozen=True)
+class LifecycleJobs:
+    """The pg_cron jobs' schedules (None: the job is off) and what they keep."""
+
+    snapshot_schedule: str | None
+    snapshot_retention_days: int
+    expired_purge_schedule: str | None
+    session_cleanup_schedule: str | None
+    session_max_age_hours: int
+    history_retention_schedule: str | None
+    history_retention_days: int
+    analyze_schedule: str | None
+
+    def scheduled(self) -> dict[str, str]:
+        """Each scheduled job's setting key -> its schedule."""
+        keys = {"snapshotSchedule": self.snapshot_schedule,
+                "expiredPurgeSchedule": self.expired_purge_schedule,
+                "sessionCleanupSchedule": self.session_cleanup_schedule,
+                "historyRetentionSchedule": self.history_retention_schedule,
+                "analyzeSchedule": self.analyze_schedule}
+        return {key: value for key, value in keys.items() if value}
+
+
+@dataclass(frozen=True)
 class Settings:
     stack: str
     target: str
@@ -254,6 +305,7 @@ class Settings:
     pooler_prepared_statements: bool
     checks_benchmark: bool
     bench: BenchThresholds
+    jobs: LifecycleJobs
     protect: bool
     allow_data_loss: bool
     warnings: tuple[str, ...] = ()
@@ -528,6 +580,7 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
     if isinstance(rows, int) and isinstance(users, int) and users > rows:
         problems.append(f"benchUsers: {users} is not allowed with benchRows {rows}; allowed: "
                         f"1 to {rows} (every user needs a memory)")
+    _check_schedules(values, problems)
     if values["target"] == "embedded" and values["protect"] is True:
         warnings.append("protect is on for an embedded (local, disposable) database")
     if problems:
@@ -568,10 +621,38 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
         bench=BenchThresholds(values["benchRows"], values["benchUsers"],
                               values["benchInsertMs"], values["benchSearchMs"],
                               values["benchGetMs"], values["benchTraverseMs"]),
+        jobs=LifecycleJobs(
+            snapshot_schedule=_schedule(values["snapshotSchedule"]),
+            snapshot_retention_days=values["snapshotRetentionDays"],
+            expired_purge_schedule=_schedule(values["expiredPurgeSchedule"]),
+            session_cleanup_schedule=_schedule(values["sessionCleanupSchedule"]),
+            session_max_age_hours=values["sessionMaxAgeHours"],
+            history_retention_schedule=_schedule(values["historyRetentionSchedule"]),
+            history_retention_days=values["historyRetentionDays"],
+            analyze_schedule=_schedule(values["analyzeSchedule"])),
         protect=values["protect"],
         allow_data_loss=values["allowDataLoss"],
         warnings=tuple(warnings),
     )
+
+
+def _check_schedules(values: Mapping[str, Any], problems: list[str]) -> None:
+    """Each job's schedule is one pg_cron takes; jobs serve the python profile's tables."""
+    for spec in SETTINGS:
+        schedule = values[spec.key]
+        if not spec.cron or not isinstance(schedule, str) or not schedule.strip():
+            continue
+        why = schedule_problem(schedule)
+        if why:
+            problems.append(f"{spec.key}: {schedule!r} is not allowed ({why}); allowed: "
+                            f"{CRON_ALLOWED}, or empty for no job")
+        elif values["clientProfile"] == "typescript":
+            problems.append(f"{spec.key}: not allowed with clientProfile 'typescript'; "
+                            "allowed: empty (the jobs keep the python profile's tables)")
+
+
+def _schedule(value: object) -> str | None:
+    return " ".join(value.split()) if isinstance(value, str) and value.strip() else None
 
 
 def _secret(value: object) -> str | None:
@@ -619,6 +700,7 @@ def settings_from_payload(payload: Mapping[str, Any], **secrets: str | None) -> 
     values = _typed(Settings, payload)
     values["vector_index"] = VectorIndex(**_typed(VectorIndex, payload["vector_index"]))
     values["bench"] = BenchThresholds(**_typed(BenchThresholds, payload["bench"]))
+    values["jobs"] = LifecycleJobs(**_typed(LifecycleJobs, payload["jobs"]))
     values["warnings"] = tuple(payload.get("warnings") or ())
     for name in SECRET_FIELDS:
         values[name] = secrets.get(name)

@@ -135,7 +135,9 @@ def test_database_url_is_not_in_the_repr() -> None:
      "serviceRole, serviceRolePassword, vectorIndexMethod, vectorIndexMeasure, vectorIndexM, "
      "vectorIndexEfConstruction, vectorIndexLists, expectedRows, poolerUrl, "
      "poolerPreparedStatements, checksBenchmark, benchRows, benchUsers, benchInsertMs, "
-     "benchSearchMs, benchGetMs, benchTraverseMs, protect, allowDataLoss"),
+     "benchSearchMs, benchGetMs, benchTraverseMs, snapshotSchedule, snapshotRetentionDays, "
+     "expiredPurgeSchedule, sessionCleanupSchedule, sessionMaxAgeHours, "
+     "historyRetentionSchedule, historyRetentionDays, analyzeSchedule, protect, allowDataLoss"),
     ({"target": "supabase", "appRolePassword": "x"},
      "databaseUrl: not set, but target is 'supabase'; set it with `pulumi config set "
      "--secret databaseUrl postgresql://USER:PASSWORD@HOST:5432/DB` (allowed: a "
