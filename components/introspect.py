@@ -15,8 +15,9 @@ from typing import Any
 
 import psycopg
 
+from components import cron
 from components.identifiers import qualified, quote_ident
-from components.model import grantee_sql, policy_ddl, role_setting_line
+from components.model import cron_job_ddl, grantee_sql, policy_ddl, role_setting_line
 
 Cursor = psycopg.Cursor
 # What identifies an object: a spec's fields or a resource's props (kind, schema, name,
@@ -25,6 +26,7 @@ ObjectRef = Mapping[str, Any]
 
 INVALID_INDEX_NOTE = "-- INVALID: a failed or interrupted build left this index unusable"
 DISABLED_TRIGGER_NOTE = "-- DISABLED: ALTER TABLE ... DISABLE TRIGGER turned this trigger off"
+INACTIVE_JOB_NOTE = "-- INACTIVE: cron.alter_job(..., active => false) paused this job"
 
 
 def _extension(cur: Cursor, ref: ObjectRef) -> str | None:
@@ -296,6 +298,33 @@ def _role_settings(cur: Cursor, ref: ObjectRef) -> str | None:
     return "\n".join(lines) or None
 
 
+def _schema(cur: Cursor, ref: ObjectRef) -> str | None:
+    row = cur.execute("SELECT nspowner::regrole::text FROM pg_catalog.pg_namespace"
+                      " WHERE nspname = %s", (ref["name"],)).fetchone()
+    return None if row is None else \
+        f"CREATE SCHEMA {quote_ident(ref['name'])} AUTHORIZATION {row[0]};"
+
+
+def _cron_job(cur: Cursor, ref: ObjectRef) -> str | None:
+    """The job of this name that runs in the cursor's database, from pg_cron's database;
+    None when there is none, or no pg_cron to hold one."""
+    conn = cur.connection
+    try:
+        with cron.cron_session(conn) as cron_conn:
+            job = cron.find_job(cron_conn, ref["name"], cron.current_database(conn))
+    except cron.CronUnavailable:
+        return None
+    return job_ddl(ref["name"], job)
+
+
+def job_ddl(name: str, job: cron.Job | None) -> str | None:
+    """A job as cron.job holds it, in the model's canonical form."""
+    if job is None:
+        return None
+    text = cron_job_ddl(name, job.schedule, job.command)
+    return text if job.active else f"{text}\n{INACTIVE_JOB_NOTE}"
+
+
 _READERS: dict[str, Callable[[Cursor, ObjectRef], str | None]] = {
     "extension": _extension,
     "role": _role,
@@ -308,6 +337,8 @@ _READERS: dict[str, Callable[[Cursor, ObjectRef], str | None]] = {
     "row_security": _row_security,
     "policy": _policy,
     "role_settings": _role_settings,
+    "schema": _schema,
+    "cron_job": _cron_job,
 }
 
 
@@ -351,7 +382,8 @@ def relation_has_storage(cur: Cursor, schema: str, name: str) -> bool:
     return bool(row and row[0])
 
 
-def catalog_snapshot(cur: Cursor, schemas: tuple[str, ...] = ("public", "extensions")
+def catalog_snapshot(cur: Cursor,
+                     schemas: tuple[str, ...] = ("public", "extensions", "mem0_backup")
                      ) -> dict[str, str]:
     """Every extension, table (with its ACL), index, trigger and function in `schemas`, as
     `kind:schema.name` -> live definition.

@@ -36,11 +36,11 @@ from components.identifiers import qualified, quote_ident, quote_literal
 from components.settings import MEM0_DEFAULT_LIMIT, SUPABASE_END_USER_ROLES, Settings
 from components.templates import render_template
 
-KINDS = ("extension", "role", "table", "function", "index", "trigger", "grant",
-         "default_privileges", "row_security", "policy", "role_settings")
+KINDS = ("extension", "role", "schema", "table", "function", "index", "trigger", "grant",
+         "default_privileges", "row_security", "policy", "role_settings", "cron_job")
 # Component families in the order they are declared (dependencies first).
 FAMILIES = ("extensions", "roles", "tables", "functions", "indexes", "triggers", "grants",
-            "policies", "search_settings")
+            "policies", "search_settings", "jobs")
 
 HISTORY_TABLE = "memory_history"
 RELATIONSHIPS_TABLE = "memory_relationships"
@@ -50,6 +50,9 @@ TS_MATCH_FUNCTION = "match_vectors"
 NEIGHBOURS_FUNCTION = "memory_neighbours"
 TOUCH_FUNCTION = "mem0_touch_updated_at"
 HISTORY_FUNCTION = "mem0_record_history"
+RESTORE_HISTORY_FUNCTION = "mem0_restore_history"
+BACKUP_SCHEMA = "mem0_backup"
+SNAPSHOT_FUNCTION = "take_snapshot"
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -146,15 +149,27 @@ class _Builder:
         return (f"{ddl}\nALTER {object_sql} OWNER TO {quote_ident(self.owner)};",
                 (owner_spec.key,) if owner_spec else ())
 
-    def table(self, template: str, name: str, after: ObjectSpec, comment: str,
-              **values: str) -> ObjectSpec:
-        table = qualified(self.schema, name)
+    def schema_(self, name: str, comment: str) -> ObjectSpec:
+        assert self.owner is not None, "only an owned stack declares schemas"
+        owner = self.roles.get(self.owner)
+        return self.add(ObjectSpec(
+            kind="schema", schema="", name=name, family="tables",
+            ddl=render_template("schema", schema=quote_ident(name),
+                                owner=quote_ident(self.owner)),
+            drop_sql=f"DROP SCHEMA IF EXISTS {quote_ident(name)};",
+            depends_on=(owner.key,) if owner else (), comment=comment))
+
+    def table(self, template: str, name: str, after: ObjectSpec | tuple[ObjectSpec, ...],
+              comment: str, in_schema: str | None = None, **values: str) -> ObjectSpec:
+        schema = in_schema or self.schema
+        table = qualified(schema, name)
         ddl, owner = self._owned(render_template(template, table=table, **values),
                                  f"TABLE {table}")
         return self.add(ObjectSpec(
-            kind="table", schema=self.schema, name=name, family="tables", ddl=ddl,
+            kind="table", schema=schema, name=name, family="tables", ddl=ddl,
             drop_sql=f"DROP TABLE IF EXISTS {table};",
-            depends_on=(after.key, *owner), data_bearing=True, comment=comment))
+            depends_on=(*(a.key for a in (after if isinstance(after, tuple) else (after,))),
+                        *owner), data_bearing=True, comment=comment))
 
     def index(self, table: ObjectSpec, name: str, using: str, comment: str,
               unique: bool = False, where: str = "") -> ObjectSpec:
@@ -168,12 +183,13 @@ class _Builder:
             depends_on=(table.key,), comment=comment))
 
     def function(self, template: str, name: str, arguments: str, after: tuple[ObjectSpec, ...],
-                 comment: str, **values: str) -> ObjectSpec:
-        function = qualified(self.schema, name)
+                 comment: str, in_schema: str | None = None, **values: str) -> ObjectSpec:
+        schema = in_schema or self.schema
+        function = qualified(schema, name)
         ddl, owner = self._owned(render_template(template, function=function, **values),
                                  f"FUNCTION {function}({arguments})")
         return self.add(ObjectSpec(
-            kind="function", schema=self.schema, name=name, family="functions", ddl=ddl,
+            kind="function", schema=schema, name=name, family="functions", ddl=ddl,
             drop_sql=f"DROP FUNCTION IF EXISTS {function}({arguments});",
             arguments=arguments, depends_on=(*(s.key for s in after), *owner),
             comment=comment))
@@ -202,16 +218,16 @@ class _Builder:
             depends_on=((role_spec.key,) if role_spec else ()) + ((after.key,) if after else ()),
             comment=comment))
 
-    def row_security(self, table: ObjectSpec, access: TableAccess) -> ObjectSpec:
+    def row_security(self, table: ObjectSpec, notes: str) -> ObjectSpec:
         name = table.qualified_name
         return self.add(ObjectSpec(
-            kind="row_security", schema=self.schema, name=table.name, table=table.name,
+            kind="row_security", schema=table.schema, name=table.name, table=table.name,
             family="policies",
             ddl=f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;\n"
                 f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY;",
             drop_sql=f"ALTER TABLE {name} NO FORCE ROW LEVEL SECURITY;\n"
                      f"ALTER TABLE {name} DISABLE ROW LEVEL SECURITY;",
-            depends_on=(table.key,), notes=access.matrix(self.schema),
+            depends_on=(table.key,), notes=notes,
             comment="every row is checked, for the owner too; the matrix says by which rule"))
 
     def policies(self, table: ObjectSpec, access: TableAccess,
@@ -250,9 +266,9 @@ class _Builder:
         on = f"FUNCTION {function.qualified_name}({function.arguments})"
         for role in dict.fromkeys(known):
             self.grant("EXECUTE" if role in needed_by else "", on, function.name, role,
-                       function, "runs with the owner's rights: only the roles whose "
-                       "policies call it may" if role in needed_by else
-                       "runs with the owner's rights: not callable by this role")
+                       function, "only the roles that need it may call it"
+                       if role in needed_by else "not callable by this role",
+                       schema=function.schema)
 
     def default_privileges(self, owner: ObjectSpec) -> ObjectSpec:
         role = quote_ident(owner.name)
@@ -265,6 +281,15 @@ class _Builder:
                      "TO PUBLIC;",
             depends_on=(owner.key,),
             comment="functions the owner creates later are nobody's to call until granted"))
+
+    def cron_job(self, job: str, schedule: str, command: str, after: tuple[ObjectSpec, ...],
+                 comment: str) -> ObjectSpec:
+        name = cron_job_name(self.settings, job)
+        return self.add(ObjectSpec(
+            kind="cron_job", schema="", name=name, family="jobs",
+            ddl=cron_job_ddl(name, schedule, command),
+            drop_sql=f"SELECT cron.unschedule({quote_literal(name)});",
+            depends_on=tuple(a.key for a in after), comment=comment))
 
     def search_settings(self, role: ObjectSpec, extension: ObjectSpec) -> ObjectSpec | None:
         values, requires = app_role_search_settings(self.settings)
@@ -291,6 +316,42 @@ def revoke_all_sql(on: str, role: str) -> str:
     """Take every privilege `role` holds on `on` ("TABLE public.t"): the start of every
     grant's apply, and the whole of a grant that declares none."""
     return f"REVOKE ALL ON {on} FROM {grantee_sql(role)};"
+
+
+def cron_job_name(settings: Settings, job: str) -> str:
+    """A job's name in cron.job: unique per stack and collection (pg_cron keys jobs by name
+    and user, across every database it serves)."""
+    return f"mem0:{settings.stack}:{settings.collection}:{job}"
+
+
+# Each job's setting: what an operator turns off when the server cannot run it.
+JOB_SETTINGS = {"snapshot": "snapshotSchedule", "expired-purge": "expiredPurgeSchedule",
+                "session-cleanup": "sessionCleanupSchedule",
+                "history-retention": "historyRetentionSchedule", "analyze": "analyzeSchedule"}
+_CRON_JOB_DDL = re.compile(r"^SELECT cron\.schedule\('((?:[^']|'')*)', '((?:[^']|'')*)', "
+                           r"(?:\$job\$(.*)\$job\$|'((?:[^']|'')*)')\);$", re.DOTALL)
+
+
+def job_setting(name: str) -> str:
+    """The setting that schedules the job of that cron.job name."""
+    return JOB_SETTINGS.get(name.rsplit(":", 1)[-1], "the job's schedule setting")
+
+
+def parse_cron_job_ddl(ddl: str) -> tuple[str, str, str]:
+    """(name, schedule, command) of a canonical job text: `cron_job_ddl`'s inverse."""
+    match = _CRON_JOB_DDL.match(ddl)
+    if match is None:
+        raise ValueError(f"not a canonical cron job statement: {ddl[:80]!r}")
+    name, schedule, dollar, literal = match.groups()
+    command = dollar if dollar is not None else literal.replace("''", "'")
+    return name.replace("''", "'"), schedule.replace("''", "'"), command
+
+
+def cron_job_ddl(name: str, schedule: str, command: str) -> str:
+    """A pg_cron job's canonical text, as `components.introspect` rebuilds it from cron.job:
+    the call that schedules it in the database it runs in."""
+    quoted = f"$job${command}$job$" if "$job$" not in command else quote_literal(command)
+    return f"SELECT cron.schedule({quote_literal(name)}, {quote_literal(schedule)}, {quoted});"
 
 
 def policy_ddl(name: str, table: str, command: str, roles: list[str], using: str | None,
@@ -430,7 +491,7 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
     b.index(relationships, f"{RELATIONSHIPS_TABLE}_user_id_idx", "btree (user_id)",
             "a user's edges")
 
-    for table in (memories, entities):
+    for table in (memories, entities, relationships):
         b.trigger(table, f"{table.name}_touch", "BEFORE UPDATE", touch,
                   "created_at and updated_at are kept by the database")
     b.trigger(memories, f"{collection}_history", "AFTER INSERT OR DELETE OR UPDATE", record,
@@ -447,6 +508,12 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
             "an organisation's edges (row-level security in org tenancy)",
             where="(org_id IS NOT NULL)")
     b.revoke_execute(record, needed_by=())
+    restore = b.function("restore_history_function", RESTORE_HISTORY_FUNCTION, "jsonb",
+                         (history,), "restore's way into the history: adds backed-up rows "
+                         "whose id is absent; definer rights, fixed search_path",
+                         history=history.qualified_name,
+                         sequence=qualified(b.schema, f"{HISTORY_TABLE}_id_seq"))
+    b.revoke_execute(restore, needed_by=(s.service_role,))
     if s.target == "supabase":
         # Supabase's default privileges hand every new sequence to its API roles; with
         # UPDATE on the history's identity sequence, setval() would break every write.
@@ -488,6 +555,97 @@ def _typescript_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[Object
               "created_at and updated_at are kept by the database")
     _policy_column_indexes(b, memories)
     return [(memories, MEMORY), (migrations, BACKEND), (history, BACKEND)]
+
+
+def _snapshots(b: _Builder, extension: ObjectSpec, live: dict[str, ObjectSpec]) -> ObjectSpec:
+    """Schema mem0_backup: the snapshot tables (the live tables' written columns, per
+    snapshot id) and the function that takes one. Declared whether or not the job is
+    scheduled: a snapshot can be taken by hand before a risky change, and turning the job
+    off must not drop the snapshots already kept. Returns the function."""
+    s = b.settings
+    schema = b.schema_(BACKUP_SCHEMA, "in-database snapshots of the memory tables; no end "
+                                      "user reaches this schema")
+    snapshots = b.table("snapshots_table", f"{s.collection}_snapshots", schema,
+                        "one row per snapshot: when, and how many rows it holds",
+                        in_schema=BACKUP_SCHEMA,
+                        pkey=quote_ident(f"{s.collection}_snapshots_pkey"))
+    copies = {}
+    for name, template in ((s.collection, "snapshot_memories_table"),
+                           (f"{s.collection}_entities", "snapshot_memories_table"),
+                           (RELATIONSHIPS_TABLE, "snapshot_relationships_table")):
+        values = {"vector_type": vector_type(s)} if template == "snapshot_memories_table" \
+            else {}
+        copies[name] = b.table(template, name, (snapshots, extension),
+                               f"{live[name].qualified_name} as each snapshot copied it",
+                               in_schema=BACKUP_SCHEMA, pkey=quote_ident(f"{name}_pkey"),
+                               fkey=quote_ident(f"{name}_snapshot_id_fkey"),
+                               snapshots=snapshots.qualified_name, **values)
+    b.grant("USAGE", f"SCHEMA {quote_ident(BACKUP_SCHEMA)}", BACKUP_SCHEMA, s.service_role,
+            schema, "restore --snapshot reads the snapshots as the service role", schema="")
+    for table in (snapshots, *copies.values()):
+        b.row_security(table, f"access to {table.qualified_name} (row-level security "
+                              "enabled and forced, no policy): only roles that bypass "
+                              f"row-level security; {s.service_role} may read it")
+        b.grant("SELECT", f"TABLE {table.qualified_name}", table.name, s.service_role,
+                table, "restore --snapshot reads the snapshots", schema=BACKUP_SCHEMA)
+    function = b.function(
+        "snapshot_function", SNAPSHOT_FUNCTION, "interval",
+        (snapshots, *copies.values(), *live.values()),
+        "copies memories, entities and relationships as one snapshot and purges those "
+        "older than `keep`; invoker rights (the caller must bypass row-level security)",
+        in_schema=BACKUP_SCHEMA, snapshots=snapshots.qualified_name,
+        backup_memories=copies[s.collection].qualified_name,
+        backup_entities=copies[f"{s.collection}_entities"].qualified_name,
+        backup_relationships=copies[RELATIONSHIPS_TABLE].qualified_name,
+        memories=live[s.collection].qualified_name,
+        entities=live[f"{s.collection}_entities"].qualified_name,
+        relationships=live[RELATIONSHIPS_TABLE].qualified_name)
+    b.revoke_execute(function, needed_by=())
+    return function
+
+
+def _jobs(b: _Builder, live: dict[str, ObjectSpec], snapshot: ObjectSpec) -> None:
+    """The pg_cron jobs the stack schedules. Each command is plain SQL a reviewer can read
+    in cron.job; they run as the role that scheduled them (the deploying role, which
+    preflight checks bypasses row-level security)."""
+    s, jobs = b.settings, b.settings.jobs
+    memories = live[s.collection]
+    history = live[HISTORY_TABLE]
+    if jobs.snapshot_schedule:
+        b.cron_job("snapshot", jobs.snapshot_schedule,
+                   f"SELECT {snapshot.qualified_name}("
+                   f"'{jobs.snapshot_retention_days} days'::interval)",
+                   (snapshot,), f"snapshot into {BACKUP_SCHEMA}, keeping "
+                   f"{jobs.snapshot_retention_days} days (snapshotSchedule)")
+    if jobs.expired_purge_schedule:
+        # mem0 hides a memory once its YYYY-MM-DD expiration_date is before today in UTC;
+        # ISO dates compare as text (in the C collation), so no cast can fail on a bad value.
+        b.cron_job("expired-purge", jobs.expired_purge_schedule,
+                   f"DELETE FROM {memories.qualified_name} WHERE (payload ->> "
+                   "'expiration_date') ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' AND (payload ->> "
+                   "'expiration_date') COLLATE \"C\" < to_char(now() AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD')",
+                   (memories,), "deletes the memories mem0 treats as expired "
+                   "(expiredPurgeSchedule)")
+    if jobs.session_cleanup_schedule:
+        hours = jobs.session_max_age_hours
+        b.cron_job("session-cleanup", jobs.session_cleanup_schedule,
+                   f"DELETE FROM {memories.qualified_name} WHERE run_id IN (SELECT run_id "
+                   f"FROM {memories.qualified_name} WHERE run_id IS NOT NULL GROUP BY run_id "
+                   f"HAVING max(updated_at) < now() - '{hours} hours'::interval)",
+                   (memories,), f"deletes the memories of sessions idle for {hours} hours "
+                   "(sessionCleanupSchedule)")
+    if jobs.history_retention_schedule:
+        days = jobs.history_retention_days
+        b.cron_job("history-retention", jobs.history_retention_schedule,
+                   f"DELETE FROM {history.qualified_name} WHERE at < now() - "
+                   f"'{days} days'::interval",
+                   (history,), f"deletes history older than {days} days "
+                   "(historyRetentionSchedule)")
+    if jobs.analyze_schedule:
+        tables = ", ".join(t.qualified_name for t in live.values())
+        b.cron_job("analyze", jobs.analyze_schedule, f"ANALYZE {tables}",
+                   tuple(live.values()), "fresh planner statistics (analyzeSchedule)")
 
 
 def _policy_column_indexes(b: _Builder, table: ObjectSpec) -> None:
@@ -572,7 +730,7 @@ def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: Obje
             b.grant(privileges, f"TABLE {table.qualified_name}", table.name, role, table,
                     "; ".join(f"{c} {rules[c].words}" for c in COMMANDS if rules[c].privilege)
                     or "no privilege at all")
-        b.row_security(table, access)
+        b.row_security(table, access.matrix(b.schema))
     if needs_org_ids(s):
         users = [role for role, rules in accesses[0].rules.items()
                  if role != s.owner_role and any(r.policy for r in rules.values())]
@@ -611,6 +769,9 @@ def build_model(settings: Settings, schema: str = "public",
         tables = _python_profile(b, extension)
     _security(b, tables, extension, tables[0][0])
     b.search_settings(app, extension)
+    if owned and settings.client_profile == "python":
+        live = {t.name: t for t, _nature in tables}
+        _jobs(b, live, _snapshots(b, extension, live))
     specs = sorted(b.specs, key=lambda s: FAMILIES.index(s.family))  # stable: keeps order
     _check_order(specs)
     return specs

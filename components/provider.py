@@ -33,16 +33,25 @@ from pulumi.dynamic import (
 )
 from pulumi.runtime.rpc import UNKNOWN
 
+from components import cron
 from components.connection import connect, database_identity
 from components.identifiers import MAX_IDENTIFIER_LENGTH, qualified, quote_ident
 from components.introspect import (
     declared_setting_names,
     granted,
+    job_ddl,
     live_ddl,
     relation_has_storage,
     role_flags,
 )
-from components.model import KINDS, ObjectSpec, Requirement, revoke_all_sql
+from components.model import (
+    KINDS,
+    ObjectSpec,
+    Requirement,
+    job_setting,
+    parse_cron_job_ddl,
+    revoke_all_sql,
+)
 from components.settings import PROJECT
 from components.table_changes import plan_table_change
 
@@ -63,7 +72,8 @@ READ_INPUT_KEYS = tuple(k for k in IDENTITY_KEYS + DEFINITION_KEYS if k not in S
 REQUIRED_KEYS = ("kind", "name", "database", "connection", "ddl")
 # Kinds whose live state is simply made to match on create: there is nothing to adopt or
 # clobber (a grant or a table's RLS flags are exactly what the stack declares).
-CONVERGE_ON_CREATE = ("grant", "row_security", "default_privileges")
+# A cron job is made to match too: one of this stack's name in this database is its own.
+CONVERGE_ON_CREATE = ("grant", "row_security", "default_privileges", "cron_job")
 
 # Pulumi applies independent resources in parallel, but two DDL statements that touch the
 # same catalog row (two indexes or triggers on one table, two grants on one object) fail
@@ -110,7 +120,7 @@ def _label(props: dict[str, Any]) -> str:
     kind = props["kind"]
     if kind == "grant":
         return f"grant on {props['on']} to {props['role']}"
-    if kind in ("role", "role_settings"):
+    if kind in ("role", "role_settings", "schema", "cron_job"):
         return f"{kind.replace('_', ' ')} {props['name']}"
     return f"{kind} {qualified(props['schema'], props['name'])}"
 
@@ -337,6 +347,62 @@ def _ensure_role_settings(conn: psycopg.Connection, props: dict[str, Any], live:
     _execute_in_transaction(conn, resets + props["ddl"].splitlines(), props)
 
 
+def _ensure_schema(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:
+    if live is None:
+        _execute_in_transaction(conn, [props["ddl"]], props)
+        return
+    # Only the owner can differ: the canonical text names nothing else.
+    owner = props["ddl"].rstrip(";").rsplit(" ", 1)[1]
+    _execute_in_transaction(
+        conn, [f"ALTER SCHEMA {quote_ident(props['name'])} OWNER TO {owner}"], props)
+
+
+def _cron_unavailable(props: dict[str, Any], why: cron.CronUnavailable) -> SqlObjectError:
+    return SqlObjectError(f"{_label(props)}: {why}; install pg_cron, or turn the job off "
+                          f"(set {job_setting(props['name'])} to empty)")
+
+
+def _ensure_cron_job(conn: psycopg.Connection, props: dict[str, Any],
+                     olds: dict[str, Any] | None) -> None:
+    """Unschedule what runs under this name in this database, schedule the declared job,
+    and check it, in one transaction of pg_cron's database."""
+    name, when, command = parse_cron_job_ddl(props["ddl"])
+    database = cron.current_database(conn)
+    try:
+        with cron.cron_session(conn) as cron_conn, cron_conn.transaction():
+            user = cron_conn.execute("SELECT current_user::text").fetchone()[0]  # type: ignore[index]
+            for job in cron.jobs_named(cron_conn, name):
+                if job.database != database and (job.username != user or olds is None):
+                    if job.username == user:
+                        # pg_cron keys jobs by name and user: scheduling would take it over.
+                        raise SqlObjectError(
+                            f"{_label(props)}: {user} already has a job of this name that "
+                            f"runs in database {job.database!r} (jobid {job.jobid}), not "
+                            f"{database!r}; another stack's? Unschedule it, or deploy this "
+                            "stack under another stack name or collection")
+                    continue
+                cron.unschedule(cron_conn, job)
+            cron.schedule(cron_conn, name, when, command, database)
+            live = job_ddl(name, cron.find_job(cron_conn, name, database))
+            if live != props["ddl"]:
+                raise SqlObjectError(
+                    f"{_label(props)}: after scheduling, cron.job shows a different job than "
+                    f"declared:\n{_ddl_diff(props['ddl'], live or '<missing>')}")
+    except cron.CronUnavailable as exc:
+        raise _cron_unavailable(props, exc) from None
+
+
+def _delete_cron_job(conn: psycopg.Connection, props: dict[str, Any]) -> None:
+    database = cron.current_database(conn)
+    try:
+        with cron.cron_session(conn) as cron_conn, cron_conn.transaction():
+            for job in cron.jobs_named(cron_conn, props["name"]):
+                if job.database == database:
+                    cron.unschedule(cron_conn, job)
+    except cron.CronUnavailable:
+        pass  # no pg_cron: no job to remove
+
+
 def _delete_role(conn: psycopg.Connection, props: dict[str, Any]) -> None:
     if props.get("adopted"):
         return  # it was there before this stack: leave it
@@ -515,6 +581,8 @@ class SqlObjectProvider(ResourceProvider):
                 _delete_grant(conn, props)
             elif kind == "role_settings":
                 _delete_role_settings(conn, props)
+            elif kind == "cron_job":
+                _delete_cron_job(conn, props)
             elif kind in ("policy", "row_security"):
                 if _table_exists(conn, props):  # else it went with its table
                     with conn.transaction():
@@ -549,6 +617,10 @@ class SqlObjectProvider(ResourceProvider):
             _ensure_role_settings(conn, props, live, olds)
         elif kind == "policy":
             _ensure_policy(conn, props, live)
+        elif kind == "schema":
+            _ensure_schema(conn, props, live)
+        elif kind == "cron_job":
+            _ensure_cron_job(conn, props, olds)
         elif kind in ("row_security", "default_privileges"):
             _execute_in_transaction(conn, [props["ddl"]], props)
         else:

@@ -12,6 +12,11 @@ def _statement(spec: ObjectSpec) -> str:
         # A grant declares all the role holds: take away what default privileges gave it
         # (Supabase hands every new table to anon, authenticated and service_role).
         return f"{revoke_all_sql(spec.on, spec.role)}\n{spec.ddl}"
+    if spec.kind == "cron_job":
+        # pg_cron keeps every job of the server in one database: this line runs there.
+        return ("-- run in pg_cron's database (cron.database_name); from another database, "
+                "call\n-- cron.schedule_in_database(name, schedule, command, "
+                "'<this database>') instead\n" + spec.ddl)
     if spec.kind != "role":
         return spec.ddl
     # Roles belong to the cluster, not the database: another database may have made it.

@@ -141,10 +141,14 @@ class SearchSettings(_Family):
     TYPE = "mem0:index:SearchSettings"
 
 
+class LifecycleJobs(_Family):
+    TYPE = "mem0:index:LifecycleJobs"
+
+
 COMPONENTS: dict[str, type[_Family]] = {
     "extensions": Extensions, "roles": Roles, "tables": MemoryTables, "functions": Functions,
     "indexes": Indexes, "triggers": Triggers, "grants": Grants, "policies": Policies,
-    "search_settings": SearchSettings}
+    "search_settings": SearchSettings, "jobs": LifecycleJobs}
 assert tuple(COMPONENTS) == FAMILIES, "every model family has its component, in order"
 
 
@@ -187,7 +191,8 @@ class Mem0Backend(pulumi.ComponentResource):
                     self.preflight, child)
         self.checks = PostDeployChecks(f"{name}-checks", settings, fingerprint, connection,
                                        database, list(registry.values()), child)
-        self.tables = sorted(s.name for s in specs if s.kind == "table")
+        # mem0's tables (schema public); the snapshot copies in mem0_backup are not its.
+        self.tables = sorted(s.name for s in specs if s.kind == "table" and s.schema == "public")
         self.database = database
         self.register_outputs({"tables": self.tables, "database": database,
                                "checks": self.checks.summary})

@@ -8,6 +8,7 @@ CREATE TABLE {{table}} (
     user_id text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     org_id text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT memory_relationships_pkey PRIMARY KEY (id),
     CONSTRAINT memory_relationships_source_target_type_key UNIQUE (source_memory_id, target_memory_id, relationship_type),
     CONSTRAINT memory_relationships_source_memory_id_fkey FOREIGN KEY (source_memory_id) REFERENCES {{memories}}(id) ON DELETE CASCADE,

@@ -6,6 +6,7 @@ setting that asks for what the server lacks.
 
 from __future__ import annotations
 
+from components import cron
 from components.checks.core import Check, Context, Outcome, failed, not_applicable, passed
 from components.model import Requirement, version_tuple
 from components.settings import SUPABASE_END_USER_ROLES, SUPABASE_SERVICE_ROLE
@@ -55,19 +56,44 @@ def check_pgvector(ctx: Context) -> Outcome:
 
 
 def check_pg_cron(ctx: Context) -> Outcome:
+    """pg_cron is loaded and installed where it keeps jobs, the deploying role may schedule
+    them to run here, and it bypasses row-level security (the jobs run as it: under the
+    forced row-level security of every table, a purge would delete nothing and a snapshot
+    copy nothing, silently)."""
     jobs = ctx.of_kind("cron_job")
     if not jobs:
         return not_applicable("the stack schedules no pg_cron jobs")
-    preload = str(ctx.value("SELECT pg_catalog.current_setting('shared_preload_libraries')"))
-    available = ctx.value("SELECT 1 FROM pg_catalog.pg_available_extensions"
-                          " WHERE name = 'pg_cron'")
-    if not available or "pg_cron" not in preload:
-        return failed(f"the stack schedules {len(jobs)} pg_cron jobs, but pg_cron is "
-                      + ("not installed" if not available else
-                         "not in shared_preload_libraries"),
-                      "install pg_cron and add it to shared_preload_libraries (Supabase: "
-                      "enable the pg_cron extension), or turn the stack's scheduled jobs off")
-    return passed(f"pg_cron available for {len(jobs)} jobs")
+    turn_off = ("or turn the jobs off (set " + ", ".join(ctx.settings.jobs.scheduled())
+                + " to empty)")
+    database = cron.current_database(ctx.conn)
+    try:
+        with cron.cron_session(ctx.conn) as cron_conn:
+            where = cron.cron_database(ctx.conn)
+            elsewhere = where != database
+            may_schedule = not elsewhere or cron_conn.execute(
+                "SELECT pg_catalog.has_function_privilege("
+                "'cron.schedule_in_database(text, text, text, text, text, boolean)',"
+                " 'EXECUTE')").fetchone()[0]  # type: ignore[index]
+    except cron.CronUnavailable as exc:
+        return failed(f"the stack schedules {len(jobs)} pg_cron jobs, but {exc}",
+                      "install pg_cron: add it to shared_preload_libraries and CREATE "
+                      "EXTENSION pg_cron in its database (Supabase: enable the pg_cron "
+                      f"extension), {turn_off}")
+    if not may_schedule:
+        return failed(f"pg_cron keeps its jobs in database {where!r}, and the deploying role "
+                      "may not run cron.schedule_in_database() there to schedule jobs in "
+                      f"{database!r}",
+                      "deploy as a superuser, or GRANT EXECUTE ON FUNCTION "
+                      f"cron.schedule_in_database TO the deploying role in {where!r}, "
+                      f"{turn_off}")
+    bypasses = ctx.value("SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles"
+                         " WHERE rolname = current_user")
+    if not bypasses:
+        return failed("the jobs would run as the deploying role, which does not bypass "
+                      "row-level security: every table forces it, so they would see no row",
+                      f"deploy as a superuser or a BYPASSRLS role, {turn_off}")
+    return passed(f"pg_cron in database {where!r} for {len(jobs)} jobs"
+                  + (f" (run in {database!r})" if elsewhere else ""))
 
 
 def check_deployer(ctx: Context) -> Outcome:

@@ -51,8 +51,8 @@ MAX_LISTED = 8  # objects named in one check's detail
 
 
 def _label(spec: ObjectSpec) -> str:
-    if spec.kind in ("extension", "role"):
-        return f"{spec.kind} {spec.name}"
+    if spec.kind in ("extension", "role", "schema", "cron_job"):
+        return f"{spec.kind.replace('_', ' ')} {spec.name}"
     if spec.kind == "role_settings":
         return f"settings of role {spec.role}"
     return f"{spec.kind} {spec.qualified_name}"
@@ -423,7 +423,7 @@ CHECKS: tuple[Check, ...] = (
     Check("roles", "the stack's roles with their attributes",
           _catalog_check(("role",), "roles")),
     Check("tables", "the memory tables with their columns, types and vector dimensions",
-          _catalog_check(("table",), "tables"), after=("extension",)),
+          _catalog_check(("schema", "table"), "tables"), after=("extension",)),
     Check("indexes", "every declared index exists, as declared, and is valid",
           _catalog_check(("index",), "indexes"), after=("extension",)),
     Check("functions", "the identity, history, search and traversal functions",

@@ -264,9 +264,9 @@ def test_check_names_missing_inputs(provider: SqlObjectProvider) -> None:
     result = provider.check({}, {"kind": "view", "schema": "public"})
     reasons = {f.property: f.reason for f in result.failures}
     assert reasons["name"] == "name is required"
-    assert reasons["kind"] == ("unknown kind 'view'; allowed: extension, role, table, function, "
-                               "index, trigger, grant, default_privileges, row_security, "
-                               "policy, role_settings")
+    assert reasons["kind"] == ("unknown kind 'view'; allowed: extension, role, schema, table, "
+                               "function, index, trigger, grant, default_privileges, "
+                               "row_security, policy, role_settings, cron_job")
 
 
 def test_provider_pickles_by_reference_and_deterministically() -> None:

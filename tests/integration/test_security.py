@@ -273,21 +273,32 @@ def test_the_history_trigger_records_supabase_users_changes(deployment: Deployme
 def test_definer_functions_are_callable_only_where_needed(deployment: Deployment) -> None:
     """Functions that run with the owner's rights: not executable by PUBLIC (nor anon);
     mem0_record_history by no one (it runs as a trigger); mem0_org_ids by the roles whose
-    policies call it, among them the app role. Each pins its search_path."""
+    policies call it, among them the app role; mem0_restore_history by the service role
+    only (restore). Each pins its search_path."""
     roles = deployment.roles
     users_role = "readonly" if deployment.target == "postgres" else "authenticated"
+    arguments = {"mem0_restore_history": "jsonb"}
     with deployment.database.connect() as conn:
         definers = dict(conn.execute(
             "SELECT p.proname, p.proconfig FROM pg_proc p "
             "WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef").fetchall())
 
         def may(role: str, function: str) -> bool:
+            signature = f"public.{function}({arguments.get(function, '')})"
             row = conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')",
-                               (role, f"public.{function}()")).fetchone()
+                               (role, signature)).fetchone()
             return bool(row and row[0])
 
-        assert set(definers) == {"mem0_record_history", "mem0_org_ids"}, \
+        assert set(definers) == {"mem0_record_history", "mem0_org_ids",
+                                 "mem0_restore_history"}, \
             "a new SECURITY DEFINER function: decide who may call it, and test that here"
+        callers = {roles[k] for k in roles if k != "owner"} | (
+            {"anon", "authenticated"} if deployment.target == "supabase" else set())
+        assert {r for r in callers if may(r, "mem0_restore_history")} == {roles["service"]}
+        conn.execute(f"SET ROLE {roles['app']}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT public.mem0_restore_history('[]'::jsonb)")
+        conn.execute("RESET ROLE")
         for function, config in definers.items():
             assert any(c.startswith("search_path=") for c in config or []), function
             assert not may("public", function), function

@@ -112,10 +112,20 @@ def drop_database(server: PgServer, name: str) -> None:
         # FORCE (PG 13+) also covers a client that reconnects between terminate and drop.
         force = sql.SQL(" WITH (FORCE)") if server.server_version >= 130000 else sql.SQL("")
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(sql.Identifier(name), force))
+        if server.has_pg_cron:
+            _unschedule_jobs_of(server, name)
         roles = conn.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE %s",
                              (f"%\\_{name}",)).fetchall()
         for (role,) in roles:
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _unschedule_jobs_of(server: PgServer, database: str) -> None:
+    """pg_cron's jobs that ran in a dropped database would fail every time they come up."""
+    with psycopg.connect(server.dsn_for(server.cron_database), autocommit=True,
+                         connect_timeout=CONNECT_TIMEOUT_S) as conn:
+        if conn.execute("SELECT to_regclass('cron.job') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
+            conn.execute("DELETE FROM cron.job WHERE database = %s", (database,))
 
 
 def _probe_server(admin_dsn: str, source: str) -> PgServer:
@@ -223,6 +233,9 @@ def _start_local_cluster() -> tuple[PgServer, StopFn]:
         _pg_run([str(PG_BIN / "initdb"), *_initdb_args(root)], root)
         port = _start_postmaster(root)
         dsn = make_conninfo(host="127.0.0.1", port=str(port), user=OS_SUPERUSER, dbname="postgres")
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            # As a server set up for pg_cron has it: the extension in cron.database_name.
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
         return _probe_server(dsn, "local-cluster"), stop
     except BaseException:
         stop()

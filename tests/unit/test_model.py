@@ -155,6 +155,24 @@ def _history_function_revokes(*roles: str) -> dict[tuple[str, str], str]:
     return {(role, on): f"REVOKE ALL ON {on} FROM {role};" for role in ("PUBLIC", *roles)}
 
 
+def _backup_grants(service: str, *others: str) -> dict[tuple[str, str], str]:
+    """Restore's history function is the service role's alone; the snapshot function is
+    nobody's (pg_cron runs it as the deploying role); the service role reads the snapshots."""
+    restore = "FUNCTION public.mem0_restore_history(jsonb)"
+    snapshot = "FUNCTION mem0_backup.take_snapshot(interval)"
+    grants = {(service, restore): f"GRANT EXECUTE ON {restore} TO {service};",
+              (service, "SCHEMA mem0_backup"):
+                  f"GRANT USAGE ON SCHEMA mem0_backup TO {service};"}
+    for role in ("PUBLIC", *others):
+        grants[(role, restore)] = f"REVOKE ALL ON {restore} FROM {role};"
+    for role in ("PUBLIC", *others, service):
+        grants[(role, snapshot)] = f"REVOKE ALL ON {snapshot} FROM {role};"
+    for table in ("memories_snapshots", "memories", "memories_entities", "memory_relationships"):
+        on = f"TABLE mem0_backup.{table}"
+        grants[(service, on)] = f"GRANT SELECT ON {on} TO {service};"
+    return grants
+
+
 def test_app_role_gets_rows_only_and_history_read_only() -> None:
     specs = model()
     assert specs["role:mem0_app"].ddl == (
@@ -163,6 +181,7 @@ def test_app_role_gets_rows_only_and_history_read_only() -> None:
     assert _grants(specs) == {
         **_python_table_grants("mem0_app", "mem0_readonly", "mem0_service"),
         **_history_function_revokes("mem0_app", "mem0_readonly", "mem0_service"),
+        **_backup_grants("mem0_service", "mem0_app", "mem0_readonly"),
         ("mem0_owner", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO mem0_owner;",
     }
 
@@ -193,6 +212,7 @@ def test_named_project_roles_get_the_same_grants() -> None:
     assert _grants(specs) == {
         **_python_table_grants("app", "ro", "svc"),
         **_history_function_revokes("app", "ro", "svc"),
+        **_backup_grants("svc", "app", "ro"),
         ("own", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO own;",
     }
 
@@ -216,6 +236,7 @@ def test_supabase_creates_only_the_app_role_and_grants_to_its_own_roles() -> Non
     assert grants == {
         **expected,
         **_history_function_revokes("mem0_app", "anon", "authenticated", "service_role"),
+        **_backup_grants("service_role", "mem0_app", "anon", "authenticated"),
         ("mem0_app", "SCHEMA extensions"): "GRANT USAGE ON SCHEMA extensions TO mem0_app;",
         ("mem0_app", "SCHEMA auth"): "GRANT USAGE ON SCHEMA auth TO mem0_app;",
         **{(role, "SEQUENCE public.memory_history_id_seq"):

@@ -101,7 +101,8 @@ def test_prod_protects_tables_and_dev_does_not(tmp_path: Path) -> None:
 
 def test_indexes_go_with_their_table_and_wait_for_it(tmp_path: Path) -> None:
     objects = {(r["inputs"]["kind"], r["inputs"]["name"]): r
-               for r in by_type(preview("dev", tmp_path))[SQL_OBJECT]}
+               for r in by_type(preview("dev", tmp_path))[SQL_OBJECT]
+               if r["inputs"]["schema"] != "mem0_backup"}  # its tables repeat the names
     table, extension = objects[("table", "memories")], objects[("extension", "vector")]
     index = objects[("index", "memories_vector_idx")]
     assert index["deleted_with"] == table["urn"]
