@@ -35,9 +35,23 @@ class Job:
 
 def cron_database(conn: psycopg.Connection) -> str | None:
     """The database pg_cron keeps its jobs in, or None when pg_cron is not loaded
-    (its setting exists only once shared_preload_libraries has loaded it)."""
-    row = conn.execute("SELECT pg_catalog.current_setting(%s, true)",
-                       (DATABASE_SETTING,)).fetchone()
+    (its setting exists only once shared_preload_libraries has loaded it).
+
+    Only superusers and pg_read_all_settings may read that setting. Anyone else is told
+    the current database when pg_cron's tables are in it (Supabase's shape); otherwise
+    nobody can say where the jobs live, and CronUnavailable says what to grant."""
+    try:
+        with conn.transaction():  # a savepoint: the caller's transaction stays usable
+            row = conn.execute("SELECT pg_catalog.current_setting(%s, true)",
+                               (DATABASE_SETTING,)).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        if _installed(conn):
+            return current_database(conn)
+        user = conn.execute("SELECT current_user::text").fetchone()[0]  # type: ignore[index]
+        raise CronUnavailable(
+            f"{user} may not read {DATABASE_SETTING}, and pg_cron is not installed in this "
+            f"database, so where its jobs live is unknown (GRANT pg_read_all_settings TO "
+            f"{user}, or deploy as a superuser)") from None
     return row[0] if row and row[0] else None
 
 
@@ -75,9 +89,15 @@ def cron_session(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
         yield other
 
 
+def _installed(conn: psycopg.Connection) -> bool:
+    # The catalog, not to_regclass('cron.job'): that errs without USAGE on schema cron.
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension"
+                       " WHERE extname = 'pg_cron')").fetchone()
+    return bool(row and row[0])
+
+
 def _require_extension(conn: psycopg.Connection, database: str) -> None:
-    row = conn.execute("SELECT pg_catalog.to_regclass('cron.job') IS NOT NULL").fetchone()
-    if not (row and row[0]):
+    if not _installed(conn):
         raise CronUnavailable(f"the pg_cron extension is not installed in database "
                               f"{database!r} (CREATE EXTENSION pg_cron there; Supabase: "
                               "enable pg_cron under Database, Extensions)")

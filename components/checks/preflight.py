@@ -67,25 +67,26 @@ def check_pg_cron(ctx: Context) -> Outcome:
                 + " to empty)")
     database = cron.current_database(ctx.conn)
     try:
+        where = cron.cron_database(ctx.conn)
         with cron.cron_session(ctx.conn) as cron_conn:
-            where = cron.cron_database(ctx.conn)
             elsewhere = where != database
-            may_schedule = not elsewhere or cron_conn.execute(
-                "SELECT pg_catalog.has_function_privilege("
-                "'cron.schedule_in_database(text, text, text, text, text, boolean)',"
-                " 'EXECUTE')").fetchone()[0]  # type: ignore[index]
+            function = ("cron.schedule_in_database(text, text, text, text, text, boolean)"
+                        if elsewhere else "cron.schedule(text, text, text)")
+            # CASE: naming a function in a schema one may not use is itself an error.
+            may_schedule = cron_conn.execute(
+                "SELECT CASE WHEN pg_catalog.has_schema_privilege('cron', 'USAGE')"
+                " THEN pg_catalog.has_function_privilege(%s, 'EXECUTE') ELSE false END",
+                (function,)).fetchone()[0]  # type: ignore[index]
     except cron.CronUnavailable as exc:
         return failed(f"the stack schedules {len(jobs)} pg_cron jobs, but {exc}",
-                      "install pg_cron: add it to shared_preload_libraries and CREATE "
-                      "EXTENSION pg_cron in its database (Supabase: enable the pg_cron "
-                      f"extension), {turn_off}")
+                      f"do what the detail says, {turn_off}")
     if not may_schedule:
+        name = function.split("(")[0]
         return failed(f"pg_cron keeps its jobs in database {where!r}, and the deploying role "
-                      "may not run cron.schedule_in_database() there to schedule jobs in "
-                      f"{database!r}",
-                      "deploy as a superuser, or GRANT EXECUTE ON FUNCTION "
-                      f"cron.schedule_in_database TO the deploying role in {where!r}, "
-                      f"{turn_off}")
+                      f"may not run {name}() there"
+                      + (f" to schedule jobs in {database!r}" if elsewhere else ""),
+                      f"deploy as a superuser, or GRANT USAGE ON SCHEMA cron and EXECUTE ON "
+                      f"FUNCTION {name} TO the deploying role in {where!r}, {turn_off}")
     bypasses = ctx.value("SELECT rolsuper OR rolbypassrls FROM pg_catalog.pg_roles"
                          " WHERE rolname = current_user")
     if not bypasses:

@@ -61,6 +61,11 @@ CONFIGURATIONS: dict[str, tuple[str, dict[str, object]]] = {
     "postgres-service-required": ("dev", {"tenancy": "service",
                                           "appRoleIdentity": "required"}),
     "supabase-org": ("staging", {"target": "supabase", "tenancy": "org"}),
+    "supabase-every-job": ("prod", {"target": "supabase", "snapshotSchedule": "0 3 * * *",
+                                    "expiredPurgeSchedule": "@daily",
+                                    "sessionCleanupSchedule": "@hourly",
+                                    "historyRetentionSchedule": "@weekly",
+                                    "analyzeSchedule": "0 4 * * *"}),
 }
 
 @pytest.mark.parametrize("name", sorted(CONFIGURATIONS))
@@ -361,6 +366,49 @@ def test_preflight_names_what_a_weak_deployer_lacks(database: TestDatabase) -> N
     assert "no CREATE on schema public" in detail and "no CREATEROLE" in detail
     assert "pgvector is not installed" in detail
     assert "GRANT" in result(report, "deployer").hint
+
+
+def test_preflight_says_a_deployer_that_cannot_run_the_jobs_must_not_schedule_them(
+        database: TestDatabase) -> None:
+    """pg_cron keeps its jobs in another database here: the deploying role must be able to
+    schedule there, and the jobs run as it, so it must bypass row-level security. Both
+    failures name the settings that schedule jobs."""
+    weak = f"weak_{database.name}"
+    with database.connect() as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(weak)))
+    settings = stack_settings(database, **BASE, snapshotSchedule="@daily",
+                              analyzeSchedule="@daily")
+    url = database.server.dsn_for(database.name, user=weak)
+    cron = result(run_phase("preflight", url, settings), "pg_cron")
+    assert cron.status == FAIL
+    assert f"{weak} may not read cron.database_name" in cron.detail
+    assert f"GRANT pg_read_all_settings TO {weak}" in cron.detail
+    assert cron.hint.endswith("or turn the jobs off (set snapshotSchedule, analyzeSchedule "
+                              "to empty)")
+    with database.connect() as conn:
+        conn.execute(sql.SQL("GRANT pg_read_all_settings TO {}").format(sql.Identifier(weak)))
+    cron = result(run_phase("preflight", url, settings), "pg_cron")
+    assert cron.status == FAIL
+    assert "may not run cron.schedule_in_database()" in cron.detail
+    assert cron.hint.endswith("or turn the jobs off (set snapshotSchedule, analyzeSchedule "
+                              "to empty)")
+    cron_database = database.server.cron_database
+    with psycopg.connect(database.server.dsn_for(cron_database), autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA cron TO {}").format(sql.Identifier(weak)))
+        conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION cron.schedule_in_database(text, text, "
+                             "text, text, text, boolean) TO {}").format(sql.Identifier(weak)))
+    try:
+        cron = result(run_phase("preflight", url, settings), "pg_cron")
+        assert cron.status == FAIL
+        assert "does not bypass row-level security" in cron.detail
+        assert "snapshotSchedule, analyzeSchedule" in cron.hint
+    finally:
+        with psycopg.connect(database.server.dsn_for(cron_database), autocommit=True) as conn:
+            conn.execute(sql.SQL("REVOKE ALL ON FUNCTION cron.schedule_in_database(text, text, "
+                                 "text, text, text, boolean) FROM {}").format(
+                                     sql.Identifier(weak)))
+            conn.execute(sql.SQL("REVOKE ALL ON SCHEMA cron FROM {}").format(
+                sql.Identifier(weak)))
 
 
 def test_preflight_on_target_supabase_refuses_a_plain_postgres(database: TestDatabase) -> None:
