@@ -1,7 +1,8 @@
 """The project's command line: `python -m components <command> ...`.
 
-Exit codes: 0 success, 1 a check failed, 2 could not run (bad arguments or settings);
-`bench` returns 130 when interrupted (after dropping its scratch schema).
+Exit codes: 0 success, 1 a check failed (for `restore`: the backup failed its
+verification, nothing changed), 2 could not run (bad arguments or settings); `bench`
+returns 130 when interrupted (after dropping its scratch schema).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from components import audit, bench
+from components import audit, backup, bench
 from components.checks import command as checks
 from components.checks.core import CheckRunError
 from components.connection import CommandDsnError
@@ -40,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_arguments(commands.add_parser(
         "audit", help="read-only security audit of the database given by --dsn: row-level "
                       "security, privileges, functions, views, extensions, declared objects"))
+    backup.add_backup_arguments(commands.add_parser(
+        "backup", help="write the stack's data tables (one consistent snapshot, as the "
+                       "service role) to a file: full, one user's, or changed since a time"))
+    backup.add_restore_arguments(commands.add_parser(
+        "restore", help="upsert a backup file or an in-database snapshot into the stack's "
+                        "tables, in one transaction, after checking it (never deletes)"))
     for phase in checks.PHASES:
         checks.add_arguments(commands.add_parser(phase, help=checks.HELP[phase]))
     return parser
@@ -66,10 +73,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return bench.command(args)
         if args.command == "audit":
             return audit.command(args)
+        if args.command == "backup":
+            return backup.backup_command(args)
+        if args.command == "restore":
+            return backup.restore_command(args)
         if args.command in checks.PHASES:
             return checks.command(args)
     except (SettingsError, StackFileError, CommandDsnError, bench.BenchError,
-            audit.AuditError, CheckRunError) as exc:
+            audit.AuditError, backup.BackupError, CheckRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     return EXIT_UNUSABLE

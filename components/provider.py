@@ -362,8 +362,7 @@ def _cron_unavailable(props: dict[str, Any], why: cron.CronUnavailable) -> SqlOb
                           f"(set {job_setting(props['name'])} to empty)")
 
 
-def _ensure_cron_job(conn: psycopg.Connection, props: dict[str, Any],
-                     olds: dict[str, Any] | None) -> None:
+def _ensure_cron_job(conn: psycopg.Connection, props: dict[str, Any]) -> None:
     """Unschedule what runs under this name in this database, schedule the declared job,
     and check it, in one transaction of pg_cron's database."""
     name, when, command = parse_cron_job_ddl(props["ddl"])
@@ -372,15 +371,16 @@ def _ensure_cron_job(conn: psycopg.Connection, props: dict[str, Any],
         with cron.cron_session(conn) as cron_conn, cron_conn.transaction():
             user = cron_conn.execute("SELECT current_user::text").fetchone()[0]  # type: ignore[index]
             for job in cron.jobs_named(cron_conn, name):
-                if job.database != database and (job.username != user or olds is None):
-                    if job.username == user:
-                        # pg_cron keys jobs by name and user: scheduling would take it over.
-                        raise SqlObjectError(
-                            f"{_label(props)}: {user} already has a job of this name that "
-                            f"runs in database {job.database!r} (jobid {job.jobid}), not "
-                            f"{database!r}; another stack's? Unschedule it, or deploy this "
-                            "stack under another stack name or collection")
-                    continue
+                if job.database != database:
+                    if job.username != user:
+                        continue  # another role's job elsewhere: pg_cron keeps them apart
+                    # pg_cron keys jobs by name and user: scheduling would take it over.
+                    # Another stack's, or this one's moved by hand: only a person can say.
+                    raise SqlObjectError(
+                        f"{_label(props)}: {user} already has a job of this name that runs "
+                        f"in database {job.database!r} (jobid {job.jobid}), not "
+                        f"{database!r}; another stack's? Unschedule it, or deploy this "
+                        "stack under another stack name or collection")
                 cron.unschedule(cron_conn, job)
             cron.schedule(cron_conn, name, when, command, database)
             live = job_ddl(name, cron.find_job(cron_conn, name, database))
@@ -620,7 +620,7 @@ class SqlObjectProvider(ResourceProvider):
         elif kind == "schema":
             _ensure_schema(conn, props, live)
         elif kind == "cron_job":
-            _ensure_cron_job(conn, props, olds)
+            _ensure_cron_job(conn, props)
         elif kind in ("row_security", "default_privileges"):
             _execute_in_transaction(conn, [props["ddl"]], props)
         else:

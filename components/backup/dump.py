@@ -1,0 +1,192 @@
+"""`backup`: the stack's data tables, read in one snapshot, into one file.
+
+One REPEATABLE READ READ ONLY transaction as the service role (with `row_security` off,
+so a table that would filter rows raises instead), whose `now()` is the backup's
+`taken_at`. Each table goes out as binary COPY of its written columns ordered by primary
+key, spooled to a temporary file while it is hashed and its rows counted, because the
+manifest, which carries the checksums, must be the archive's first member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from components.backup.archive import write_archive
+from components.backup.catalog import LiveTable, ServerFacts, live_table, server_facts
+from components.backup.common import (
+    APPLICATION,
+    FORMAT,
+    FORMAT_VERSION,
+    MEMBER_SUFFIX,
+    BackupError,
+    CommandProgress,
+)
+from components.backup.copystream import RowCounter
+from components.backup.manifest import Manifest, TableEntry, fingerprint
+from components.backup.session import act_as_service_role
+from components.backup.tables import SCHEMA, Part, data_parts
+from components.bench.progress import Bar
+from components.connection import database_identity, open_session
+from components.identifiers import quote_ident
+from components.settings import Settings
+
+# The filters' values travel as transaction-local settings set with bound parameters:
+# COPY takes no parameters, and no value is ever formatted into SQL.
+USER_SETTING, SINCE_SETTING = "mem0_backup.user_id", "mem0_backup.since"
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    output: Path
+    user_id: str | None = None
+    since: datetime | None = None  # aware
+
+    @property
+    def kind(self) -> str:
+        return "incremental" if self.since else "user" if self.user_id else "full"
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    path: Path
+    manifest: Manifest
+    size: int
+    seconds: float
+    warnings: tuple[str, ...]
+
+
+def _where(part: Part, request: BackupRequest) -> str:
+    conditions = []
+    if request.user_id is not None:
+        conditions.append(
+            f"{part.user_sql} = pg_catalog.current_setting('{USER_SETTING}')")
+    if request.since is not None:
+        conditions.append(f"{quote_ident(part.since_column)} >= "
+                          f"pg_catalog.current_setting('{SINCE_SETTING}')::timestamptz")
+    return " AND ".join(conditions) or "true"
+
+
+def _select(table: LiveTable, where: str) -> str:
+    return (f"SELECT {table.column_list()} FROM {table.qualified} WHERE {where} "
+            f"ORDER BY {table.key_list()}")
+
+
+def _dump(cur: psycopg.Cursor[Any], table: LiveTable, where: str, path: Path,
+          bar: Bar) -> TableEntry:
+    digest, counter, size = hashlib.sha256(), RowCounter(), 0
+    statement = f"COPY ({_select(table, where)}) TO STDOUT (FORMAT binary)"
+    with path.open("wb") as spool, cur.copy(statement) as copy:
+        for block in copy:
+            spool.write(block)
+            digest.update(block)
+            size += len(block)
+            bar.advance(counter.feed(block))
+    if not counter.finished or counter.rows != cur.rowcount:
+        raise BackupError(f"the COPY stream of {table.qualified} is incomplete: "
+                          f"{counter.rows} rows read, COPY reported {cur.rowcount}")
+    return TableEntry(table.name, path.name, [[c.name, c.type] for c in table.columns],
+                      counter.rows, digest.hexdigest(), size)
+
+
+def _tables(cur: psycopg.Cursor[Any], parts: list[Part]) -> list[LiveTable]:
+    tables = []
+    for part in parts:
+        table = live_table(cur, SCHEMA, part.table)
+        if table is None or not table.primary_key:
+            raise BackupError(f"{SCHEMA}.{part.table} is missing or has no primary key: "
+                              "is the stack deployed on this database?")
+        tables.append(table)
+    return tables
+
+
+def _read(cur: psycopg.Cursor[Any], settings: Settings, request: BackupRequest,
+          spool: Path, progress: CommandProgress
+          ) -> tuple[ServerFacts, list[LiveTable], list[TableEntry]]:
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    act_as_service_role(cur, settings.service_role, BackupError)
+    # Belt and braces: should any table still filter rows, the read fails instead.
+    cur.execute("SET LOCAL row_security = off")
+    facts = server_facts(cur)
+    parts = data_parts(settings)
+    tables = _tables(cur, parts)
+    if request.since is not None:
+        for part, table in zip(parts, tables, strict=True):
+            if part.since_column not in table.names:
+                raise BackupError(f"{table.qualified} has no column {part.since_column}, "
+                                  "which an incremental backup selects by: deploy the "
+                                  "current version of the stack")
+    cur.execute("SELECT pg_catalog.set_config(%s, %s, true), "
+                "pg_catalog.set_config(%s, %s, true)",
+                (USER_SETTING, request.user_id or "", SINCE_SETTING,
+                 request.since.isoformat() if request.since else ""))
+    wheres = [_where(part, request) for part in parts]
+    total = 0
+    if progress.enabled:  # the bar's total; costs a count per table, so only on a terminal
+        for table, where in zip(tables, wheres, strict=True):
+            row = cur.execute(f"SELECT pg_catalog.count(*) FROM {table.qualified} "
+                              f"WHERE {where}").fetchone()
+            total += int(row[0]) if row else 0
+    entries = []
+    with progress.bar("backing up", total) as bar:
+        for table, where in zip(tables, wheres, strict=True):
+            bar.relabel(f"backing up {table.name}")
+            entries.append(_dump(cur, table, where, spool / f"{table.name}{MEMBER_SUFFIX}",
+                                 bar))
+    return facts, tables, entries
+
+
+def _manifest(dsn: str, settings: Settings, request: BackupRequest, facts: ServerFacts,
+              dimensions: int | None, entries: list[TableEntry]) -> Manifest:
+    return Manifest(
+        format=FORMAT, version=FORMAT_VERSION, taken_at=facts.taken_at, kind=request.kind,
+        user_id=request.user_id, since=request.since.isoformat() if request.since else None,
+        stack=settings.stack, database=database_identity(dsn),
+        server_version=facts.server_version, pgvector_version=facts.pgvector_version,
+        pgvector_schema=facts.pgvector_schema,
+        settings={"dimensions": dimensions, "collection": settings.collection,
+                  "tenancy": settings.tenancy, "clientProfile": settings.client_profile,
+                  "historyIncludesVectors": settings.history_includes_vectors},
+        layout_fingerprint=fingerprint([(e.table, e.columns) for e in entries],
+                                       facts.pgvector_schema),
+        tables=entries)
+
+
+def run_backup(dsn: str, settings: Settings, request: BackupRequest,
+               progress: CommandProgress) -> BackupResult:
+    started = time.monotonic()
+    data_parts(settings)  # the profile and the tables, before connecting
+    output = request.output.absolute()
+    if not output.parent.is_dir():
+        raise BackupError(f"--output: directory {output.parent} does not exist")
+    try:  # the spool sits beside the output: the same disk must hold both
+        spool_dir = tempfile.TemporaryDirectory(prefix=".mem0-backup-", dir=output.parent)
+    except OSError as exc:
+        raise BackupError(f"cannot write in {output.parent}: {exc}") from exc
+    with spool_dir as spool, open_session(dsn, APPLICATION, BackupError) as conn:
+        try:
+            with conn.transaction(force_rollback=True), conn.cursor() as cur:
+                facts, tables, entries = _read(cur, settings, request, Path(spool), progress)
+        except psycopg.Error as exc:
+            raise BackupError(f"the backup failed: {str(exc).strip()}") from exc
+        memories = next(t for t in tables if t.name == settings.collection)
+        dimensions = memories.dimensions()
+        warnings = [] if dimensions == settings.dimensions else [
+            f"{memories.qualified} holds vector({dimensions}), but stack {settings.stack!r} "
+            f"says dimensions {settings.dimensions}; the manifest records the table's"]
+        manifest = _manifest(dsn, settings, request, facts, dimensions, entries)
+        progress(f"writing {output}")
+        try:
+            size = write_archive(output, manifest.to_json(),
+                                 [(e.member, Path(spool) / e.member) for e in entries],
+                                 facts.taken_at_epoch)
+        except OSError as exc:
+            raise BackupError(f"cannot write {output}: {exc}") from exc
+    return BackupResult(output, manifest, size, time.monotonic() - started, tuple(warnings))

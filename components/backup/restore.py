@@ -1,0 +1,106 @@
+"""`restore`: a backup file or an in-database snapshot back into the stack's tables.
+
+Everything happens in ONE transaction as the service role: the file's manifest and
+layout are checked against the target, every member lands in a temporary table and is
+checked against the manifest, and only then are rows written (upsert, in restore order).
+Any refusal or error rolls the whole transaction back, so a refused restore changes no
+row; `--dry-run` runs every statement and rolls back, so its counts are the real run's.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from components.backup.archive import ArchiveReader
+from components.backup.catalog import LiveTable, live_table, server_facts
+from components.backup.common import APPLICATION, BackupError, CommandProgress
+from components.backup.load import keep_only_user, load_archive
+from components.backup.manifest import Manifest, read_manifest
+from components.backup.session import act_as_service_role
+from components.backup.snapshots import load_snapshot
+from components.backup.tables import SCHEMA, Part, data_parts, restore_order
+from components.backup.upsert import Outcome, apply
+from components.backup.verify import check_dimensions, check_stack, check_tables
+from components.connection import database_identity, open_session
+from components.settings import Settings
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    file: Path | None = None
+    snapshot: int | None = None
+    user_id: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    source: str  # what was restored, in words
+    target: str  # host:port/dbname
+    session_user: str  # the login role the history trigger records
+    outcomes: list[Outcome]
+    dry_run: bool
+    seconds: float
+
+
+def _targets(cur: psycopg.Cursor[Any], parts: list[Part]) -> dict[str, LiveTable]:
+    targets = {}
+    for part in parts:
+        table = live_table(cur, SCHEMA, part.table)
+        if table is None or not table.primary_key:
+            raise BackupError(f"{SCHEMA}.{part.table} is missing in the target or has no "
+                              "primary key: is the stack deployed on this database?")
+        targets[part.table] = table
+    return targets
+
+
+def _from_file(cur: psycopg.Cursor[Any], archive: ArchiveReader, manifest: Manifest,
+               settings: Settings, parts: list[Part], targets: dict[str, LiveTable],
+               progress: CommandProgress) -> list[Part]:
+    source = str(archive.path)
+    check_dimensions(manifest.dimensions, targets[settings.collection], settings, source)
+    check_tables(manifest, targets, server_facts(cur).pgvector_schema, settings, source)
+    load_archive(cur, archive, manifest, targets, progress)
+    present = {e.table for e in manifest.tables}
+    return [p for p in parts if p.table in present]
+
+
+def run_restore(dsn: str, settings: Settings, request: RestoreRequest,
+                progress: CommandProgress) -> RestoreResult:
+    started = time.monotonic()
+    parts = data_parts(settings)
+    with ExitStack() as stack:
+        archive = manifest = None
+        if request.file is not None:
+            # The file is read and its manifest checked before the database is touched.
+            archive = stack.enter_context(ArchiveReader(request.file))
+            manifest = read_manifest(archive.manifest_bytes(), str(request.file))
+            check_stack(manifest, settings, str(request.file))
+            source = f"{request.file}: {manifest.describe()}"
+        conn = stack.enter_context(open_session(dsn, APPLICATION, BackupError))
+        try:
+            with conn.transaction(force_rollback=request.dry_run), conn.cursor() as cur:
+                session_user = act_as_service_role(cur, settings.service_role, BackupError)
+                targets = _targets(cur, parts)
+                if archive is not None and manifest is not None:
+                    filled = _from_file(cur, archive, manifest, settings, parts, targets,
+                                        progress)
+                else:
+                    assert request.snapshot is not None
+                    source, filled = load_snapshot(cur, settings, request.snapshot, parts,
+                                                   targets)
+                if request.user_id is not None:
+                    keep_only_user(cur, filled, request.user_id)
+                loaded = [(p, targets[p.table]) for p in restore_order(filled)]
+                outcomes = apply(cur, loaded, targets[settings.collection], progress)
+        except psycopg.Error as exc:
+            raise BackupError(f"the restore failed and was rolled back, no row changed: "
+                              f"{str(exc).strip()}") from exc
+    return RestoreResult(source, database_identity(dsn), session_user, outcomes,
+                         request.dry_run, time.monotonic() - started)
