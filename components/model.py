@@ -33,7 +33,12 @@ from components.access import (
     table_access,
 )
 from components.identifiers import qualified, quote_ident, quote_literal
-from components.settings import MEM0_DEFAULT_LIMIT, SUPABASE_END_USER_ROLES, Settings
+from components.settings import (
+    JOB_SETTINGS,
+    MEM0_DEFAULT_LIMIT,
+    SUPABASE_END_USER_ROLES,
+    Settings,
+)
 from components.templates import render_template
 
 KINDS = ("extension", "role", "schema", "table", "function", "index", "trigger", "grant",
@@ -282,9 +287,12 @@ class _Builder:
             depends_on=(owner.key,),
             comment="functions the owner creates later are nobody's to call until granted"))
 
-    def cron_job(self, job: str, schedule: str, command: str, after: tuple[ObjectSpec, ...],
+    def cron_job(self, job: str, command: str, after: tuple[ObjectSpec, ...],
                  comment: str) -> ObjectSpec:
+        """A job of JOB_SETTINGS, on the schedule its setting gives."""
         name = cron_job_name(self.settings, job)
+        schedule = self.settings.jobs.schedule(job)
+        assert schedule, f"{JOB_SETTINGS[job]} schedules no job"
         return self.add(ObjectSpec(
             kind="cron_job", schema="", name=name, family="jobs",
             ddl=cron_job_ddl(name, schedule, command),
@@ -324,10 +332,6 @@ def cron_job_name(settings: Settings, job: str) -> str:
     return f"mem0:{settings.stack}:{settings.collection}:{job}"
 
 
-# Each job's setting: what an operator turns off when the server cannot run it.
-JOB_SETTINGS = {"snapshot": "snapshotSchedule", "expired-purge": "expiredPurgeSchedule",
-                "session-cleanup": "sessionCleanupSchedule",
-                "history-retention": "historyRetentionSchedule", "analyze": "analyzeSchedule"}
 _CRON_JOB_DDL = re.compile(r"^SELECT cron\.schedule\('((?:[^']|'')*)', '((?:[^']|'')*)', "
                            r"(?:\$job\$(.*)\$job\$|'((?:[^']|'')*)')\);$", re.DOTALL)
 
@@ -612,7 +616,7 @@ def _jobs(b: _Builder, live: dict[str, ObjectSpec], snapshot: ObjectSpec) -> Non
     memories = live[s.collection]
     history = live[HISTORY_TABLE]
     if jobs.snapshot_schedule:
-        b.cron_job("snapshot", jobs.snapshot_schedule,
+        b.cron_job("snapshot",
                    f"SELECT {snapshot.qualified_name}("
                    f"'{jobs.snapshot_retention_days} days'::interval)",
                    (snapshot,), f"snapshot into {BACKUP_SCHEMA}, keeping "
@@ -620,7 +624,7 @@ def _jobs(b: _Builder, live: dict[str, ObjectSpec], snapshot: ObjectSpec) -> Non
     if jobs.expired_purge_schedule:
         # mem0 hides a memory once its YYYY-MM-DD expiration_date is before today in UTC;
         # ISO dates compare as text (in the C collation), so no cast can fail on a bad value.
-        b.cron_job("expired-purge", jobs.expired_purge_schedule,
+        b.cron_job("expired-purge",
                    f"DELETE FROM {memories.qualified_name} WHERE (payload ->> "
                    "'expiration_date') ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' AND (payload ->> "
                    "'expiration_date') COLLATE \"C\" < to_char(now() AT TIME ZONE 'UTC', "
@@ -629,7 +633,7 @@ def _jobs(b: _Builder, live: dict[str, ObjectSpec], snapshot: ObjectSpec) -> Non
                    "(expiredPurgeSchedule)")
     if jobs.session_cleanup_schedule:
         hours = jobs.session_max_age_hours
-        b.cron_job("session-cleanup", jobs.session_cleanup_schedule,
+        b.cron_job("session-cleanup",
                    f"DELETE FROM {memories.qualified_name} WHERE run_id IN (SELECT run_id "
                    f"FROM {memories.qualified_name} WHERE run_id IS NOT NULL GROUP BY run_id "
                    f"HAVING max(updated_at) < now() - '{hours} hours'::interval)",
@@ -637,14 +641,14 @@ def _jobs(b: _Builder, live: dict[str, ObjectSpec], snapshot: ObjectSpec) -> Non
                    "(sessionCleanupSchedule)")
     if jobs.history_retention_schedule:
         days = jobs.history_retention_days
-        b.cron_job("history-retention", jobs.history_retention_schedule,
+        b.cron_job("history-retention",
                    f"DELETE FROM {history.qualified_name} WHERE at < now() - "
                    f"'{days} days'::interval",
                    (history,), f"deletes history older than {days} days "
                    "(historyRetentionSchedule)")
     if jobs.analyze_schedule:
         tables = ", ".join(t.qualified_name for t in live.values())
-        b.cron_job("analyze", jobs.analyze_schedule, f"ANALYZE {tables}",
+        b.cron_job("analyze", f"ANALYZE {tables}",
                    tuple(live.values()), "fresh planner statistics (analyzeSchedule)")
 
 

@@ -10,6 +10,7 @@ before settings parse.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -252,6 +253,12 @@ class BenchThresholds:
     traverse_ms: int
 
 
+# Each pg_cron job the model can declare, and the setting that schedules it (empty: off).
+JOB_SETTINGS = {"snapshot": "snapshotSchedule", "expired-purge": "expiredPurgeSchedule",
+                "session-cleanup": "sessionCleanupSchedule",
+                "history-retention": "historyRetentionSchedule", "analyze": "analyzeSchedule"}
+
+
 @dataclass(frozen=True)
 class LifecycleJobs:
     """The pg_cron jobs' schedules (None: the job is off) and what they keep."""
@@ -265,14 +272,14 @@ class LifecycleJobs:
     history_retention_days: int
     analyze_schedule: str | None
 
+    def schedule(self, job: str) -> str | None:
+        """The schedule of a job of JOB_SETTINGS (its field is the setting in snake case)."""
+        field_name = re.sub(r"(?<!^)(?=[A-Z])", "_", JOB_SETTINGS[job]).lower()
+        return getattr(self, field_name)  # type: ignore[no-any-return]
+
     def scheduled(self) -> dict[str, str]:
         """Each scheduled job's setting key -> its schedule."""
-        keys = {"snapshotSchedule": self.snapshot_schedule,
-                "expiredPurgeSchedule": self.expired_purge_schedule,
-                "sessionCleanupSchedule": self.session_cleanup_schedule,
-                "historyRetentionSchedule": self.history_retention_schedule,
-                "analyzeSchedule": self.analyze_schedule}
-        return {key: value for key, value in keys.items() if value}
+        return {key: when for job, key in JOB_SETTINGS.items() if (when := self.schedule(job))}
 
 
 @dataclass(frozen=True)
