@@ -17,7 +17,13 @@ import psycopg
 
 from components import cron
 from components.identifiers import qualified, quote_ident
-from components.model import cron_job_ddl, grantee_sql, policy_ddl, role_setting_line
+from components.model import (
+    BACKUP_SCHEMA,
+    cron_job_ddl,
+    grantee_sql,
+    policy_ddl,
+    role_setting_line,
+)
 
 Cursor = psycopg.Cursor
 # What identifies an object: a spec's fields or a resource's props (kind, schema, name,
@@ -383,7 +389,7 @@ def relation_has_storage(cur: Cursor, schema: str, name: str) -> bool:
 
 
 def catalog_snapshot(cur: Cursor,
-                     schemas: tuple[str, ...] = ("public", "extensions", "mem0_backup")
+                     schemas: tuple[str, ...] = ("public", "extensions", BACKUP_SCHEMA)
                      ) -> dict[str, str]:
     """Every extension, table (with its ACL), index, trigger and function in `schemas`, as
     `kind:schema.name` -> live definition.

@@ -90,3 +90,14 @@ def test_no_schedule_no_job_and_each_schedule_its_job() -> None:
 def test_job_text_round_trips(command: str) -> None:
     text = cron_job_ddl("mem0:s:c:j'", "@daily", command)
     assert parse_cron_job_ddl(text) == ("mem0:s:c:j'", "@daily", command)
+
+
+def test_render_prints_each_job_with_where_it_runs() -> None:
+    from components.render import render_script
+
+    script = render_script(parse_settings({"analyzeSchedule": "0 4 * * *"}, "dev"))
+    assert ("-- run in pg_cron's database (cron.database_name); from another database, call\n"
+            "-- cron.schedule_in_database(name, schedule, command, '<this database>') instead\n"
+            "SELECT cron.schedule('mem0:dev:memories:analyze', '0 4 * * *', $job$ANALYZE "
+            "public.memories, public.memories_entities, public.memory_history, "
+            "public.memory_relationships$job$);") in script
