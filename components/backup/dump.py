@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from components.backup.archive import write_archive
-from components.backup.catalog import LiveTable, ServerFacts, live_table, server_facts
+from components.backup.catalog import LiveTable, ServerFacts, server_facts
 from components.backup.common import (
     APPLICATION,
     FORMAT,
@@ -32,7 +32,7 @@ from components.backup.common import (
 from components.backup.copystream import RowCounter
 from components.backup.manifest import Manifest, TableEntry, fingerprint
 from components.backup.session import act_as_service_role
-from components.backup.tables import SCHEMA, Part, data_parts
+from components.backup.tables import Part, data_parts, deployed_tables
 from components.bench.progress import Bar
 from components.connection import database_identity, open_session
 from components.identifiers import quote_ident
@@ -96,17 +96,6 @@ def _dump(cur: psycopg.Cursor[Any], table: LiveTable, where: str, path: Path,
                       counter.rows, digest.hexdigest(), size)
 
 
-def _tables(cur: psycopg.Cursor[Any], parts: list[Part]) -> list[LiveTable]:
-    tables = []
-    for part in parts:
-        table = live_table(cur, SCHEMA, part.table)
-        if table is None or not table.primary_key:
-            raise BackupError(f"{SCHEMA}.{part.table} is missing or has no primary key: "
-                              "is the stack deployed on this database?")
-        tables.append(table)
-    return tables
-
-
 def _read(cur: psycopg.Cursor[Any], settings: Settings, request: BackupRequest,
           spool: Path, progress: CommandProgress
           ) -> tuple[ServerFacts, list[LiveTable], list[TableEntry]]:
@@ -116,7 +105,7 @@ def _read(cur: psycopg.Cursor[Any], settings: Settings, request: BackupRequest,
     cur.execute("SET LOCAL row_security = off")
     facts = server_facts(cur)
     parts = data_parts(settings)
-    tables = _tables(cur, parts)
+    tables = list(deployed_tables(cur, parts).values())
     if request.since is not None:
         for part, table in zip(parts, tables, strict=True):
             if part.since_column not in table.names:

@@ -18,13 +18,13 @@ from typing import Any
 import psycopg
 
 from components.backup.archive import ArchiveReader
-from components.backup.catalog import LiveTable, live_table, server_facts
+from components.backup.catalog import LiveTable, server_facts
 from components.backup.common import APPLICATION, BackupError, CommandProgress
 from components.backup.load import keep_only_user, load_archive
 from components.backup.manifest import Manifest, read_manifest
 from components.backup.session import act_as_service_role
 from components.backup.snapshots import load_snapshot
-from components.backup.tables import SCHEMA, Part, data_parts, restore_order
+from components.backup.tables import Part, data_parts, deployed_tables, restore_order
 from components.backup.upsert import Outcome, apply
 from components.backup.verify import check_dimensions, check_stack, check_tables
 from components.connection import database_identity, open_session
@@ -47,17 +47,6 @@ class RestoreResult:
     outcomes: list[Outcome]
     dry_run: bool
     seconds: float
-
-
-def _targets(cur: psycopg.Cursor[Any], parts: list[Part]) -> dict[str, LiveTable]:
-    targets = {}
-    for part in parts:
-        table = live_table(cur, SCHEMA, part.table)
-        if table is None or not table.primary_key:
-            raise BackupError(f"{SCHEMA}.{part.table} is missing in the target or has no "
-                              "primary key: is the stack deployed on this database?")
-        targets[part.table] = table
-    return targets
 
 
 def _from_file(cur: psycopg.Cursor[Any], archive: ArchiveReader, manifest: Manifest,
@@ -87,7 +76,7 @@ def run_restore(dsn: str, settings: Settings, request: RestoreRequest,
         try:
             with conn.transaction(force_rollback=request.dry_run), conn.cursor() as cur:
                 session_user = act_as_service_role(cur, settings.service_role, BackupError)
-                targets = _targets(cur, parts)
+                targets = deployed_tables(cur, parts)
                 if archive is not None and manifest is not None:
                     filled = _from_file(cur, archive, manifest, settings, parts, targets,
                                         progress)

@@ -10,8 +10,12 @@ backup: silently leaving it out would make a backup that looks whole and is not.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import psycopg
 
 from components.access import MEMBERSHIP_TABLE
+from components.backup.catalog import LiveTable, live_table
 from components.backup.common import BackupError
 from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE, build_model
 from components.settings import Settings
@@ -71,3 +75,16 @@ def data_parts(settings: Settings) -> list[Part]:
 
 def restore_order(parts: list[Part]) -> list[Part]:
     return sorted(parts, key=lambda p: p.rank)
+
+
+def deployed_tables(cur: psycopg.Cursor[Any], parts: list[Part]) -> dict[str, LiveTable]:
+    """Each part's table as the database has it; BackupError when one is missing or has no
+    primary key (the stack is not deployed there, or an older version of it is)."""
+    tables = {}
+    for part in parts:
+        table = live_table(cur, SCHEMA, part.table)
+        if table is None or not table.primary_key:
+            raise BackupError(f"{SCHEMA}.{part.table} is missing or has no primary key: "
+                              "is the stack deployed on this database?")
+        tables[part.table] = table
+    return tables
