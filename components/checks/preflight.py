@@ -67,8 +67,8 @@ def check_pg_cron(ctx: Context) -> Outcome:
                 + " to empty)")
     database = cron.current_database(ctx.conn)
     try:
-        where = cron.cron_database(ctx.conn)
         with cron.cron_session(ctx.conn) as cron_conn:
+            where = cron.current_database(cron_conn)  # the session found it already
             elsewhere = where != database
             function = ("cron.schedule_in_database(text, text, text, text, text, boolean)"
                         if elsewhere else "cron.schedule(text, text, text)")
