@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from components import audit, backup, bench
+from components import audit, backup, bench, dev
 from components.checks import command as checks
 from components.checks.core import CheckRunError
 from components.connection import CommandDsnError
@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
                         "tables, in one transaction, after checking it (never deletes)"))
     for phase in checks.PHASES:
         checks.add_arguments(commands.add_parser(phase, help=checks.HELP[phase]))
+    dev.add_arguments(commands.add_parser(
+        "dev", help="start, stop or show the embedded server of a stack with target "
+                    "embedded (it keeps running between commands)"))
     return parser
 
 
@@ -79,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return backup.restore_command(args)
         if args.command in checks.PHASES:
             return checks.command(args)
-    except (SettingsError, StackFileError, CommandDsnError, bench.BenchError,
+        if args.command == "dev":
+            return dev.command(args)
+    except (SettingsError, StackFileError, CommandDsnError, bench.BenchError, dev.DevError,
             audit.AuditError, backup.BackupError, CheckRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

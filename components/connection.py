@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+import warnings
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
@@ -55,14 +58,49 @@ def embedded_data_dir(spec: str) -> Path:
     return Path(os.path.abspath(spec[len(EMBEDDED_PREFIX):]))
 
 
-def start_embedded(data_dir: Path) -> str:
-    """Start (or reuse) the embedded server for `data_dir`; return its URI."""
-    import pgserver  # imported here: only the embedded target needs it
+# pgserver's start-up lock is one file handle per process, which two threads close under
+# each other (the dynamic-provider plugin serves four calls at once): start one at a time.
+_START_LOCK = threading.Lock()
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode=None: the server outlives this process, so the next command reuses it.
-    server = pgserver.get_server(data_dir, cleanup_mode=None)
-    return str(server.get_uri())
+
+def _pgserver() -> ModuleType:
+    """pgserver, imported on first use: only the embedded target needs it."""
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir at import, which warns where
+        # XDG_RUNTIME_DIR is unset (root shells, CI) and falls back to /tmp.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pgserver
+        import pgserver.utils
+    return pgserver
+
+
+def running_embedded(data_dir: Path) -> str | None:
+    """The URI of the embedded server of `data_dir` when it is running, else None.
+
+    Reads postmaster.pid only: no lock, no child process (a fork in the plugin, whose gRPC
+    threads are running, makes gRPC log a warning into the deployment's output)."""
+    try:
+        info = _pgserver().utils.PostmasterInfo.read_from_pgdata(data_dir)
+    except (OSError, ValueError, AssertionError):
+        return None  # absent, or half-written while the server starts or stops
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    return str(info.get_uri())
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server for `data_dir`; return its URI.
+
+    The server outlives this process (pgserver's cleanup_mode=None): every later command,
+    and each provider call of the engine, reuses it until `python -m components dev stop`.
+    """
+    uri = running_embedded(data_dir)
+    if uri is not None:
+        return uri
+    with _START_LOCK:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = _pgserver().get_server(data_dir, cleanup_mode=None)
+        return str(server.get_uri())
 
 
 def stop_embedded(data_dir: Path, timeout: float = 30.0) -> bool:

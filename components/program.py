@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pulumi
-from pulumi.runtime.config import CONFIG, get_config_env
+from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
 from components.resources import Mem0Backend
 from components.settings import PROJECT, Settings, settings_from_pulumi_config
@@ -62,7 +62,8 @@ def read_settings() -> Settings:
     # The engine hands config over either in-process (set_all_config) or via PULUMI_CONFIG.
     every_key = set(CONFIG.get()) | set(get_config_env())
     keys = sorted(k[len(prefix):] for k in every_key if k.startswith(prefix))
-    return settings_from_pulumi_config(config.get, keys, pulumi.get_stack())
+    return settings_from_pulumi_config(config.get, keys, pulumi.get_stack(),
+                                       lambda key: is_config_secret(prefix + key))
 
 
 def run() -> None:

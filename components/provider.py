@@ -64,11 +64,11 @@ IDENTITY_KEYS = ("kind", "schema", "name", "table", "role", "on", "arguments", "
 OPTIONAL_IDENTITY_KEYS = ("table", "role", "on", "arguments")
 DEFINITION_KEYS = ("ddl", "drop_sql", "requires", "allow_data_loss", "provider_version",
                    "password", "notes")
-# What `read` hands back as refreshed inputs. Not the connection or the password: the
-# dynamic-provider plugin serializes these without secret markers, and a secret must never
-# land in state as plaintext.
-SECRET_KEYS = ("connection", "password")
-READ_INPUT_KEYS = tuple(k for k in IDENTITY_KEYS + DEFINITION_KEYS if k not in SECRET_KEYS)
+# What `read` hands back as refreshed inputs: every input, the secret ones too. Left out,
+# the engine reads them as removed and refresh reports `-connection` drift on every
+# object. The plugin sends them unmarked, and the engine marks each one secret again
+# because the old input of that key was (annotateSecrets, pkg/resource/plugin).
+READ_INPUT_KEYS = ("connection", *IDENTITY_KEYS, *DEFINITION_KEYS)
 REQUIRED_KEYS = ("kind", "name", "database", "connection", "ddl")
 # Kinds whose live state is simply made to match on create: there is nothing to adopt or
 # clobber (a grant or a table's RLS flags are exactly what the stack declares).
@@ -440,7 +440,9 @@ def _delete_table(conn: psycopg.Connection, props: dict[str, Any], allow_data_lo
         raise SqlObjectError(
             f"refusing to drop table {qualified(props['schema'], props['name'])}: it holds "
             "rows. Back them up first (pg_dump), then allow it with "
-            "`pulumi config set allowDataLoss true` and destroy again.")
+            "`pulumi config set allowDataLoss true` and `pulumi destroy --run-program` (the "
+            "engine hands the provider the stack's current config only when it runs the "
+            "program).")
     with conn.transaction():
         conn.execute(props["drop_sql"])
 

@@ -667,18 +667,30 @@ def _secret(value: object) -> str | None:
 
 
 def settings_from_pulumi_config(getter: Callable[[str], str | None], all_keys: list[str],
-                                stack: str) -> Settings:
+                                stack: str, is_secret: Callable[[str], bool]) -> Settings:
     """Parse from Pulumi's config: `getter(key)` returns the raw string or None.
 
     `all_keys` are every `mem0infra:`-namespaced key the stack sets, so a typo is
-    reported instead of ignored.
+    reported instead of ignored. `is_secret(key)` tells whether the engine holds the key
+    encrypted: a secret setting given in plain text is refused (Pulumi's typed config
+    cannot say so itself, docs/engine.md).
     """
     raw: dict[str, object] = {}
     for key in all_keys:
         value = getter(key)
         if value is not None:
             raw[key] = value
-    return parse_settings(raw, stack)
+    plaintext = [
+        f"{spec.key}: stored in plain text in Pulumi.{stack}.yaml, but it is a secret; "
+        f"allowed: an encrypted value (pulumi config set --secret {spec.key} VALUE)"
+        for spec in SETTINGS if spec.secret and raw.get(spec.key) and not is_secret(spec.key)]
+    try:
+        settings = parse_settings(raw, stack)
+    except SettingsError as exc:
+        raise SettingsError(plaintext + exc.problems) from None
+    if plaintext:
+        raise SettingsError(plaintext)
+    return settings
 
 
 # Settings fields that hold secrets: never part of a payload (they travel as secrets).

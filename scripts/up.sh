@@ -1,27 +1,34 @@
 #!/usr/bin/env bash
 # The main job: `pulumi up` of the dev stack on its embedded PostgreSQL (pgserver, data
-# under .pgdata/dev). Needs no database and no secret; needs the Pulumi CLI.
-# Extra arguments go to `pulumi up` (e.g. `bash scripts/up.sh --yes`).
+# under .pgdata/dev). Needs no database and no secret. Extra arguments go to `pulumi up`
+# (e.g. `bash scripts/up.sh --yes`).
+#
+# Uses the `pulumi` on PATH when there is one; otherwise builds the CLI from Go modules
+# into a cache outside the repository (scripts/install-pulumi.sh; minutes the first time).
+# Not logged in to a backend: state goes to .pulumi-state/ (git-ignored) with the
+# passphrase secrets provider (PULUMI_CONFIG_PASSPHRASE, empty unless you set it: the dev
+# stack holds no secret). Leaves the embedded server running for mem0 and the next run;
+# `.venv/bin/python -m components dev stop` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/venv.sh
 if ! command -v pulumi >/dev/null 2>&1; then
-    cat >&2 <<'MSG'
-up.sh: the Pulumi CLI is not installed, and the Python package does not include it.
-Install it (https://www.pulumi.com/docs/iac/download-install/), then run this again.
-Without the CLI you can still see exactly what the dev stack deploys:
-    .venv/bin/python -m components render --stack dev
-and run the whole deployment cycle against a real PostgreSQL with the tests:
-    bash scripts/test.sh
-MSG
-    exit 127
+    bin=$(bash scripts/install-pulumi.sh)
+    export PATH="$bin:$PATH"
 fi
-# Not logged in to a backend: keep dev state in the repository (git-ignored).
-if ! pulumi whoami >/dev/null 2>&1; then
+export PULUMI_SKIP_UPDATE_CHECK=${PULUMI_SKIP_UPDATE_CHECK:-true}
+
+if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami --non-interactive >/dev/null 2>&1; then
     mkdir -p .pulumi-state
     export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
     export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
+    echo "up.sh: not logged in to a Pulumi backend: state in .pulumi-state/" >&2
 fi
-pulumi stack select dev --create --non-interactive
-pulumi up --stack dev --diff "$@"
+
+interactive=()
+if [ ! -t 0 ]; then
+    interactive=(--non-interactive)
+fi
+pulumi stack select dev --create "${interactive[@]}"
+pulumi up --stack dev --diff "${interactive[@]}" "$@"

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from components.settings import PROJECT_ROLE_KEYS, Settings, parse_settings
-from tests.deploy_driver import DeployDriver
+from tests.support.engine import PulumiStack
 from tests.support.testbed import PgServer, create_database, drop_database, start_server
 
 
@@ -92,12 +92,13 @@ def stack_settings(database: TestDatabase, stack: str = "t", **raw: object) -> S
 
 @pytest.fixture
 def make_driver(database: TestDatabase, tmp_path: Path):
-    """A deploy driver for a stack file, pointed at the test database unless told otherwise."""
+    """A stack deployed through the real Pulumi CLI, pointed at the test database unless
+    told otherwise."""
 
-    def make(stack: str = "dev", **settings: object) -> DeployDriver:
+    def make(stack: str = "dev", **settings: object) -> PulumiStack:
         # Roles are cluster-wide: each test database gets its own app role.
         config = stack_config(database, **settings)
-        return DeployDriver(stack, tmp_path / f"state-{stack}.json", config)
+        return PulumiStack(stack, tmp_path / f"state-{stack}.json", config)
 
     return make
 

@@ -13,11 +13,11 @@ from components.introspect import live_ddl
 from components.model import build_model
 from tests.conftest import APP_PASSWORD, TestDatabase, app_role_for, stack_settings
 
-EXT = ("mem0:index:Extensions$pulumi-python:dynamic/mem0:SqlObject::"
+EXT = ("mem0:index:Mem0Backend$mem0:index:Extensions$pulumi-python:dynamic/mem0:SqlObject::"
        "mem0-dev-extensions-public.vector")
-TABLE = ("mem0:index:MemoryTables$pulumi-python:dynamic/mem0:SqlObject::"
+TABLE = ("mem0:index:Mem0Backend$mem0:index:MemoryTables$pulumi-python:dynamic/mem0:SqlObject::"
          "mem0-dev-tables-public.memories")
-INDEX = ("mem0:index:Indexes$pulumi-python:dynamic/mem0:SqlObject::"
+INDEX = ("mem0:index:Mem0Backend$mem0:index:Indexes$pulumi-python:dynamic/mem0:SqlObject::"
          "mem0-dev-indexes-public.memories_vector_idx")
 ENTITIES_INDEX = INDEX.replace("memories_vector_idx", "memories_entities_vector_idx")
 
@@ -144,9 +144,11 @@ def test_destroy_refuses_to_drop_memories(make_driver, database) -> None:
     assert report.error and re.search(
         r"refusing to drop table public\.(memories|memory_history): it holds rows", report.error)
     assert database.scalar("SELECT payload->>'data' FROM public.memories") == "precious"
-    # `pulumi config set allowDataLoss true`: the provider reads the current config, so
-    # destroy proceeds without an `up` first.
-    make_driver(allowDataLoss=True).destroy().raise_for_error()
+    # `pulumi config set allowDataLoss true` alone changes nothing: without the program
+    # the engine configures the provider with the config of the last `up`.
+    again = make_driver(allowDataLoss=True).destroy()
+    assert again.error and "pulumi destroy --run-program" in again.error
+    make_driver(allowDataLoss=True).destroy(run_program=True).raise_for_error()
     assert database.scalar("SELECT to_regclass('public.memories') IS NULL") is True
 
 

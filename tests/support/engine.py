@@ -1,0 +1,316 @@
+"""The real Pulumi engine for the tests: every deployment goes through the `pulumi` CLI.
+
+`PulumiStack` is one stack of this project in a throw-away copy of the project directory
+(Pulumi.yaml and __main__.py copied, `.venv` linked to the repository's), with a local
+file backend and the passphrase secrets provider. Each call runs the CLI that
+scripts/install-pulumi.sh builds (or finds cached), with the engine's event log, and
+returns a `Report` read from that log: the operations per resource, the drift a
+`refresh --preview-only` shows, the stack outputs and which of them are secret, and the
+CLI's output when the command failed.
+
+The stack's config is rewritten before every command from the repository's
+`Pulumi.<stack>.yaml` (encrypted values left out: the test gives its own) and the test's
+settings, through `pulumi config set-all` (`--secret` for the secret settings), so a
+stack reused with other settings deploys exactly those.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.settings import PROJECT, SETTINGS
+from components.stackfile import read_stack_config
+
+REPO = Path(__file__).resolve().parents[2]
+PASSPHRASE = "tests-passphrase"
+SECRET_SETTINGS = frozenset(spec.key for spec in SETTINGS if spec.secret)
+COMMAND_TIMEOUT = 900
+# The engine's ops of one replacement, reported as one "replace" as `pulumi up` shows it.
+REPLACE_OPS = ("replace", "create-replacement", "delete-replaced")
+SECRET_SIG, SECRET_MARK = "4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270"
+
+
+class EngineError(RuntimeError):
+    """The CLI could not be built or run, or a command the test expected to pass failed."""
+
+
+@functools.cache
+def pulumi_bin() -> Path:
+    """The directory of `pulumi` and its companions, built on first use."""
+    done = subprocess.run(["bash", str(REPO / "scripts" / "install-pulumi.sh")],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise EngineError(f"scripts/install-pulumi.sh failed ({done.returncode}):\n"
+                          f"{done.stderr[-4000:]}")
+    return Path(done.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Report:
+    """What one CLI command did, read from the engine's event log."""
+
+    mode: str
+    operations: list[dict[str, Any]]
+    outputs: dict[str, Any]
+    secret_outputs: list[str]
+    drift: list[dict[str, Any]]
+    error: str | None
+    output: str = ""  # everything the CLI printed
+    resources: list[dict[str, Any]] = field(default_factory=list)  # as the program declared
+    exit_code: int = 0
+
+    def ops(self, op: str | None = None) -> dict[str, str]:
+        """urn -> operation (or only the urns with `op`), custom resources only."""
+        found = {o["urn"]: o["op"] for o in self.operations}
+        return {u: o for u, o in found.items() if op is None or o == op}
+
+    def ops_by_type(self, type_suffix: str) -> dict[str, str]:
+        return {u: o for u, o in self.ops().items() if u.split("::")[2].endswith(type_suffix)}
+
+    def raise_for_error(self) -> Report:
+        if self.error:
+            raise EngineError(f"pulumi {self.mode} failed ({self.exit_code}):\n{self.error}")
+        return self
+
+
+def _events(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.exists():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            yield json.loads(line)
+
+
+def _is_secret(value: Any) -> bool:
+    """An event shows a secret as Pulumi's secret signature with `ciphertext: [secret]`."""
+    return isinstance(value, dict) and value.get(SECRET_SIG) == SECRET_MARK
+
+
+def _secret_paths(value: Any, path: str = "") -> list[str]:
+    """Paths of the values an event shows as secret."""
+    if _is_secret(value):
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items()
+                for p in _secret_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
+    return []
+
+
+def _diagnostics(output: str) -> str:
+    """What a failed command says: its Diagnostics section, else the end of its output."""
+    start = output.find("Diagnostics:")
+    return output[start:] if start >= 0 else output[-4000:]
+
+
+def _changed_keys(step: dict[str, Any]) -> list[str]:
+    """The inputs a step changes (the engine leaves `diffs` empty for dynamic resources)."""
+    old = (step.get("old") or {}).get("inputs") or {}
+    new = (step.get("new") or {}).get("inputs") or {}
+    return sorted(k for k in set(old) | set(new)
+                  if k != "__provider" and old.get(k) != new.get(k))
+
+
+def _state_of(step: dict[str, Any]) -> dict[str, Any]:
+    return step.get("new") or step.get("old") or {}
+
+
+@dataclass
+class PulumiStack:
+    """One stack deployed through the real CLI; `state_path` names its working directory
+    (two objects with the same path are the same stack with the same state)."""
+
+    stack: str
+    state_path: Path
+    config: dict[str, Any] = field(default_factory=dict)  # settings on top of the stack file
+    base_stack_file: Path | None = None  # default: the repository's Pulumi.<stack>.yaml
+
+    @property
+    def workdir(self) -> Path:
+        return self.state_path.with_suffix("")
+
+    @property
+    def project_dir(self) -> Path:
+        return self.workdir / "project"
+
+    def env(self) -> dict[str, str]:
+        """The CLI's environment: a private home and backend, nothing from the network."""
+        return {
+            **os.environ,
+            "PATH": f"{pulumi_bin()}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PULUMI_HOME": str(self.workdir / "home"),
+            "PULUMI_BACKEND_URL": (self.workdir / "backend").as_uri(),
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_DEBUG_COMMANDS": "true",  # enables --event-log
+            "PULUMI_COPILOT": "false",
+            "NO_COLOR": "1",
+        }
+
+    def cli(self, *args: str, check: bool = True,
+            input_: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `pulumi ARGS` in the project directory."""
+        self._prepare()
+        done = subprocess.run(["pulumi", *args], cwd=self.project_dir, env=self.env(),
+                              capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
+                              check=False, input=input_)
+        if check and done.returncode != 0:
+            raise EngineError(f"pulumi {' '.join(args)} failed ({done.returncode}):\n"
+                              f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return done
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        if (self.project_dir / "Pulumi.yaml").exists():
+            return
+        self.project_dir.mkdir(parents=True)
+        (self.workdir / "backend").mkdir()
+        for name in ("Pulumi.yaml", "__main__.py"):
+            shutil.copy(REPO / name, self.project_dir / name)
+        (self.project_dir / ".venv").symlink_to(REPO / ".venv")
+        self.cli("stack", "init", self.stack, "--non-interactive")
+
+    def stack_file(self) -> Path:
+        return self.project_dir / f"Pulumi.{self.stack}.yaml"
+
+    def settings(self) -> dict[str, Any]:
+        """The settings this stack deploys: the base stack file's, then the test's."""
+        base = self.base_stack_file or REPO / f"Pulumi.{self.stack}.yaml"
+        merged: dict[str, Any] = {}
+        if base.exists():
+            raw = read_stack_config(self.stack, base.parent) if base.parent == REPO else \
+                {k.split(":", 1)[1]: v for k, v in (yaml.safe_load(base.read_text())
+                                                    .get("config") or {}).items()}
+            merged.update({k: v for k, v in raw.items()
+                           if type(v).__name__ != "EncryptedValue"})
+        merged.update(self.config)
+        return merged
+
+    def write_config(self) -> None:
+        """Make the stack's config exactly `settings()`, secrets encrypted."""
+        self._prepare()
+        document = yaml.safe_load(self.stack_file().read_text()) or {}
+        self.stack_file().write_text(yaml.safe_dump(
+            {"encryptionsalt": document["encryptionsalt"]}))
+        args: list[str] = []
+        for key, value in self.settings().items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            flag = "--secret" if key in SECRET_SETTINGS else "--plaintext"
+            args += [flag, f"{PROJECT}:{key}={text}"]
+        if args:
+            self.cli("config", "set-all", "--stack", self.stack, *args)
+
+    # --- the commands ------------------------------------------------------------------------
+
+    def _run(self, mode: str, *args: str) -> Report:
+        self.write_config()
+        log = self.workdir / "events.jsonl"
+        log.unlink(missing_ok=True)
+        done = self.cli(*args, "--stack", self.stack, "--non-interactive",
+                        "--event-log", str(log), check=False)
+        output = done.stdout + done.stderr
+        error = _diagnostics(output) if done.returncode != 0 else None
+        return self._report(mode, list(_events(log)), output, error, done.returncode)
+
+    def up(self, refresh: bool = True) -> Report:
+        report = self._run("up", "up", "--yes", "--skip-preview",
+                           f"--refresh={str(refresh).lower()}")
+        if report.error is None:
+            report.outputs = self.outputs(show_secrets=True)
+        return report
+
+    def preview(self, refresh: bool = False, diff: bool = False) -> Report:
+        return self._run("preview", "preview", f"--refresh={str(refresh).lower()}",
+                         *(["--diff"] if diff else []))
+
+    def refresh(self, write: bool = False) -> Report:
+        """`pulumi refresh --preview-only` by default: reports drift, writes nothing."""
+        flags = ("--yes", "--skip-preview") if write else ("--preview-only",)
+        return self._run("refresh", "refresh", *flags)
+
+    def destroy(self, run_program: bool = False) -> Report:
+        """`pulumi destroy`; `run_program` hands the providers the current config."""
+        return self._run("destroy", "destroy", "--yes", "--skip-preview",
+                         *(["--run-program"] if run_program else []))
+
+    def outputs(self, show_secrets: bool = False) -> dict[str, Any]:
+        args = ["stack", "output", "--stack", self.stack, "--json"]
+        if show_secrets:
+            args.append("--show-secrets")
+        return dict(json.loads(self.cli(*args).stdout or "{}"))
+
+    def export(self) -> dict[str, Any]:
+        """`pulumi stack export`: the deployment as the backend stores it."""
+        return dict(json.loads(self.cli("stack", "export", "--stack", self.stack).stdout))
+
+    def state(self) -> dict[str, Any]:
+        """urn -> resource of the stack's state; {} once nothing is deployed."""
+        if not (self.project_dir / "Pulumi.yaml").exists():
+            return {}
+        resources = self.export().get("deployment", {}).get("resources") or []
+        return {r["urn"]: r for r in resources if r["type"] != "pulumi:pulumi:Stack"}
+
+    # --- reading the event log ---------------------------------------------------------------
+
+    def _report(self, mode: str, events: list[dict[str, Any]], output: str,
+                error: str | None, exit_code: int) -> Report:
+        steps: dict[str, list[dict[str, Any]]] = {}
+        declared: dict[str, dict[str, Any]] = {}
+        stack_outputs: dict[str, Any] = {}
+        for event in events:
+            for kind in ("resourcePreEvent", "resOutputsEvent"):
+                if kind not in event:
+                    continue
+                step = event[kind]["metadata"]
+                state = _state_of(step)
+                if state.get("type") == "pulumi:pulumi:Stack":
+                    if kind == "resOutputsEvent" and step.get("new"):
+                        stack_outputs = step["new"].get("outputs") or {}
+                    continue
+                if kind == "resourcePreEvent" and step.get("new"):
+                    new = step["new"]
+                    declared[step["urn"]] = {
+                        "urn": step["urn"], "type": new.get("type"),
+                        "custom": bool(new.get("custom")), "parent": new.get("parent", ""),
+                        "inputs": {k: v for k, v in (new.get("inputs") or {}).items()
+                                   if k != "__provider"}}
+                if state.get("custom") and step.get("op") not in ("read", "refresh"):
+                    steps.setdefault(step["urn"], []).append(step)
+        operations, drift = [], []
+        for urn, seen in steps.items():
+            ops = [s["op"] for s in seen]
+            op = "replace" if any(o in REPLACE_OPS for o in ops) else ops[-1]
+            keys = _changed_keys(seen[-1])
+            operations.append({"urn": urn, "op": op, "keys": keys})
+            if mode == "refresh" and op == "update":
+                drift.append({"urn": urn, "change": "updated", "keys": keys,
+                              "live": (seen[-1].get("new") or {}).get("outputs") or {}})
+            elif mode == "refresh" and op == "delete":
+                drift.append({"urn": urn, "change": "deleted"})
+        return Report(mode, operations if mode != "refresh" else [],
+                      stack_outputs, _secret_paths(stack_outputs), drift, error, output,
+                      list(declared.values()), exit_code)
+
+
+def read_state_file(stack: PulumiStack) -> str:
+    """The backend's stored checkpoint of the stack, as text (secrets must be ciphertext)."""
+    found = list((stack.workdir / "backend").rglob(f"{stack.stack}.json"))
+    return "\n".join(p.read_text() for p in found)
+
+
+def stack_config_text(settings: Mapping[str, Any]) -> str:
+    """A `Pulumi.<stack>.yaml` body for `settings` (plain values only)."""
+    return yaml.safe_dump({"config": {f"{PROJECT}:{k}": v for k, v in settings.items()}})
