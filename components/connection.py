@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -58,8 +60,7 @@ def embedded_data_dir(spec: str) -> Path:
     return Path(os.path.abspath(spec[len(EMBEDDED_PREFIX):]))
 
 
-# pgserver's start-up lock is one file handle per process, which two threads close under
-# each other (the dynamic-provider plugin serves four calls at once): start one at a time.
+# One start at a time per process: the dynamic-provider plugin serves four calls at once.
 _START_LOCK = threading.Lock()
 
 
@@ -88,19 +89,43 @@ def running_embedded(data_dir: Path) -> str | None:
     return str(info.get_uri())
 
 
+class EmbeddedServerError(RuntimeError):
+    """The embedded server did not start; the message carries what pgserver said."""
+
+
 def start_embedded(data_dir: Path) -> str:
     """Start (or reuse) the embedded server for `data_dir`; return its URI.
 
     The server outlives this process (pgserver's cleanup_mode=None): every later command,
     and each provider call of the engine, reuses it until `python -m components dev stop`.
+    It is started by a fresh interpreter: pgserver runs initdb and pg_ctl with a
+    `preexec_fn` (as root it switches to its own user), which is unsafe where other
+    threads run, and in the provider plugin, among gRPC's threads, pg_ctl died of SIGSEGV.
     """
     uri = running_embedded(data_dir)
     if uri is not None:
         return uri
     with _START_LOCK:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        server = _pgserver().get_server(data_dir, cleanup_mode=None)
-        return str(server.get_uri())
+        uri = running_embedded(data_dir)
+        if uri is None:
+            done = subprocess.run(
+                [sys.executable, "-c", "import sys; from components.connection import "
+                 "start_embedded_here; start_embedded_here(sys.argv[1])", str(data_dir)],
+                capture_output=True, text=True, timeout=300, check=False)
+            uri = running_embedded(data_dir)
+            if done.returncode != 0 or uri is None:
+                said = (done.stderr or done.stdout).strip()[-2000:]
+                raise EmbeddedServerError(
+                    f"the embedded server in {data_dir} did not start: {said}")
+        return uri
+
+
+def start_embedded_here(data_dir: str) -> None:
+    """Start the embedded server from this (single-threaded) process; `start_embedded`
+    runs it in a fresh interpreter."""
+    path = Path(data_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    _pgserver().get_server(path, cleanup_mode=None)
 
 
 def stop_embedded(data_dir: Path, timeout: float = 30.0) -> bool:

@@ -21,6 +21,7 @@ from components.model import (
     BACKUP_SCHEMA,
     cron_job_ddl,
     grantee_sql,
+    index_ddl,
     policy_ddl,
     role_setting_line,
 )
@@ -125,7 +126,7 @@ def _index(cur: Cursor, ref: ObjectRef) -> str | None:
     definition, valid = cur.execute(
         "SELECT pg_catalog.pg_get_indexdef(indexrelid), indisvalid"
         " FROM pg_catalog.pg_index WHERE indexrelid = %s", (oid,)).fetchone()  # type: ignore[misc]
-    text = f"{definition};"
+    text = index_ddl(definition)
     return text if valid else f"{text}\n{INVALID_INDEX_NOTE}"
 
 

@@ -65,6 +65,23 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version.split(" ", 1)[0]))
 
 
+
+def index_ddl(definition: str) -> str:
+    """The canonical text of an index from its one-line definition (pg_get_indexdef's form,
+    without the semicolon): USING, WITH and WHERE each begin a line, so a preview shows a
+    changed method, parameter or predicate as its own SQL line."""
+    head, _, using = definition.partition(" USING ")
+    using, _, where = using.partition(" WHERE ")
+    using, _, parameters = using.rpartition(" WITH (") if " WITH (" in using else \
+        (using, "", "")
+    lines = [head, f"  USING {using}"]
+    if parameters:
+        lines.append(f"  WITH ({parameters}")
+    if where:
+        lines.append(f"  WHERE {where}")
+    return "\n".join(lines) + ";"
+
+
 @dataclass(frozen=True)
 class Requirement:
     """A server feature an object needs; checked before it is applied."""
@@ -182,8 +199,8 @@ class _Builder:
         predicate = f" WHERE {where}" if where else ""
         return self.add(ObjectSpec(
             kind="index", schema=self.schema, name=name, table=table.name, family="indexes",
-            ddl=f"{head} {quote_ident(name)} ON {table.qualified_name} USING {using}"
-                f"{predicate};",
+            ddl=index_ddl(f"{head} {quote_ident(name)} ON {table.qualified_name} USING {using}"
+                          f"{predicate}"),
             drop_sql=f"DROP INDEX IF EXISTS {qualified(self.schema, name)};",
             depends_on=(table.key,), comment=comment))
 

@@ -57,7 +57,7 @@ from components.table_changes import plan_table_change
 
 # Bump when apply behaviour changes, so `diff` reports a change and the engine stores the
 # new pickled provider (a no-change diff keeps the old one: pulumi/pulumi#6490).
-PROVIDER_VERSION = "3"
+PROVIDER_VERSION = "4"
 
 IDENTITY_KEYS = ("kind", "schema", "name", "table", "role", "on", "arguments", "database")
 # Identity keys that version 1 of the provider did not store: absent means empty.
@@ -200,7 +200,9 @@ def _index_ddl_named(ddl: str, new_name: str, concurrently: bool) -> str:
         raise SqlObjectError(f"not a canonical CREATE INDEX statement: {ddl[:80]!r}")
     unique = match.group(1) or ""
     keyword = "INDEX CONCURRENTLY" if concurrently else "INDEX"
-    return f"CREATE {unique}{keyword} {new_name} ON " + ddl[match.end():].split("\n")[0]
+    # The statement ends at its semicolon; a note may follow on the next line.
+    statement = ddl[match.end():].split(";\n", 1)[0].rstrip(";")
+    return f"CREATE {unique}{keyword} {new_name} ON {statement};"
 
 
 def _build_index(conn: psycopg.Connection, props: dict[str, Any], build_name: str) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs everything it needs (PostgreSQL 15, pg_cron, pgvector,
-# pgbouncer, the Python packages), then lints and runs the whole suite against a real
-# PostgreSQL. Extra arguments go to pytest (e.g. `bash scripts/test.sh -k deploy`).
+# pgbouncer, the Python packages, the Pulumi CLI built from Go modules), then lints and
+# runs the whole suite against a real PostgreSQL, every deployment through the real CLI.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -k deploy`, `-m e2e`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,5 +15,8 @@ else
          "installed (scripts/setup-postgres.sh installs them as root)" >&2
 fi
 bash scripts/venv.sh
+# Built once per machine (minutes), then found in the cache; the tests find it there too.
+bash scripts/install-pulumi.sh >/dev/null
 .venv/bin/ruff check --quiet .
-.venv/bin/pytest "$@"
+# Two workers: most of a deployment's time is the engine's processes waiting on each other.
+.venv/bin/pytest -n 2 "$@"

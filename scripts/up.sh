@@ -32,3 +32,7 @@ if [ ! -t 0 ]; then
 fi
 pulumi stack select dev --create "${interactive[@]}"
 pulumi up --stack dev --diff "${interactive[@]}" "$@"
+echo
+echo "Outputs of the dev stack (mem0Config's connection string: pulumi stack output" \
+     "mem0Config --show-secrets --json):"
+pulumi stack output --stack dev

@@ -86,12 +86,12 @@ def stack_config(database: TestDatabase, **settings: object) -> dict[str, object
 
 
 def stack_settings(database: TestDatabase, stack: str = "t", **raw: object) -> Settings:
-    """Settings of a test stack, as make_driver deploys it."""
+    """Settings of a test stack, as make_stack deploys it."""
     return parse_settings(stack_config(database, **raw), stack)
 
 
 @pytest.fixture
-def make_driver(database: TestDatabase, tmp_path: Path):
+def make_stack(database: TestDatabase, tmp_path: Path):
     """A stack deployed through the real Pulumi CLI, pointed at the test database unless
     told otherwise."""
 

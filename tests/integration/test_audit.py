@@ -368,10 +368,10 @@ def test_embedded_spec_is_refused_without_starting_a_server(
 # --- deployed stacks --------------------------------------------------------------------------
 
 
-def deploy(make_driver: Any, tmp_path: Path, **settings: object) -> Path:
+def deploy(make_stack: Any, tmp_path: Path, **settings: object) -> Path:
     """Deploy the dev stack (pointed at the test database) and write a stack file with the
     same settings for the audit to read; returns its project directory."""
-    driver = make_driver("dev", **settings)
+    driver = make_stack("dev", **settings)
     driver.up().raise_for_error()
     config = {**read_stack_config("dev", REPO), **driver.config}
     project = tmp_path / "audit-project"
@@ -391,17 +391,17 @@ def new_findings(before: dict[str, Any], after: dict[str, Any]) -> list[Finding]
 
 
 def test_fresh_deployment_matches_what_the_stack_declares(
-        make_driver: Any, database: TestDatabase, tmp_path: Path,
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    project = deploy(make_driver, tmp_path)
+    project = deploy(make_stack, tmp_path)
     _, document = audit_deployed(capsys, database, project)
     assert [f for f in document["findings"] if f["code"] in DECLARED] == []
 
 
 def test_dropped_and_altered_objects_are_missing_and_drifted(
-        make_driver: Any, database: TestDatabase, tmp_path: Path,
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    project = deploy(make_driver, tmp_path)
+    project = deploy(make_stack, tmp_path)
     _, before = audit_deployed(capsys, database, project)
     execute(database, "DROP INDEX public.memories_agent_id_idx",
             "ALTER FUNCTION public.memory_neighbours(uuid, integer) RESET search_path")
@@ -420,9 +420,9 @@ def test_dropped_and_altered_objects_are_missing_and_drifted(
     assert all("pulumi up" in f["fix"] for f in found[1:])
 
 
-def test_audit_changes_nothing(make_driver: Any, database: TestDatabase, tmp_path: Path,
+def test_audit_changes_nothing(make_stack: Any, database: TestDatabase, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    project = deploy(make_driver, tmp_path)
+    project = deploy(make_stack, tmp_path)
     execute(database, "CREATE TABLE public.open_notes (id bigint)",
             "GRANT SELECT ON public.open_notes TO PUBLIC",
             "CREATE FUNCTION public.loose() RETURNS integer LANGUAGE sql AS 'SELECT 1'")
@@ -442,18 +442,18 @@ def test_audit_changes_nothing(make_driver: Any, database: TestDatabase, tmp_pat
 
 @pytest.mark.parametrize("tenancy", ["user", "org", "service"])
 def test_fresh_deployment_has_no_findings(
-        make_driver: Any, database: TestDatabase, tmp_path: Path,
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str], tenancy: str) -> None:
-    project = deploy(make_driver, tmp_path, tenancy=tenancy)
+    project = deploy(make_stack, tmp_path, tenancy=tenancy)
     code, document = audit_deployed(capsys, database, project)
     assert document["findings"] == []
     assert code == 0
 
 
 def test_deployment_with_rls_disabled_on_memories(
-        make_driver: Any, database: TestDatabase, tmp_path: Path,
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    project = deploy(make_driver, tmp_path)
+    project = deploy(make_stack, tmp_path)
     _, before = audit_deployed(capsys, database, project)
     execute(database, "ALTER TABLE public.memories DISABLE ROW LEVEL SECURITY")
     _, after = audit_deployed(capsys, database, project)
@@ -469,9 +469,9 @@ def test_deployment_with_rls_disabled_on_memories(
 
 
 def test_deployment_with_a_policy_dropped(
-        make_driver: Any, database: TestDatabase, tmp_path: Path,
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    project = deploy(make_driver, tmp_path)
+    project = deploy(make_stack, tmp_path)
     _, before = audit_deployed(capsys, database, project)
     policy = database.scalar("SELECT min(polname) FROM pg_policy"
                              " WHERE polrelid = 'public.memories'::regclass")
@@ -487,9 +487,9 @@ def test_deployment_with_a_policy_dropped(
 
 
 def test_deployment_with_a_function_search_path_reset(
-        make_driver: Any, database: TestDatabase, tmp_path: Path,
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    project = deploy(make_driver, tmp_path)
+    project = deploy(make_stack, tmp_path)
     _, before = audit_deployed(capsys, database, project)
     execute(database, "ALTER FUNCTION public.memory_neighbours(uuid, integer) RESET search_path")
     _, after = audit_deployed(capsys, database, project)
@@ -504,9 +504,9 @@ def test_deployment_with_a_function_search_path_reset(
 
 
 def test_deployment_with_memories_granted_to_public(
-        make_driver: Any, database: TestDatabase, tmp_path: Path,
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    project = deploy(make_driver, tmp_path)
+    project = deploy(make_stack, tmp_path)
     _, before = audit_deployed(capsys, database, project)
     execute(database, "GRANT SELECT ON public.memories TO PUBLIC")
     _, after = audit_deployed(capsys, database, project)

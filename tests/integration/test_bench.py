@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import yaml
 
 from components import bench
 from components.bench import measure
@@ -45,10 +46,10 @@ def project(tmp_path: Path, **settings: object) -> Path:
     directory = tmp_path / "project"
     directory.mkdir(exist_ok=True)
     shutil.copy(REPO / "Pulumi.yaml", directory / "Pulumi.yaml")
-    lines = (REPO / "Pulumi.dev.yaml").read_text(encoding="utf-8").rstrip("\n").splitlines()
-    lines += [f"  mem0infra:{key}: {json.dumps(value)}"
-              for key, value in {**ROOMY, **settings}.items()]
-    (directory / "Pulumi.dev.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    document = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text(encoding="utf-8"))
+    document["config"].update({f"mem0infra:{key}": value
+                               for key, value in {**ROOMY, **settings}.items()})
+    (directory / "Pulumi.dev.yaml").write_text(yaml.safe_dump(document), encoding="utf-8")
     return directory
 
 
@@ -313,10 +314,10 @@ def public_snapshot(database: TestDatabase) -> dict[str, tuple[int, str]]:
 
 
 def test_bench_and_the_stack_benchmark_leave_the_real_tables_as_they_were(
-        make_driver, database: TestDatabase, tmp_path: Path,
+        make_stack, database: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     # The stack's real tables, deployed on the test database (target postgres), with rows.
-    make_driver("dev", dimensions=16).up().raise_for_error()
+    make_stack("dev", dimensions=16).up().raise_for_error()
     ids = [str(uuid.uuid4()) for _ in range(3)]
     with database.connect() as conn:
         for number, memory_id in enumerate(ids):

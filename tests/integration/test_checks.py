@@ -19,7 +19,7 @@ from components.connection import DSN_ENV
 from components.settings import EncryptedValue, Settings, parse_settings
 from components.stackfile import read_stack_config
 from tests.conftest import TestDatabase, stack_config, stack_settings
-from tests.deploy_driver import REPO
+from tests.support.engine import REPO
 from tests.support.supabase import deployed_stack
 from tests.support.testbed import PgServer, create_database, drop_database
 
@@ -42,7 +42,7 @@ def assert_all_good(report: Report) -> None:
 
 
 def file_settings(database: TestDatabase, stack: str, **extra: object) -> Settings:
-    """The settings the deploy driver deploys: the stack file, then the test's config."""
+    """The settings the stack deploys: the stack file, then the test's config."""
     raw = {k: v for k, v in read_stack_config(stack, REPO).items()
            if not isinstance(v, EncryptedValue)}
     raw.update(stack_config(database, **extra))
@@ -87,8 +87,8 @@ def test_validate_passes_on_a_fresh_deployment(pg_server: PgServer, tmp_path: Pa
         assert_all_good(preflight)
 
 
-def test_the_deployment_runs_the_checks_and_exports_their_summary(make_driver) -> None:
-    driver = make_driver("dev", **BASE)
+def test_the_deployment_runs_the_checks_and_exports_their_summary(make_stack) -> None:
+    driver = make_stack("dev", **BASE)
     preview = driver.preview()
     assert preview.error is None
     assert set(preview.ops_by_type("CheckRun").values()) == {"create"}
@@ -101,12 +101,12 @@ def test_the_deployment_runs_the_checks_and_exports_their_summary(make_driver) -
     assert set(again.ops_by_type("CheckRun").values()) == {"same"}
 
 
-def test_the_stack_benchmark_runs_in_the_deployment_only_where_enabled(make_driver) -> None:
+def test_the_stack_benchmark_runs_in_the_deployment_only_where_enabled(make_stack) -> None:
     quick = {**BASE, "benchRows": 200, "benchUsers": 5, "benchInsertMs": 60000,
              "benchSearchMs": 60000, "benchGetMs": 60000, "benchTraverseMs": 60000}
-    off = make_driver("dev", **quick).up().raise_for_error()
+    off = make_stack("dev", **quick).up().raise_for_error()
     assert "benchmark" not in off.outputs["checks"]
-    on = make_driver("dev", **quick, checksBenchmark=True).up().raise_for_error()
+    on = make_stack("dev", **quick, checksBenchmark=True).up().raise_for_error()
     bench = on.outputs["checks"]["benchmark"]
     assert bench["passed"] is True and bench["rows"] == 200
     assert set(bench["thresholds"]) == {"insert", "search_user_top10", "get_by_id",
@@ -302,15 +302,15 @@ def _row_counts(database: TestDatabase) -> dict[str, int]:
 # --- through the deploy driver ----------------------------------------------------------------
 
 def test_a_failing_validation_fails_the_apply_with_the_checks_message(
-        make_driver, database: TestDatabase) -> None:
-    driver = make_driver("dev", **BASE)
+        make_stack, database: TestDatabase) -> None:
+    driver = make_stack("dev", **BASE)
     driver.up().raise_for_error()
     with database.connect() as conn:
         conn.execute("CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql AS"
                      " $$BEGIN RAISE EXCEPTION 'inserts are closed'; END$$")
         conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON public.memories"
                      " FOR EACH ROW EXECUTE FUNCTION public.refuse()")
-    changed = make_driver("dev", **BASE, hnswEfSearch=120)
+    changed = make_stack("dev", **BASE, hnswEfSearch=120)
     assert changed.preview().error is None  # a preview never runs the checks
     report = changed.up()
     assert report.error is not None
@@ -328,13 +328,13 @@ def test_a_failing_validation_fails_the_apply_with_the_checks_message(
 
 
 def test_a_failing_preflight_stops_the_deployment_before_any_change(
-        make_driver, database: TestDatabase) -> None:
+        make_stack, database: TestDatabase) -> None:
     weak = f"weak_{database.name}"
     with database.connect() as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(weak)))
         conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
     url = database.server.dsn_for(database.name, user=weak)
-    report = make_driver("dev", **BASE, databaseUrl=url).up()
+    report = make_stack("dev", **BASE, databaseUrl=url).up()
     assert report.error is not None and "preflight failed" in report.error
     assert "deployer" in report.error and "CREATEROLE" in report.error
     assert not [op for op in report.operations

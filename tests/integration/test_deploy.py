@@ -37,8 +37,8 @@ def index_def(database: TestDatabase) -> str | None:
                               "table": "memories"})
 
 
-def test_dev_stack_creates_every_declared_object(make_driver, database) -> None:
-    report = make_driver().up().raise_for_error()
+def test_dev_stack_creates_every_declared_object(make_stack, database) -> None:
+    report = make_stack().up().raise_for_error()
     declared = build_model(stack_settings(database, "dev"))
     assert len(declared) > 30
     assert set(sql_ops(report).values()) == {"create"}
@@ -65,20 +65,20 @@ def test_dev_stack_creates_every_declared_object(make_driver, database) -> None:
     assert report.secret_outputs == ["mem0Config.vector_store.config.connection_string"]
 
 
-def test_second_run_changes_nothing(make_driver) -> None:
-    driver = make_driver()
+def test_second_run_changes_nothing(make_stack) -> None:
+    driver = make_stack()
     driver.up().raise_for_error()
     again = driver.up().raise_for_error()
     assert set(sql_ops(again).values()) == {"same"}
     assert again.drift == []
 
 
-def test_changing_m_updates_only_the_index(make_driver, database) -> None:
-    make_driver(vectorIndexM=16).up().raise_for_error()
-    preview = make_driver(vectorIndexM=32).preview().raise_for_error()
+def test_changing_m_updates_only_the_index(make_stack, database) -> None:
+    make_stack(vectorIndexM=16).up().raise_for_error()
+    preview = make_stack(vectorIndexM=32).preview().raise_for_error()
     assert changed(preview) == {INDEX: "update", ENTITIES_INDEX: "update"}
     assert "m='16'" in (index_def(database) or "")  # a preview changes nothing
-    report = make_driver(vectorIndexM=32).up().raise_for_error()
+    report = make_stack(vectorIndexM=32).up().raise_for_error()
     assert changed(report) == {INDEX: "update", ENTITIES_INDEX: "update"}
     # What the preview would list: the DDL (and, after a refresh dropped it from the
     # stored inputs, the secret connection, which read never hands back).
@@ -90,8 +90,8 @@ def test_changing_m_updates_only_the_index(make_driver, database) -> None:
     assert "WITH (m='32', ef_construction='64')" in (index_def(database) or "")
 
 
-def test_index_dropped_by_hand_is_reported_and_recreated(make_driver, database) -> None:
-    driver = make_driver()
+def test_index_dropped_by_hand_is_reported_and_recreated(make_stack, database) -> None:
+    driver = make_stack()
     driver.up().raise_for_error()
     with database.connect() as conn:
         conn.execute("DROP INDEX public.memories_vector_idx")
@@ -104,8 +104,8 @@ def test_index_dropped_by_hand_is_reported_and_recreated(make_driver, database) 
     assert driver.refresh().raise_for_error().drift == []
 
 
-def test_index_altered_by_hand_shows_the_sql_and_is_healed(make_driver, database) -> None:
-    driver = make_driver()
+def test_index_altered_by_hand_shows_the_sql_and_is_healed(make_stack, database) -> None:
+    driver = make_stack()
     driver.up().raise_for_error()
     with database.connect() as conn:
         conn.execute("DROP INDEX public.memories_vector_idx")
@@ -119,8 +119,8 @@ def test_index_altered_by_hand_shows_the_sql_and_is_healed(make_driver, database
     assert "USING hnsw" in (index_def(database) or "")
 
 
-def test_destroy_removes_what_the_stack_created_and_nothing_else(make_driver, database) -> None:
-    driver = make_driver()
+def test_destroy_removes_what_the_stack_created_and_nothing_else(make_stack, database) -> None:
+    driver = make_stack()
     driver.up().raise_for_error()
     with database.connect() as conn:
         conn.execute("CREATE TABLE public.made_by_hand (id int PRIMARY KEY, note text)")
@@ -133,8 +133,8 @@ def test_destroy_removes_what_the_stack_created_and_nothing_else(make_driver, da
     assert database.scalar("SELECT note FROM public.made_by_hand") == "keep me"
 
 
-def test_destroy_refuses_to_drop_memories(make_driver, database) -> None:
-    driver = make_driver()
+def test_destroy_refuses_to_drop_memories(make_stack, database) -> None:
+    driver = make_stack()
     driver.up().raise_for_error()
     with database.connect() as conn:
         conn.execute("INSERT INTO public.memories VALUES (gen_random_uuid(), NULL, "
@@ -146,24 +146,24 @@ def test_destroy_refuses_to_drop_memories(make_driver, database) -> None:
     assert database.scalar("SELECT payload->>'data' FROM public.memories") == "precious"
     # `pulumi config set allowDataLoss true` alone changes nothing: without the program
     # the engine configures the provider with the config of the last `up`.
-    again = make_driver(allowDataLoss=True).destroy()
+    again = make_stack(allowDataLoss=True).destroy()
     assert again.error and "pulumi destroy --run-program" in again.error
-    make_driver(allowDataLoss=True).destroy(run_program=True).raise_for_error()
+    make_stack(allowDataLoss=True).destroy(run_program=True).raise_for_error()
     assert database.scalar("SELECT to_regclass('public.memories') IS NULL") is True
 
 
-def test_invalid_settings_apply_nothing(make_driver, database) -> None:
-    report = make_driver(dimensions=0).up()
+def test_invalid_settings_apply_nothing(make_stack, database) -> None:
+    report = make_stack(dimensions=0).up()
     assert report.error and "dimensions: 0 is not allowed" in report.error
     assert report.operations == []
     assert database.scalar("SELECT count(*) FROM pg_extension WHERE extname = 'vector'") == 0
 
 
-def test_a_refused_change_leaves_the_database_as_it_was(make_driver, database) -> None:
-    make_driver(dimensions=3).up().raise_for_error()
+def test_a_refused_change_leaves_the_database_as_it_was(make_stack, database) -> None:
+    make_stack(dimensions=3).up().raise_for_error()
     with database.connect() as conn:
         conn.execute("INSERT INTO public.memories VALUES (gen_random_uuid(), '[1,2,3]', '{}')")
-    report = make_driver(dimensions=4).up()
+    report = make_stack(dimensions=4).up()
     assert report.error and "allowDataLoss" in report.error
     assert "Migration path that keeps every memory: deploy the new dimensions under a new " \
            "`collection`" in report.error
@@ -171,6 +171,6 @@ def test_a_refused_change_leaves_the_database_as_it_was(make_driver, database) -
     assert database.scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
                            "attrelid = 'public.memories_entities'::regclass "
                            "AND attname = 'vector'") == "vector(3)"
-    allowed = make_driver(dimensions=4, allowDataLoss=True).up().raise_for_error()
+    allowed = make_stack(dimensions=4, allowDataLoss=True).up().raise_for_error()
     assert sql_ops(allowed)[TABLE] == "update"
     assert database.scalar("SELECT count(*) FROM public.memories WHERE vector IS NULL") == 1

@@ -18,8 +18,8 @@ def resource_name(urn: str) -> str:
 
 
 def test_function_trigger_grant_and_search_setting_drift_is_reported_and_healed(
-        make_driver, database: TestDatabase) -> None:
-    driver = make_driver(dimensions=3)
+        make_stack, database: TestDatabase) -> None:
+    driver = make_stack(dimensions=3)
     driver.up().raise_for_error()
     role = app_role_for(database)
     with database.connect() as conn:
@@ -61,8 +61,8 @@ def test_function_trigger_grant_and_search_setting_drift_is_reported_and_healed(
                            (role,)) is True
 
 
-def test_a_dropped_trigger_and_function_come_back(make_driver, database: TestDatabase) -> None:
-    driver = make_driver(dimensions=3)
+def test_a_dropped_trigger_and_function_come_back(make_stack, database: TestDatabase) -> None:
+    driver = make_stack(dimensions=3)
     driver.up().raise_for_error()
     with database.connect() as conn:
         conn.execute("DROP TRIGGER memories_history ON public.memories")

@@ -27,7 +27,7 @@ from components.model import ObjectSpec, build_model, cron_job_ddl
 from components.provider import SqlObjectError, SqlObjectProvider, object_inputs
 from components.settings import Settings
 from tests.conftest import TestDatabase, stack_settings
-from tests.deploy_driver import DeployDriver
+from tests.support.engine import PulumiStack
 from tests.support.testbed import PgServer
 
 DIMS = 4
@@ -69,8 +69,8 @@ def resource_name(urn: str) -> str:
 # --- resources: create, read, drift, heal, delete -------------------------------------------
 
 def test_each_job_is_scheduled_to_run_in_the_stacks_database(
-        make_driver, database: TestDatabase) -> None:
-    report = make_driver("dev", **EVERY_JOB).up().raise_for_error()
+        make_stack, database: TestDatabase) -> None:
+    report = make_stack("dev", **EVERY_JOB).up().raise_for_error()
     assert report.outputs["checks"]["passed"] is True
     jobs = jobs_of(database)
     assert set(jobs) == {job_name("dev", job) for job in JOBS}
@@ -86,8 +86,8 @@ def test_each_job_is_scheduled_to_run_in_the_stacks_database(
 
 
 def test_a_job_changed_by_hand_is_drift_and_the_next_up_heals_it(
-        make_driver, database: TestDatabase) -> None:
-    driver = make_driver("dev", **EVERY_JOB)
+        make_stack, database: TestDatabase) -> None:
+    driver = make_stack("dev", **EVERY_JOB)
     driver.up().raise_for_error()
     before = jobs_of(database)
     snapshot, purge = before[job_name("dev", "snapshot")], before[job_name("dev", "expired-purge")]
@@ -133,10 +133,10 @@ def test_a_job_changed_by_hand_is_drift_and_the_next_up_heals_it(
 
 
 def test_turning_a_job_off_unschedules_it_and_a_new_retention_rewrites_its_command(
-        make_driver, database: TestDatabase) -> None:
-    make_driver("dev", **EVERY_JOB).up().raise_for_error()
+        make_stack, database: TestDatabase) -> None:
+    make_stack("dev", **EVERY_JOB).up().raise_for_error()
     kept = jobs_of(database)[job_name("dev", "analyze")]
-    changed = make_driver("dev", **{**EVERY_JOB, "snapshotSchedule": "",
+    changed = make_stack("dev", **{**EVERY_JOB, "snapshotSchedule": "",
                                     "historyRetentionDays": 30}).up().raise_for_error()
     ops = {resource_name(u): op for u, op in changed.ops_by_type("SqlObject").items()}
     assert ops["mem0-dev-jobs-mem0:dev:memories:snapshot"] == "delete"
@@ -152,12 +152,12 @@ def test_turning_a_job_off_unschedules_it_and_a_new_retention_rewrites_its_comma
 
 
 def test_another_databases_job_of_the_same_name_is_never_taken_over(
-        make_driver, database: TestDatabase) -> None:
+        make_stack, database: TestDatabase) -> None:
     name = job_name("dev", "analyze")
     other = database.server.cron_database
     in_cron_database(database, "SELECT cron.schedule(%s, '0 1 * * *', 'SELECT 42')", name)
     try:
-        report = make_driver("dev", analyzeSchedule="0 4 * * *", dimensions=DIMS).up()
+        report = make_stack("dev", analyzeSchedule="0 4 * * *", dimensions=DIMS).up()
         assert report.error and f"already has a job of this name that runs in database " \
             f"{other!r}" in report.error
         with psycopg.connect(database.server.dsn_for(other)) as conn:
@@ -196,8 +196,8 @@ def test_without_pg_cron_preflight_names_the_settings_to_turn_off(tmp_path: Path
     is made, and says which settings schedule jobs."""
     data_dir = tmp_path / "pgdata"
     try:
-        report = DeployDriver("dev", tmp_path / "state.json",
-                              {"embeddedDataDir": str(data_dir), "dimensions": DIMS,
+        report = PulumiStack("dev", tmp_path / "state.json",
+                             {"embeddedDataDir": str(data_dir), "dimensions": DIMS,
                                "snapshotSchedule": "@daily",
                                "analyzeSchedule": "@daily"}).up()
         assert report.error and "pg_cron is not loaded on this server" in report.error
@@ -211,8 +211,8 @@ def test_without_pg_cron_preflight_names_the_settings_to_turn_off(tmp_path: Path
 # --- each job's command does its work --------------------------------------------------------
 
 @pytest.fixture
-def deployed(make_driver, database: TestDatabase) -> Iterator[tuple[TestDatabase, Settings]]:
-    make_driver("dev", **EVERY_JOB).up().raise_for_error()
+def deployed(make_stack, database: TestDatabase) -> Iterator[tuple[TestDatabase, Settings]]:
+    make_stack("dev", **EVERY_JOB).up().raise_for_error()
     yield database, stack_settings(database, "dev", **EVERY_JOB)
 
 
@@ -366,9 +366,9 @@ def test_the_analyze_job_analyzes_every_memory_table(
         assert all(after[t] == before[t] + 1 for t in tables), (before, after)
 
 
-def test_pg_cron_itself_runs_the_snapshot_job(make_driver, database: TestDatabase) -> None:
+def test_pg_cron_itself_runs_the_snapshot_job(make_stack, database: TestDatabase) -> None:
     """Within about a minute: pg_cron 1.4 schedules by the minute."""
-    make_driver("dev", snapshotSchedule="* * * * *", dimensions=DIMS).up().raise_for_error()
+    make_stack("dev", snapshotSchedule="* * * * *", dimensions=DIMS).up().raise_for_error()
     with database.connect() as conn:
         add_memory(conn, '{"user_id": "u"}')
     job = jobs_of(database)[job_name("dev", "snapshot")]
@@ -435,10 +435,10 @@ def test_pg_cron_agrees_with_the_schedule_rules(pg_server: PgServer) -> None:
 
 
 def test_an_older_relationships_table_gains_updated_at_in_place(
-        make_driver, database: TestDatabase) -> None:
+        make_stack, database: TestDatabase) -> None:
     """Deployments from before issue 6 have no updated_at on memory_relationships: the next
     up adds it (rows kept, stamped now) with its touch trigger."""
-    driver = make_driver("dev", dimensions=DIMS)
+    driver = make_stack("dev", dimensions=DIMS)
     driver.up().raise_for_error()
     with database.connect() as conn:
         first = add_memory(conn, '{"user_id": "u"}')

@@ -64,8 +64,8 @@ def mem0_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType
 
 
 @pytest.fixture
-def deployment(make_driver, database: TestDatabase) -> Deployment:
-    report = make_driver(dimensions=DIMS).up().raise_for_error()
+def deployment(make_stack, database: TestDatabase) -> Deployment:
+    report = make_stack(dimensions=DIMS).up().raise_for_error()
     role = app_role_for(database)
     return Deployment(database, role,
                       database.server.dsn_for(database.name, user=role, password=APP_PASSWORD),

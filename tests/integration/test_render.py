@@ -13,7 +13,7 @@ from components.introspect import catalog_snapshot
 from components.model import build_model
 from components.stackfile import load_stack_settings
 from tests.conftest import TestDatabase, project_roles_for
-from tests.deploy_driver import REPO
+from tests.support.engine import REPO
 from tests.support.supabase import emulate_supabase
 from tests.support.testbed import create_database, drop_database
 
@@ -37,7 +37,7 @@ def render(stack: str) -> str:
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_render_applied_with_psql_equals_a_deployment(stack: str, make_driver,
+def test_render_applied_with_psql_equals_a_deployment(stack: str, make_stack,
                                                       database: TestDatabase) -> None:
     psql = shutil.which("psql")
     assert psql, "psql is installed by scripts/setup-postgres.sh"
@@ -48,7 +48,7 @@ def test_render_applied_with_psql_equals_a_deployment(stack: str, make_driver,
             for dsn in (database.dsn, rendered_dsn):
                 emulate_supabase(dsn)
         target = {"prod": "supabase"}.get(stack, "postgres")
-        make_driver(stack, target=target).up().raise_for_error()
+        make_stack(stack, target=target).up().raise_for_error()
         subprocess.run([psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", rendered_dsn],
                        input=render(stack), text=True, check=True, capture_output=True)
         # The deployment used the test's own roles; the rendered script the stack file's.

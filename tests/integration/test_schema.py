@@ -20,9 +20,9 @@ Connect = Callable[[], psycopg.Connection]
 
 
 @pytest.fixture
-def as_app(make_driver, database: TestDatabase) -> Iterator[Connect]:
+def as_app(make_stack, database: TestDatabase) -> Iterator[Connect]:
     """Deploy (3-dimensional vectors keep hand-written rows short) and connect as the app role."""
-    make_driver(dimensions=3).up().raise_for_error()
+    make_stack(dimensions=3).up().raise_for_error()
     dsn = database.server.dsn_for(database.name, user=app_role_for(database),
                                   password=APP_PASSWORD)
     yield lambda: psycopg.connect(dsn, autocommit=True)
@@ -118,8 +118,8 @@ def test_history_records_every_change_without_the_vector(as_app: Connect) -> Non
                     ("delete", "after", None, False, "alice", None)]
 
 
-def test_history_keeps_vectors_when_the_stack_asks(make_driver, database: TestDatabase) -> None:
-    make_driver(dimensions=3, historyIncludesVectors=True).up().raise_for_error()
+def test_history_keeps_vectors_when_the_stack_asks(make_stack, database: TestDatabase) -> None:
+    make_stack(dimensions=3, historyIncludesVectors=True).up().raise_for_error()
     with database.connect() as conn:
         memory = add_memory(conn, "v", vector="[1,2,3]")
         stored = conn.execute("SELECT new_value->>'vector' FROM public.memory_history "
@@ -156,9 +156,9 @@ def plan(conn: psycopg.Connection, sql: str, params: tuple[object, ...]) -> str:
     return "\n".join(r[0] for r in rows)
 
 
-def test_mem0_searches_use_the_right_index(make_driver, database: TestDatabase) -> None:
+def test_mem0_searches_use_the_right_index(make_stack, database: TestDatabase) -> None:
     """mem0's exact search SQL (mem0-contract.md 3 and 8), with its parameters bound."""
-    make_driver(dimensions=8).up().raise_for_error()
+    make_stack(dimensions=8).up().raise_for_error()
     with database.connect() as conn:
         load_users(conn, users=100, per_user=100, dims=8)
         query = "[" + ",".join(["0.5"] * 8) + "]"

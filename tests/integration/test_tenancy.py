@@ -32,15 +32,15 @@ def _visible_to(database: TestDatabase, user: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def test_user_to_org_changes_only_access_and_keeps_every_row(make_driver,
+def test_user_to_org_changes_only_access_and_keeps_every_row(make_stack,
                                                              database: TestDatabase) -> None:
-    make_driver(tenancy="user").up().raise_for_error()
+    make_stack(tenancy="user").up().raise_for_error()
     _add_memories(database)
     assert _visible_to(database, "alice") == ["alice"]
     history_rows = database.scalar("SELECT count(*) FROM public.memory_history")
 
-    preview = make_driver(tenancy="org").preview()
-    report = make_driver(tenancy="org").up().raise_for_error()
+    preview = make_stack(tenancy="org").preview()
+    report = make_stack(tenancy="org").up().raise_for_error()
     touched = changed(report)
     assert touched == changed(preview)  # the preview said exactly what the apply did
     for name, op in touched.items():
@@ -61,16 +61,16 @@ def test_user_to_org_changes_only_access_and_keeps_every_row(make_driver,
     assert _visible_to(database, "alice") == ["alice", "bob"]
     assert _visible_to(database, "carol") == []
 
-    back = make_driver(tenancy="user").up()  # the membership table holds a row
+    back = make_stack(tenancy="user").up()  # the membership table holds a row
     assert back.error and "memory_org_members" in back.error and "allowDataLoss" in back.error
     assert database.scalar("SELECT count(*) FROM public.memory_org_members") == 1
 
 
-def test_org_edges_carry_their_memories_organisation(make_driver,
+def test_org_edges_carry_their_memories_organisation(make_stack,
                                                      database: TestDatabase) -> None:
     """A member of two organisations cannot label an edge between one organisation's
     memories with the other, where that other's members would read it."""
-    make_driver(tenancy="org").up().raise_for_error()
+    make_stack(tenancy="org").up().raise_for_error()
     ids = {}
     with database.connect() as conn:
         for org in ("acme", "globex"):

@@ -114,6 +114,23 @@ def _diagnostics(output: str) -> str:
     return output[start:] if start >= 0 else output[-4000:]
 
 
+def _declared(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The resources of a preview digest, as the program registered them."""
+    found = []
+    for step in steps:
+        state = step.get("newState") or {}
+        if not state or state.get("type") == "pulumi:pulumi:Stack":
+            continue
+        inputs = {k: v for k, v in (state.get("inputs") or {}).items() if k != "__provider"}
+        found.append({
+            "urn": state["urn"], "type": state["type"], "custom": bool(state.get("custom")),
+            "parent": state.get("parent", ""), "inputs": inputs,
+            "secret_inputs": sorted(k for k, v in inputs.items() if v == "[secret]"),
+            "protect": bool(state.get("protect")), "deleted_with": state.get("deletedWith"),
+            "dependencies": state.get("dependencies") or []})
+    return found
+
+
 def _changed_keys(step: dict[str, Any]) -> list[str]:
     """The inputs a step changes (the engine leaves `diffs` empty for dynamic resources)."""
     old = (step.get("old") or {}).get("inputs") or {}
@@ -135,6 +152,7 @@ class PulumiStack:
     state_path: Path
     config: dict[str, Any] = field(default_factory=dict)  # settings on top of the stack file
     base_stack_file: Path | None = None  # default: the repository's Pulumi.<stack>.yaml
+    plain_keys: frozenset[str] = frozenset()  # secret settings to store unencrypted anyway
 
     @property
     def workdir(self) -> Path:
@@ -163,6 +181,10 @@ class PulumiStack:
             input_: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run `pulumi ARGS` in the project directory."""
         self._prepare()
+        return self._exec(args, check, input_)
+
+    def _exec(self, args: tuple[str, ...], check: bool = True,
+              input_: str | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(["pulumi", *args], cwd=self.project_dir, env=self.env(),
                               capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
                               check=False, input=input_)
@@ -174,14 +196,14 @@ class PulumiStack:
     # --- set-up ------------------------------------------------------------------------------
 
     def _prepare(self) -> None:
-        if (self.project_dir / "Pulumi.yaml").exists():
-            return
-        self.project_dir.mkdir(parents=True)
-        (self.workdir / "backend").mkdir()
-        for name in ("Pulumi.yaml", "__main__.py"):
-            shutil.copy(REPO / name, self.project_dir / name)
-        (self.project_dir / ".venv").symlink_to(REPO / ".venv")
-        self.cli("stack", "init", self.stack, "--non-interactive")
+        if not (self.project_dir / "Pulumi.yaml").exists():
+            self.project_dir.mkdir(parents=True)
+            (self.workdir / "backend").mkdir()
+            for name in ("Pulumi.yaml", "__main__.py"):
+                shutil.copy(REPO / name, self.project_dir / name)
+            (self.project_dir / ".venv").symlink_to(REPO / ".venv")
+        if not self.stack_file().exists():
+            self._exec(("stack", "init", self.stack, "--non-interactive"))
 
     def stack_file(self) -> Path:
         return self.project_dir / f"Pulumi.{self.stack}.yaml"
@@ -208,7 +230,8 @@ class PulumiStack:
         args: list[str] = []
         for key, value in self.settings().items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
-            flag = "--secret" if key in SECRET_SETTINGS else "--plaintext"
+            secret = key in SECRET_SETTINGS and key not in self.plain_keys
+            flag = "--secret" if secret else "--plaintext"
             args += [flag, f"{PROJECT}:{key}={text}"]
         if args:
             self.cli("config", "set-all", "--stack", self.stack, *args)
@@ -223,7 +246,12 @@ class PulumiStack:
                         "--event-log", str(log), check=False)
         output = done.stdout + done.stderr
         error = _diagnostics(output) if done.returncode != 0 else None
-        return self._report(mode, list(_events(log)), output, error, done.returncode)
+        report = self._report(mode, list(_events(log)), output, error, done.returncode)
+        if "--json" in args and done.returncode == 0:
+            # The preview digest has what the event log lacks: each resource's
+            # dependencies, deletedWith, protect and which inputs are secret.
+            report.resources = _declared(json.loads(done.stdout).get("steps") or [])
+        return report
 
     def up(self, refresh: bool = True) -> Report:
         report = self._run("up", "up", "--yes", "--skip-preview",
@@ -232,9 +260,9 @@ class PulumiStack:
             report.outputs = self.outputs(show_secrets=True)
         return report
 
-    def preview(self, refresh: bool = False, diff: bool = False) -> Report:
-        return self._run("preview", "preview", f"--refresh={str(refresh).lower()}",
-                         *(["--diff"] if diff else []))
+    def preview(self, refresh: bool = False) -> Report:
+        """`pulumi preview --json`: the operations, and every resource as declared."""
+        return self._run("preview", "preview", "--json", f"--refresh={str(refresh).lower()}")
 
     def refresh(self, write: bool = False) -> Report:
         """`pulumi refresh --preview-only` by default: reports drift, writes nothing."""
@@ -287,7 +315,8 @@ class PulumiStack:
                         "custom": bool(new.get("custom")), "parent": new.get("parent", ""),
                         "inputs": {k: v for k, v in (new.get("inputs") or {}).items()
                                    if k != "__provider"}}
-                if state.get("custom") and step.get("op") not in ("read", "refresh"):
+                if (state.get("custom") and step.get("op") not in ("read", "refresh")
+                        and not str(state.get("type")).startswith("pulumi:providers:")):
                     steps.setdefault(step["urn"], []).append(step)
         operations, drift = [], []
         for urn, seen in steps.items():
@@ -303,6 +332,20 @@ class PulumiStack:
         return Report(mode, operations if mode != "refresh" else [],
                       stack_outputs, _secret_paths(stack_outputs), drift, error, output,
                       list(declared.values()), exit_code)
+
+
+def tracked_copy(destination: Path) -> Path:
+    """A copy of the repository's tracked files as they are in the work tree: what a fresh
+    clone holds, without build leftovers, state or data."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                            check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
 
 
 def read_state_file(stack: PulumiStack) -> str:

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from tests.conftest import TestDatabase, stack_config
-from tests.deploy_driver import DeployDriver
+from tests.support.engine import PulumiStack
 from tests.support.testbed import PgServer, create_database, drop_database
 
 # Roles are cluster-wide and shared by every test database: created once, never dropped
@@ -148,10 +148,10 @@ def act_as_anon(conn: psycopg.Connection) -> None:
 def deployed_stack(server: PgServer, state_dir: Path, stack: str = "dev",
                    before: Callable[[TestDatabase], None] | None = None,
                    **settings: object) -> Iterator[TestDatabase]:
-    """A fresh database with a stack deployed on it through the deploy driver (on target
+    """A fresh database with a stack deployed on it through the Pulumi CLI (on target
     supabase, into the emulation), dropped afterwards together with the roles named after
     it. `before` prepares the database first (say, as an older server would have it).
-    conftest's `database` and `make_driver` give one database per test; this gives one to
+    conftest's `database` and `make_stack` give one database per test; this gives one to
     share, so a module deploys each configuration once and runs many checks on it."""
     name = create_database(server)
     try:
@@ -161,7 +161,7 @@ def deployed_stack(server: PgServer, state_dir: Path, stack: str = "dev",
         if before is not None:
             before(database)
         config = stack_config(database, **settings)
-        DeployDriver(stack, state_dir / f"state-{name}.json", config).up().raise_for_error()
+        PulumiStack(stack, state_dir / f"state-{name}.json", config).up().raise_for_error()
         yield database
     finally:
         drop_database(server, name)

@@ -63,11 +63,11 @@ def test_memories_table_is_mem0s_layout_with_generated_columns() -> None:
 def test_indexes_match_the_queries_mem0_sends() -> None:
     specs = model()
     assert specs["index:public.memories_user_id_idx"].ddl == (
-        "CREATE INDEX memories_user_id_idx ON public.memories USING btree "
-        "(((payload ->> 'user_id'::text)));")
+        "CREATE INDEX memories_user_id_idx ON public.memories\n"
+        "  USING btree (((payload ->> 'user_id'::text)));")
     assert specs["index:public.memories_text_lemmatized_idx"].ddl == (
-        "CREATE INDEX memories_text_lemmatized_idx ON public.memories USING gin "
-        "(to_tsvector('simple'::regconfig, (payload ->> 'text_lemmatized'::text)));")
+        "CREATE INDEX memories_text_lemmatized_idx ON public.memories\n"
+        "  USING gin (to_tsvector('simple'::regconfig, (payload ->> 'text_lemmatized'::text)));")
     assert specs["index:public.memories_user_created_idx"].ddl.endswith(
         "USING btree (user_id, created_at DESC);")
     assert "index:public.memories_fts_idx" not in specs
@@ -77,9 +77,11 @@ def test_indexes_match_the_queries_mem0_sends() -> None:
 
 def test_vector_index_carries_the_resolved_parameters() -> None:
     index = model(expectedRows=2_000_000)["index:public.memories_vector_idx"]
+    # One clause a line: a preview shows a changed parameter as its own SQL line.
     assert index.ddl == (
-        "CREATE INDEX memories_vector_idx ON public.memories USING hnsw "
-        "(vector public.vector_cosine_ops) WITH (m='32', ef_construction='128');")
+        "CREATE INDEX memories_vector_idx ON public.memories\n"
+        "  USING hnsw (vector public.vector_cosine_ops)\n"
+        "  WITH (m='32', ef_construction='128');")
     assert "over 1M rows" in index.comment
 
 
@@ -91,14 +93,14 @@ def test_vector_index_carries_the_resolved_parameters() -> None:
 def test_auto_follows_the_seeds_sizing_guide_and_says_so(rows: int, options: str,
                                                          why: str) -> None:
     script = render_script(parse_settings({"expectedRows": rows}, "dev"))
-    assert f"USING hnsw (vector public.vector_cosine_ops) WITH ({options});" in script
+    assert f"USING hnsw (vector public.vector_cosine_ops)\n  WITH ({options});" in script
     assert f"vectorIndexMethod=auto with expectedRows={rows} ({why}" in script
 
 
 def test_ivfflat_and_measures() -> None:
     index = model(vectorIndexMethod="ivfflat", vectorIndexMeasure="ip",
                   expectedRows=200_000)["index:public.memories_vector_idx"]
-    assert index.ddl.endswith("USING ivfflat (vector public.vector_ip_ops) WITH (lists='200');")
+    assert index.ddl.endswith("USING ivfflat (vector public.vector_ip_ops)\n  WITH (lists='200');")
 
 
 def test_no_vector_index_when_method_is_none() -> None:

@@ -52,6 +52,19 @@ def test_stack_files_parse(stack: str) -> None:
     assert settings.protect == (stack == "prod")
 
 
+def test_the_sdk_pin_is_the_release_of_the_cli_that_install_pulumi_builds() -> None:
+    # One release for the engine and the SDK (docs/engine.md): tools/pulumi/go.mod's
+    # requirement of pkg/v3 and sdk/v3, and requirements.txt's pulumi pin.
+    go_mod = (REPO / "tools/pulumi/go.mod").read_text()
+    required = {line.split()[0]: line.split()[1] for line in go_mod.splitlines()
+                if line.strip().startswith("github.com/pulumi/pulumi/")}
+    pins = [line for line in (REPO / "requirements.txt").read_text().splitlines()
+            if line.startswith("pulumi==")]
+    assert pins == [f"pulumi=={required['github.com/pulumi/pulumi/pkg/v3'][1:]}"]
+    assert required["github.com/pulumi/pulumi/sdk/v3"] == required[
+        "github.com/pulumi/pulumi/pkg/v3"]
+
+
 def test_there_are_exactly_the_documented_stacks() -> None:
     assert stack_names(REPO) == ["dev", "prod", "staging"]
 

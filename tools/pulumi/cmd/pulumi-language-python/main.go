@@ -180,10 +180,13 @@ func (h *host) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.R
 		"--pwd", req.GetPwd(),
 		"--dry_run", strconv.FormatBool(req.GetDryRun()),
 		"--parallel", strconv.Itoa(int(req.GetParallel())),
-		"--organization", req.GetOrganization(),
 		"--root_directory", info.GetRootDirectory(),
-		program,
 	}
+	if org := req.GetOrganization(); org != "" {
+		// Absent rather than empty: the SDK would take "" for an organization's name.
+		args = append(args, "--organization", org)
+	}
+	args = append(args, program)
 	args = append(args, req.GetArgs()...)
 	cmd, err := tc.Command(ctx, args...)
 	if err != nil {

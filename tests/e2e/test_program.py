@@ -1,7 +1,7 @@
-"""The real program with each real stack file under Pulumi's mock runtime (no database).
+"""The real program with each real stack file, previewed by the real Pulumi CLI.
 
-The deploy driver's preview mode runs `__main__.py` with `pulumi.runtime.set_mocks` and
-only calls the providers' `check` and `diff`, which need no connection.
+A first preview calls only the providers' `check` and `diff`, which need no connection, so
+the staging and prod stacks preview against a Supabase URL that does not exist.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from components.model import build_model
 from components.stackfile import load_stack_settings
-from tests.deploy_driver import REPO, DeployDriver, Report
+from tests.support.engine import REPO, PulumiStack, Report
 
 PASSWORD = "Tr0ub4dor-and-3"
 APP_PASSWORD = "correct-horse-battery-staple"
@@ -26,7 +26,7 @@ def preview(stack: str, tmp_path: Path, **config: object) -> Report:
     if stack != "dev":
         config.setdefault("databaseUrl", URL)
         config.setdefault("appRolePassword", APP_PASSWORD)
-    return DeployDriver(stack, tmp_path / "state.json", config).preview().raise_for_error()
+    return PulumiStack(stack, tmp_path / "state.json", config).preview().raise_for_error()
 
 
 def by_type(report: Report) -> dict[str, list[dict]]:
@@ -125,7 +125,7 @@ def test_dev_stack_connects_through_its_embedded_database(tmp_path: Path) -> Non
 
 
 def test_bad_stack_settings_fail_the_program_with_the_key_named(tmp_path: Path) -> None:
-    report = DeployDriver("dev", tmp_path / "s.json", {"tenancy": "everyone"}).preview()
+    report = PulumiStack("dev", tmp_path / "s.json", {"tenancy": "everyone"}).preview()
     assert report.error and "tenancy: 'everyone' is not allowed; allowed: user, org, service" \
         in report.error
     assert report.resources == []
