@@ -26,12 +26,15 @@ if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami --non-interactive >/dev/n
     echo "up.sh: not logged in to a Pulumi backend: state in .pulumi-state/" >&2
 fi
 
-interactive=()
-if [ ! -t 0 ]; then
-    interactive=(--non-interactive)
+# At a terminal: the preview as SQL diffs, then Pulumi's prompt. Otherwise (CI, a pipe):
+# no prompt, and one line a resource rather than every object's SQL twice (preview, update).
+if [ -t 0 ]; then
+    interactive=() up_mode=(--diff)
+else
+    interactive=(--non-interactive) up_mode=(--non-interactive)
 fi
 pulumi stack select dev --create "${interactive[@]}"
-pulumi up --stack dev --diff "${interactive[@]}" "$@"
+pulumi up --stack dev "${up_mode[@]}" "$@"
 echo
 echo "Outputs of the dev stack (mem0Config's connection string: pulumi stack output" \
      "mem0Config --show-secrets --json):"
