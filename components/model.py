@@ -65,7 +65,6 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version.split(" ", 1)[0]))
 
 
-
 def index_ddl(definition: str) -> str:
     """The canonical text of an index from its one-line definition (pg_get_indexdef's form,
     without the semicolon): USING, WITH and WHERE each begin a line, so a preview shows a

@@ -18,6 +18,8 @@ from tests.support.engine import REPO, PulumiStack, Report
 PASSWORD = "Tr0ub4dor-and-3"
 APP_PASSWORD = "correct-horse-battery-staple"
 URL = f"postgresql://deployer:{PASSWORD}@db.abcdefgh.supabase.co:5432/postgres"
+pytestmark = pytest.mark.e2e
+
 SQL_OBJECT = "pulumi-python:dynamic/mem0:SqlObject"
 CHECK_RUN = "pulumi-python:dynamic/mem0:CheckRun"
 
