@@ -21,14 +21,14 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from components.settings import PROJECT, SETTINGS
+from components.settings import PROJECT, SETTINGS, EncryptedValue
 from components.stackfile import read_stack_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +151,6 @@ class PulumiStack:
     stack: str
     state_path: Path
     config: dict[str, Any] = field(default_factory=dict)  # settings on top of the stack file
-    base_stack_file: Path | None = None  # default: the repository's Pulumi.<stack>.yaml
     plain_keys: frozenset[str] = frozenset()  # secret settings to store unencrypted anyway
 
     @property
@@ -173,21 +172,19 @@ class PulumiStack:
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_DEBUG_COMMANDS": "true",  # enables --event-log
-            "PULUMI_COPILOT": "false",
             "NO_COLOR": "1",
         }
 
-    def cli(self, *args: str, check: bool = True,
-            input_: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run `pulumi ARGS` in the project directory."""
         self._prepare()
-        return self._exec(args, check, input_)
+        return self._exec(args, check)
 
-    def _exec(self, args: tuple[str, ...], check: bool = True,
-              input_: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _exec(self, args: tuple[str, ...], check: bool = True
+              ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(["pulumi", *args], cwd=self.project_dir, env=self.env(),
                               capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
-                              check=False, input=input_)
+                              check=False, stdin=subprocess.DEVNULL)
         if check and done.returncode != 0:
             raise EngineError(f"pulumi {' '.join(args)} failed ({done.returncode}):\n"
                               f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -209,15 +206,12 @@ class PulumiStack:
         return self.project_dir / f"Pulumi.{self.stack}.yaml"
 
     def settings(self) -> dict[str, Any]:
-        """The settings this stack deploys: the base stack file's, then the test's."""
-        base = self.base_stack_file or REPO / f"Pulumi.{self.stack}.yaml"
+        """The settings this stack deploys: the repository's stack file (if there is one)
+        without its encrypted values, then the test's."""
         merged: dict[str, Any] = {}
-        if base.exists():
-            raw = read_stack_config(self.stack, base.parent) if base.parent == REPO else \
-                {k.split(":", 1)[1]: v for k, v in (yaml.safe_load(base.read_text())
-                                                    .get("config") or {}).items()}
-            merged.update({k: v for k, v in raw.items()
-                           if type(v).__name__ != "EncryptedValue"})
+        if (REPO / f"Pulumi.{self.stack}.yaml").exists():
+            merged.update({k: v for k, v in read_stack_config(self.stack, REPO).items()
+                           if not isinstance(v, EncryptedValue)})
         merged.update(self.config)
         return merged
 
@@ -352,8 +346,3 @@ def read_state_file(stack: PulumiStack) -> str:
     """The backend's stored checkpoint of the stack, as text (secrets must be ciphertext)."""
     found = list((stack.workdir / "backend").rglob(f"{stack.stack}.json"))
     return "\n".join(p.read_text() for p in found)
-
-
-def stack_config_text(settings: Mapping[str, Any]) -> str:
-    """A `Pulumi.<stack>.yaml` body for `settings` (plain values only)."""
-    return yaml.safe_dump({"config": {f"{PROJECT}:{k}": v for k, v in settings.items()}})
