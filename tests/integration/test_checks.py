@@ -16,10 +16,9 @@ from components.checks.command import run_phase
 from components.checks.core import FAIL, PASS, SKIP, Report, Result
 from components.cli import main
 from components.connection import DSN_ENV
-from components.settings import EncryptedValue, Settings, parse_settings
-from components.stackfile import read_stack_config
+from components.settings import Settings, parse_settings
 from tests.conftest import TestDatabase, stack_config, stack_settings
-from tests.support.engine import REPO
+from tests.support.engine import REPO, deployed_settings
 from tests.support.supabase import deployed_stack
 from tests.support.testbed import PgServer, create_database, drop_database
 
@@ -43,10 +42,7 @@ def assert_all_good(report: Report) -> None:
 
 def file_settings(database: TestDatabase, stack: str, **extra: object) -> Settings:
     """The settings the stack deploys: the stack file, then the test's config."""
-    raw = {k: v for k, v in read_stack_config(stack, REPO).items()
-           if not isinstance(v, EncryptedValue)}
-    raw.update(stack_config(database, **extra))
-    return parse_settings(raw, stack)
+    return parse_settings(deployed_settings(stack, stack_config(database, **extra)), stack)
 
 
 # --- fresh deployments ----------------------------------------------------------------------
@@ -299,7 +295,7 @@ def _row_counts(database: TestDatabase) -> dict[str, int]:
             sql.Identifier(t))).fetchone()[0] for t in tables}
 
 
-# --- through the deploy driver ----------------------------------------------------------------
+# --- through the Pulumi CLI ---------------------------------------------------------------------
 
 def test_a_failing_validation_fails_the_apply_with_the_checks_message(
         make_stack, database: TestDatabase) -> None:

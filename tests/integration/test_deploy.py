@@ -1,4 +1,4 @@
-"""The real program, applied through the deploy driver to a real database.
+"""The real program, applied through the Pulumi CLI to a real database.
 
 These are the foundation's acceptance runs: create, no-op, change, drift and heal,
 destroy, all with the dev stack file (pointed at the test database).

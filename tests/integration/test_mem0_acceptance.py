@@ -1,6 +1,6 @@
 """Acceptance: mem0ai 2.2.1's own `Memory` against the deployed stack, as the app role.
 
-The stack is deployed by the real program (through the test deploy driver) into a fresh
+The stack is deployed by the real program (through the Pulumi CLI) into a fresh
 database; mem0 then runs offline (mem0-contract.md 6: hash embedder, infer=False, SQLite
 history in memory) with the exported `mem0Config` and nothing but the app role's DML
 grants. Nothing stands in for the database: every assertion reads real rows and catalogs.

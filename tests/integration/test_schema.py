@@ -1,6 +1,6 @@
 """The deployed schema does its job: graph, history, times, search function and plans.
 
-Each test deploys the real program through the deploy driver into a fresh database and
+Each test deploys the real program through the Pulumi CLI into a fresh database and
 then works as the app role (DML only), the way an application would.
 """
 

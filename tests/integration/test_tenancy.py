@@ -1,4 +1,4 @@
-"""Changing a stack's tenancy through the deploy driver: only access changes, no row is lost."""
+"""Changing a stack's tenancy through the Pulumi CLI: only access changes, no row is lost."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +143,17 @@ def _state_of(step: dict[str, Any]) -> dict[str, Any]:
     return step.get("new") or step.get("old") or {}
 
 
+def deployed_settings(stack: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a test stack deploys: the repository's `Pulumi.<stack>.yaml` (if there
+    is one) without its encrypted values, then `config`."""
+    merged: dict[str, Any] = {}
+    if (REPO / f"Pulumi.{stack}.yaml").exists():
+        merged.update({k: v for k, v in read_stack_config(stack, REPO).items()
+                       if not isinstance(v, EncryptedValue)})
+    merged.update(config)
+    return merged
+
+
 @dataclass
 class PulumiStack:
     """One stack deployed through the real CLI; `state_path` names its working directory
@@ -206,14 +217,8 @@ class PulumiStack:
         return self.project_dir / f"Pulumi.{self.stack}.yaml"
 
     def settings(self) -> dict[str, Any]:
-        """The settings this stack deploys: the repository's stack file (if there is one)
-        without its encrypted values, then the test's."""
-        merged: dict[str, Any] = {}
-        if (REPO / f"Pulumi.{self.stack}.yaml").exists():
-            merged.update({k: v for k, v in read_stack_config(self.stack, REPO).items()
-                           if not isinstance(v, EncryptedValue)})
-        merged.update(self.config)
-        return merged
+        """The settings this stack deploys (`deployed_settings`)."""
+        return deployed_settings(self.stack, self.config)
 
     def write_config(self) -> None:
         """Make the stack's config exactly `settings()`, secrets encrypted."""
