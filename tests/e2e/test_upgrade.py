@@ -1,0 +1,66 @@
+"""A stack deployed by the previous provider updates in place under this one.
+
+The state of existing stacks was written by the provider of commit bf91f37, the last one
+before the real engine: provider_version 3, one-line index DDL, refreshed inputs without
+the connection. The first `up` with this code must touch no object but to rewrite its
+state: no create, delete or replace, and no index rebuilt.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TestDatabase
+from tests.support.engine import REPO
+
+pytestmark = pytest.mark.e2e
+
+PREVIOUS = "bf91f37"
+DIMS = 8
+
+
+def previous_package(destination: Path) -> Path:
+    """The package `components` as it was at PREVIOUS, importable from `destination`."""
+    archive = subprocess.run(["git", "archive", "--format=tar", PREVIOUS, "components", "sql"],
+                             cwd=REPO, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(destination, filter="data")
+    # Installed, sql/ is the package components.sql (pyproject's package-dir).
+    shutil.move(destination / "sql", destination / "components" / "sql")
+    return destination
+
+
+def index_oids(database: TestDatabase) -> dict[str, int]:
+    with database.connect() as conn:
+        rows = conn.execute("SELECT relname::text, oid::int FROM pg_class WHERE relkind = 'i' "
+                            "AND relnamespace = 'public'::regnamespace").fetchall()
+    return dict(rows)
+
+
+def test_a_stack_deployed_by_the_previous_provider_updates_in_place(
+        make_stack, database: TestDatabase, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = make_stack(dimensions=DIMS)
+    with monkeypatch.context() as env:
+        # The program and the provider plugin both import the previous package.
+        env.setenv("PYTHONPATH", str(previous_package(tmp_path / "previous")))
+        stack.up().raise_for_error()
+    versions = {r["inputs"].get("provider_version") for r in stack.state().values()
+                if r["type"].endswith("mem0:SqlObject")}
+    assert versions == {"3"}, "the first up ran the previous provider"
+    before = index_oids(database)
+
+    upgraded = stack.up().raise_for_error()
+    assert set(upgraded.ops().values()) <= {"update", "same"}, upgraded.ops()
+    assert upgraded.ops("update"), "provider_version 4 is written to every object's state"
+    assert index_oids(database) == before, "no index was rebuilt"
+    ddl = {r["inputs"]["name"]: r["inputs"]["ddl"] for r in stack.state().values()
+           if r["type"].endswith("mem0:SqlObject") and r["inputs"]["kind"] == "index"}
+    assert ddl["memories_vector_idx"].splitlines()[1].strip().startswith("USING hnsw")
+    assert stack.refresh().raise_for_error().drift == []
