@@ -30,8 +30,10 @@ def checkout(tmp_path: Path) -> Iterator[Path]:
     try:
         yield root
     finally:
-        subprocess.run([str(root / ".venv/bin/python"), "-m", "components", "dev", "stop"],
-                       cwd=root, capture_output=True, check=False)
+        python = root / ".venv/bin/python"
+        if python.exists():  # never leave a server behind, whatever failed
+            subprocess.run([str(python), "-m", "components", "dev", "stop"],
+                           cwd=root, capture_output=True, check=False)
 
 
 def newcomer_env(tmp_path: Path) -> dict[str, str]:
