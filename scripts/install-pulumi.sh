@@ -7,8 +7,8 @@
 # The release is the one tools/pulumi/go.mod requires (github.com/pulumi/pulumi/pkg/v3),
 # which is also requirements.txt's `pulumi==` pin. The build list is go.sum's, so every
 # module is verified against its checksum. Nothing prebuilt is downloaded: the Go module
-# proxy serves source, and `go build` compiles it here (about 7 minutes on 2 cores the first
-# time; a second run finds the cache and takes a second). docs/engine.md has the details.
+# proxy serves source, and `go build` compiles it here (5 min 31 s measured on 2 cores the
+# first time; a second run finds the cache and returns at once). docs/engine.md has the details.
 #
 # What lands in the cache's bin/ (all four must sit together):
 #   pulumi                         the CLI, stamped with its version
@@ -47,8 +47,8 @@ fi
 
 if ! command -v go >/dev/null 2>&1; then
     die "Go is not installed, and the Pulumi CLI is built from its Go modules here. Install Go
-$(awk '$1 == "go" { print $2 }' "$module_dir/go.mod") or newer (Debian: a golang package of that version, or Go's own
-tarball), put it on PATH, and run this again. Or put an installed Pulumi CLI on PATH:
+$(awk '$1 == "go" { print $2 }' "$module_dir/go.mod") or newer (Debian bookworm's golang package is too old), put it on
+PATH, and run this again. Or put an installed Pulumi CLI on PATH:
 scripts/up.sh uses it when there is one."
 fi
 # Never let Go fetch another toolchain: a too-old Go is an error to report, not a download.
@@ -61,7 +61,7 @@ if [[ $(printf '%s\n%s\n' "$wanted_go" "$have_go" | sort -V | head -n 1) != "$wa
 fi
 
 say "building the Pulumi CLI $version and its Python language host from Go modules"
-say "into $entry (the first build takes about 7 minutes on 2 cores)"
+say "into $entry (the first build takes about 6 minutes on 2 cores)"
 work="$entry.partial.$$"
 rm -rf "$work"
 mkdir -p "$work/bin"

@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/measure_first_apply.py [RUNS]
 
-Uses the test bed's server (MEM0_TEST_DSN or a temporary local cluster). Reports, each on
+Uses the test bed's server (MEM0_TEST_DSN or a temporary local cluster) and the test
+stacks' settings (target postgres, roles named after the database). Reports, each on
 a fresh database: the provider's create calls alone, in model order in this process, and
 a whole `pulumi up --skip-preview` through the real CLI (program, plugin, engine, creates
 and the post-deploy checks), so the difference is what the engine adds.
@@ -21,18 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from components.model import build_model
 from components.provider import SqlObjectProvider, object_inputs
 from components.settings import parse_settings
+from tests.conftest import APP_PASSWORD, TestDatabase, stack_config
 from tests.support.engine import PulumiStack
 from tests.support.testbed import create_database, drop_database, start_server
-
-PASSWORD = "measure-first-apply"
-
-
-def stack_config(dsn: str, name: str) -> dict[str, object]:
-    """Target postgres with roles named after the database (roles are cluster-wide)."""
-    return {"target": "postgres", "databaseUrl": dsn, "appRole": f"app_{name}",
-            "appRolePassword": PASSWORD, "ownerRole": f"owner_{name}",
-            "readonlyRole": f"readonly_{name}", "readonlyRolePassword": PASSWORD,
-            "serviceRole": f"service_{name}", "serviceRolePassword": PASSWORD}
 
 
 def main(runs: int) -> None:
@@ -44,19 +36,20 @@ def main(runs: int) -> None:
         for _ in range(runs):
             name = create_database(server, "bench")
             dsn = server.dsn_for(name)
-            specs = build_model(parse_settings(stack_config(dsn, name), "dev"))
+            database = TestDatabase(server, name, dsn)
+            specs = build_model(parse_settings(stack_config(database), "dev"))
             objects = len(specs)
             started = time.perf_counter()
             for spec in specs:
-                password = PASSWORD if spec.kind == "role" else None
+                password = APP_PASSWORD if spec.kind == "role" else None
                 SqlObjectProvider().create(object_inputs(spec, dsn, name, False, password))
             provider_ms.append((time.perf_counter() - started) * 1000)
             drop_database(server, name)
 
             name = create_database(server, "bench")
             with tempfile.TemporaryDirectory() as tmp:
-                stack = PulumiStack("dev", Path(tmp) / "state.json",
-                                    stack_config(server.dsn_for(name), name))
+                database = TestDatabase(server, name, server.dsn_for(name))
+                stack = PulumiStack("dev", Path(tmp) / "state.json", stack_config(database))
                 stack.write_config()
                 started = time.perf_counter()
                 stack.cli("up", "--yes", "--skip-preview", "--stack", "dev",
