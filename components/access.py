@@ -165,13 +165,20 @@ def _commands(scope_read: str, scope_write: str, read_words: str, write_words: s
             "DELETE": Rule(write_words, using=scope_write)}
 
 
+TRUSTED_WORDS = "every row (trusted: mem0's own filters separate users)"
+
+
 def _app_rules(e: _Expressions, scope: _Scope, nature: str) -> dict[str, Rule]:
-    """The app role: bound like an end user once its connection names a user; before
-    that, every row when appRoleIdentity is optional (mem0 separates users itself)."""
+    """The app role: trusted with every row (appRoleIdentity trusted: a literal `true`
+    policy, which the planner drops, so mem0's filters become index conditions); bound
+    like an end user once its connection names a user (required), or only then
+    (optional: every row before)."""
     writable = nature in (MEMORY, GRAPH)
     if nature == BACKEND:
         return _commands("true", "true", "every row (the table has no owner column)",
                          "every row (the table has no owner column)", writable=True)
+    if e.settings.app_role_identity == "trusted":
+        return _commands("true", "true", TRUSTED_WORDS, TRUSTED_WORDS, writable)
     if e.settings.app_role_identity == "required":
         return _commands(scope.read, scope.write, scope.read_words, scope.write_words,
                          writable)

@@ -114,8 +114,35 @@ def _table(cur: Cursor, ref: ObjectRef) -> str | None:
     unlogged = "UNLOGGED " if persistence == "u" else ""
     body = ",\n".join(f"    {e}" for e in elements)
     table = qualified(schema, name)
-    return (f"CREATE {unlogged}TABLE {table} (\n{body}\n);\n"
+    settings = "".join(f"{line}\n" for line in _table_settings(cur, oid, table))
+    return (f"CREATE {unlogged}TABLE {table} (\n{body}\n);\n{settings}"
             f"ALTER TABLE {table} OWNER TO {owner};")
+
+
+_STORAGE = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
+# Columns stored other than their type's default, then the table's storage parameters.
+_TABLE_SETTINGS = """
+SELECT a.attname, a.attstorage, NULL::text[]
+FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = %(oid)s AND a.attnum > 0 AND NOT a.attisdropped
+  AND a.attstorage <> t.typstorage
+UNION ALL
+SELECT NULL, NULL, c.reloptions FROM pg_catalog.pg_class c
+WHERE c.oid = %(oid)s AND c.reloptions IS NOT NULL
+"""
+
+
+def _table_settings(cur: Cursor, oid: int, table: str) -> list[str]:
+    """The `ALTER TABLE` lines of a canonical table after its CREATE: column storage that
+    differs from the type's default, then the storage parameters (reloptions)."""
+    lines = []
+    for column, storage, options in cur.execute(_TABLE_SETTINGS, {"oid": oid}).fetchall():
+        if column is not None:
+            lines.append(f"ALTER TABLE {table} ALTER COLUMN {quote_ident(column)} SET STORAGE "
+                         f"{_STORAGE[storage]};")
+        else:
+            lines.append(f"ALTER TABLE {table} SET ({', '.join(options)});")
+    return lines
 
 
 def _index(cur: Cursor, ref: ObjectRef) -> str | None:

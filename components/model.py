@@ -13,6 +13,7 @@ trigger and relationship graph; `typescript` is the TS Supabase store's contract
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -404,6 +405,12 @@ def app_role_search_settings(settings: Settings) -> tuple[dict[str, str],
     method = settings.vector_index.method
     if method == "hnsw":
         values["hnsw.ef_search"] = str(settings.hnsw_ef_search)
+    if method == "ivfflat":
+        # pgvector's default of 1 probe reads one list of sqrt(rows): recall collapses.
+        values["ivfflat.probes"] = str(ivfflat_probes(settings.vector_index.lists))
+    # pgvector prices a filtered HNSW scan by random page reads: at PostgreSQL's default
+    # of 4 the planner never picks it for a large user (docs/performance.md).
+    values["random_page_cost"] = APP_RANDOM_PAGE_COST
     if method in ("hnsw", "ivfflat") and settings.iterative_scan != "off":
         values[f"{method}.iterative_scan"] = settings.iterative_scan
         requires.append(Requirement(
@@ -414,6 +421,14 @@ def app_role_search_settings(settings: Settings) -> tuple[dict[str, str],
         # mem0 casts with `%s::vector` unqualified: the type's schema must be on the path.
         values["search_path"] = f"public, {quote_ident(settings.extension_schema)}"
     return values, tuple(requires)
+
+
+APP_RANDOM_PAGE_COST = "1.1"  # data in memory or on SSD, as PostgreSQL's docs suggest
+
+
+def ivfflat_probes(lists: int) -> int:
+    """Lists an IVFFlat search reads: sqrt(lists), pgvector's advice for a start."""
+    return max(1, math.isqrt(lists - 1) + 1) if lists > 1 else 1
 
 
 def role_setting_line(role: str, name: str, value: str) -> str:

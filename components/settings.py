@@ -24,7 +24,7 @@ PROJECT = "mem0infra"
 
 TARGETS = ("embedded", "postgres", "supabase")
 TENANCIES = ("user", "org", "service")
-APP_ROLE_IDENTITIES = ("optional", "required")
+APP_ROLE_IDENTITIES = ("trusted", "optional", "required")
 # The roles Supabase provides; on target supabase the stack uses them and creates none of
 # its own but the app role. `postgres` owns what the dashboard and migrations create.
 SUPABASE_OWNER, SUPABASE_SERVICE_ROLE = "postgres", "service_role"
@@ -101,9 +101,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("appRolePassword", "string", "",
                 "Password of appRole. Secret. Required unless target is embedded; sent to "
                 "the server only as a SCRAM verifier.", secret=True),
-    SettingSpec("hnswEfSearch", "integer", 100,
+    SettingSpec("hnswEfSearch", "integer", 200,
                 "hnsw.ef_search for appRole: at least mem0's LIMIT of 80, or searches "
-                "silently return fewer rows.", minimum=MEM0_DEFAULT_LIMIT, maximum=1000),
+                "silently return fewer rows; 200 keeps recall@10 of a user's filtered "
+                "search at 0.99.", minimum=MEM0_DEFAULT_LIMIT, maximum=1000),
     SettingSpec("iterativeScan", "string", "auto",
                 "hnsw.iterative_scan for appRole (pgvector >= 0.8), so filtered searches "
                 "return full pages; auto means relaxed_order, except off on embedded "
@@ -124,10 +125,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("sessionScope", "boolean", False,
                 "Rows with a run_id are visible only to a caller whose session "
                 "(mem0.run_id, or the JWT claim run_id) names that run."),
-    SettingSpec("appRoleIdentity", "string", "optional",
-                "optional: appRole sees every row until its connection sets mem0.user_id "
-                "(mem0's own filters separate users on one shared connection); required: "
-                "appRole sees only the rows of the mem0.user_id its connection sets.",
+    SettingSpec("appRoleIdentity", "string", "trusted",
+                "trusted: appRole reads and writes every row, and mem0's own filters "
+                "separate users (its policy is `true`, so every mem0 search can use an "
+                "index); required: appRole sees only the rows of the mem0.user_id its "
+                "connection sets; optional: every row until the connection sets "
+                "mem0.user_id (the planner cannot see through this rule: every mem0 search "
+                "is a sequential scan).",
                 choices=APP_ROLE_IDENTITIES),
     SettingSpec("ownerRole", "string", "mem0_owner",
                 "NOLOGIN role that owns every object (not on supabase, where postgres "
@@ -301,7 +305,7 @@ class Settings:
     tenancy: str  # user | org | service
     shared_agent_knowledge: bool
     session_scope: bool
-    app_role_identity: str  # optional | required
+    app_role_identity: str  # trusted | optional | required
     owner_role: str  # owns every object; on supabase, `postgres`
     readonly_role: str | None  # None on supabase
     readonly_role_password: str | None = field(repr=False)

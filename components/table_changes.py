@@ -9,10 +9,12 @@ them on a table with rows unless the stack sets `allowDataLoss`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _HEADER = re.compile(r"^CREATE (UNLOGGED )?TABLE (\S+) \($")
 _OWNER = re.compile(r"^ALTER TABLE (\S+) OWNER TO (\S+);$")
+_STORAGE = re.compile(r"^ALTER TABLE \S+ ALTER COLUMN (\S+) SET STORAGE (\w+);$")
+_OPTIONS = re.compile(r"^ALTER TABLE \S+ SET \((.*)\);$")
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,10 @@ class TableShape:
     columns: dict[str, str]  # name -> full column line
     constraints: dict[str, str]  # name -> definition after "CONSTRAINT <name> "
     owner: str | None = None  # the quoted owner, from the ownership line after the table
+    # From the lines between the table and its owner: columns stored other than their
+    # type's default (name -> PLAIN | MAIN | ...), and storage parameters (name -> value).
+    storage: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,14 @@ def parse_table(ddl: str) -> TableShape:
     owner_line = _OWNER.match(lines[-1]) if lines else None
     if owner_line:
         lines = lines[:-1]
+    storage: dict[str, str] = {}
+    options: dict[str, str] = {}
+    while lines and (line_match := _STORAGE.match(lines[-1]) or _OPTIONS.match(lines[-1])):
+        if line_match.re is _STORAGE:
+            storage[line_match.group(1)] = line_match.group(2)
+        else:
+            options.update(item.split("=", 1) for item in line_match.group(1).split(", "))
+        lines = lines[:-1]
     header = _HEADER.match(lines[0]) if lines else None
     if header is None or lines[-1] != ");":
         raise ValueError(f"not a canonical CREATE TABLE statement: {ddl[:80]!r}")
@@ -56,7 +70,7 @@ def parse_table(ddl: str) -> TableShape:
         else:
             columns[line.split(" ", 1)[0]] = line
     return TableShape(header.group(2), bool(header.group(1)), columns, constraints,
-                      owner_line.group(2) if owner_line else None)
+                      owner_line.group(2) if owner_line else None, storage, options)
 
 
 def _column_type(line: str) -> str:
@@ -133,7 +147,33 @@ def plan_table_change(old_ddl: str, new_ddl: str) -> list[Step]:
         if old.constraints.get(name) != definition:
             steps.append(Step(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition};",
                               loses_data=False, why=f"constraint {name}"))
+    steps.extend(_storage_changes(old, new))
     if new.owner and new.owner != old.owner:
         steps.append(Step(f"ALTER TABLE {table} OWNER TO {new.owner};", loses_data=False,
                           why=f"owner becomes {new.owner}"))
+    return steps
+
+
+def _storage_changes(old: TableShape, new: TableShape) -> list[Step]:
+    """Column storage and storage parameters: catalog changes that take effect for rows
+    written from now on (existing rows move only when rewritten, docs/performance.md)."""
+    table = new.table
+    steps = []
+    for column in sorted(old.storage.keys() | new.storage.keys()):
+        if column in new.columns and old.storage.get(column) != new.storage.get(column):
+            # A column no longer listed goes back to its type's default storage (SET STORAGE
+            # DEFAULT is PostgreSQL 16+): pgvector's types are EXTERNAL, the others EXTENDED.
+            vector = re.search(r"\bhalfvec\(|\bvector\(", new.columns[column]) is not None
+            mode = new.storage.get(column, "EXTERNAL" if vector else "EXTENDED")
+            steps.append(Step(f"ALTER TABLE {table} ALTER COLUMN {column} SET STORAGE {mode};",
+                              loses_data=False, why=f"storage of {column} (new rows only)"))
+    changed = {k: v for k, v in new.options.items() if old.options.get(k) != v}
+    if changed:
+        steps.append(Step(
+            f"ALTER TABLE {table} SET ({', '.join(f'{k}={v}' for k, v in changed.items())});",
+            loses_data=False, why="storage parameters (new rows only)"))
+    gone = sorted(old.options.keys() - new.options.keys())
+    if gone:
+        steps.append(Step(f"ALTER TABLE {table} RESET ({', '.join(gone)});", loses_data=False,
+                          why="storage parameters back to their defaults"))
     return steps

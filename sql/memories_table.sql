@@ -10,3 +10,5 @@ CREATE TABLE {{table}} (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT {{pkey}} PRIMARY KEY (id)
 );
+ALTER TABLE {{table}} ALTER COLUMN vector SET STORAGE MAIN;
+ALTER TABLE {{table}} SET (toast_tuple_target=8160);

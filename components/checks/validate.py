@@ -41,6 +41,7 @@ from components.model import (
     app_role_search_settings,
 )
 from components.plans import indexes_in
+from components.settings import SUPABASE_END_USER_ROLES
 
 PULUMI_UP = "run `pulumi up`: it restores what the stack declares (`pulumi refresh " \
     "--preview-only` shows the drift first)"
@@ -239,8 +240,10 @@ def _as(ctx: Context, role: str, user_id: str | None) -> None:
     below is qualified)."""
     ctx.conn.execute("RESET ROLE")
     ctx.conn.execute(f"SET LOCAL ROLE {quote_ident(role)}")
-    ctx.conn.execute("SELECT pg_catalog.set_config('mem0.user_id', %s, true)",
-                     (user_id or "",))
+    ctx.conn.execute("SELECT pg_catalog.set_config('mem0.user_id', %s, true),"
+                     " pg_catalog.set_config('request.jwt.claims', %s, true)",
+                     (user_id or "", json.dumps({"sub": user_id, "role": role})
+                      if user_id else ""))
     if role == ctx.settings.app_role:
         declared, _ = app_role_search_settings(ctx.settings)
         for name, value in declared.items():
@@ -305,53 +308,82 @@ def _undeclared_policies(ctx: Context) -> list[str]:
         if (table, name) not in declared]
 
 
+def _bound_role(ctx: Context) -> str | None:
+    """The role whose rows row-level security limits to one user: the app role unless it
+    is trusted with every row, then the end users' role (none in tenancy service)."""
+    s = ctx.settings
+    if s.app_role_identity != "trusted":
+        return s.app_role
+    if s.tenancy == "service":
+        return None
+    return SUPABASE_END_USER_ROLES[1] if s.target == "supabase" else s.readonly_role
+
+
+def _refused(ctx: Context, probe: _Probe, statement: str, params: Sequence[Any]) -> bool:
+    """The statement reached no row, or was refused outright (no privilege, WITH CHECK)."""
+    try:
+        with ctx.conn.transaction():
+            return probe.count(statement, params) == 0
+    except psycopg.errors.InsufficientPrivilege:
+        return True
+
+
 def check_rls_enforced(ctx: Context) -> Outcome:
-    """Two throwaway identities as the app role: each reaches only its own memory."""
+    """Two throwaway identities of the role row-level security binds: each reaches only
+    its own memory. With appRoleIdentity trusted that role is the end users' (the app role
+    is declared to see every row); the memory is then written by the service role."""
     if not _python_profile(ctx):
         return not_applicable("the enforcement test covers clientProfile python")
     s = ctx.settings
+    role = _bound_role(ctx)
+    if role is None:
+        return not_applicable(f"tenancy service with appRoleIdentity trusted: no role is "
+                              f"limited to one user's rows ({s.app_role} reads every row)")
     probe = _Probe(ctx)
-    owner, other = (f"validate-{uuid.uuid4()}" for _ in range(2))
+    # uuids: Supabase's auth.uid() reads the JWT's sub as one.
+    owner, other = (str(uuid.uuid4()) for _ in range(2))
     memory_id = str(uuid.uuid4())
     probe.join_org(owner)
     probe.join_org(other, f"{probe.org}-other")  # org tenancy: a member of another org
-    _as(ctx, s.app_role, owner)
+    _as(ctx, role if role == s.app_role else s.service_role, owner)
     probe.insert(memory_id, owner, "validate rls probe")
+    _as(ctx, role, owner)
     if len(probe.get(memory_id)) != 1:
-        return failed(f"as {s.app_role} with mem0.user_id set, a memory it just wrote is not "
+        return failed(f"as {role} with the owner's identity, the owner's memory is not "
                       "readable", "the SELECT policy does not match the INSERT policy; "
                       + PULUMI_UP)
     leaks: list[str] = []
-    _as(ctx, s.app_role, other)
+    _as(ctx, role, other)
     if probe.get(memory_id):
         leaks.append("read it")
-    if probe.count(f"UPDATE {probe.table} SET payload = payload WHERE id = %s", (memory_id,)):
+    if not _refused(ctx, probe, f"UPDATE {probe.table} SET payload = payload WHERE id = %s",
+                    (memory_id,)):
         leaks.append("updated it")
     history = qualified("public", HISTORY_TABLE)
-    if probe.run(f"SELECT 1 FROM {history} WHERE memory_id = %s", (memory_id,)):
+    if not _refused(ctx, probe, f"SELECT 1 FROM {history} WHERE memory_id = %s", (memory_id,)):
         leaks.append(f"read its history in {HISTORY_TABLE}")
-    try:
-        with ctx.conn.transaction():
-            probe.insert(str(uuid.uuid4()), owner, "validate forged row")
+    if not _refused(ctx, probe, f"INSERT INTO {probe.table} (id, vector, payload) VALUES"
+                    f" (%s, {probe.vector}, %s)", (str(uuid.uuid4()), _vector_literal(ctx),
+                                                   _payload(ctx, owner, probe.org, "forged"))):
         leaks.append("wrote a memory in its name")
-    except psycopg.errors.InsufficientPrivilege:
-        pass  # refused by WITH CHECK, as it must be
-    if probe.count(f"DELETE FROM {probe.table} WHERE id = %s", (memory_id,)):
+    if not _refused(ctx, probe, f"DELETE FROM {probe.table} WHERE id = %s", (memory_id,)):
         leaks.append("deleted it")
     if leaks:
         extra = _undeclared_policies(ctx)
         why = (f"policies the stack does not declare grant it: {', '.join(extra)}; drop them"
                if extra else "the declared policies let another user in; check the "
                "tenancy settings and `python -m components render`")
-        return failed(f"as {s.app_role}, one user {', '.join(leaks)} of another user's "
+        return failed(f"as {role}, one user {', '.join(leaks)} of another user's "
                       f"memory (tenancy {s.tenancy})", why)
-    _as(ctx, s.app_role, owner)
+    _as(ctx, role, owner)
     if len(probe.get(memory_id)) != 1:
         return failed("the owner's memory was gone after another user's attempts",
                       "another user's DELETE reached it: " + PULUMI_UP)
     stranger = "a user of another organisation" if probe.org else "a second user"
-    return passed(f"as {s.app_role}, {stranger} could not read, change, delete or forge a "
-                  f"user's memory, nor read its history (tenancy {s.tenancy})")
+    trusted = (f"; {s.app_role} is trusted with every row (appRoleIdentity trusted)"
+               if role != s.app_role else "")
+    return passed(f"as {role}, {stranger} could not read, change, delete or forge a "
+                  f"user's memory, nor read its history (tenancy {s.tenancy}){trusted}")
 
 
 def check_round_trip(ctx: Context) -> Outcome:

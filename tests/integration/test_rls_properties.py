@@ -47,7 +47,7 @@ class Config:
     tenancy: Literal["user", "org", "service"]
     shared: bool = False  # sharedAgentKnowledge
     session: bool = False  # sessionScope
-    app_identity: Literal["optional", "required"] = "optional"  # appRoleIdentity
+    app_identity: Literal["trusted", "optional", "required"] = "trusted"  # appRoleIdentity
 
     @property
     def id(self) -> str:
@@ -68,12 +68,12 @@ class Config:
 CONFIGS = (
     Config("postgres", "user"),
     Config("postgres", "user", shared=True, session=True, app_identity="required"),
-    Config("postgres", "org", shared=True),
+    Config("postgres", "org", shared=True, app_identity="optional"),
     Config("postgres", "org", session=True, app_identity="required"),
     Config("postgres", "service"),
     Config("supabase", "user", app_identity="required"),
     Config("supabase", "org", shared=True, session=True),
-    Config("supabase", "service", shared=True),
+    Config("supabase", "service", shared=True, app_identity="optional"),
 )
 
 # --- the people and their rows --------------------------------------------------------------
@@ -305,11 +305,12 @@ class Oracle:
         self.run = who.run
         self.orgs = {m.org for m in state.tables.get(MEMBERS, {}).values()
                      if self.uid is not None and m.user == self.uid}
-        # The service role bypasses row security; the app role, with appRoleIdentity
-        # optional, sees every row until its connection names a user.
+        # The service role bypasses row security; the app role sees every row when it is
+        # trusted, and with appRoleIdentity optional until its connection names a user.
         self.bypass = who.kind == "service"
-        self.everything = (who.kind == "app" and config.app_identity == "optional"
-                           and self.uid is None)
+        self.everything = who.kind == "app" and (
+            config.app_identity == "trusted"
+            or (config.app_identity == "optional" and self.uid is None))
 
     def privileges(self, table: str) -> frozenset[str]:
         kind = self.who.kind
@@ -805,8 +806,9 @@ def test_every_attempt_matches_the_rules(stack: Stack) -> None:
 
 def test_the_app_role_sees_its_rows_on_its_own_connection(stack: Stack) -> None:
     """mem0's own situation: a fresh LOGIN connection of the app role that never heard of
-    a token, first without a user (every row with appRoleIdentity optional, none with
-    required), then naming its user with mem0.user_id. On Supabase this needs USAGE on
+    a token, first without a user (every row with appRoleIdentity trusted or optional,
+    none with required), then naming its user with mem0.user_id (still every row when
+    trusted). On Supabase this needs USAGE on
     schema auth, which Supabase gives only its API roles: mem0_user_id() calls
     auth.uid()."""
     app = stack.roles["app"]
@@ -817,7 +819,7 @@ def test_the_app_role_sees_its_rows_on_its_own_connection(stack: Stack) -> None:
         conn.execute("SELECT set_config('mem0.user_id', %s, false)", (U1,))
         named = conn.execute("SELECT count(*) FROM public.memories").fetchone()
     oracle = Oracle(stack.config, Identity("app", U1), stack.seed)
-    assert anonymous == (every_row if stack.config.app_identity == "optional" else 0,)
+    assert anonymous == (0 if stack.config.app_identity == "required" else every_row,)
     assert named == (len(oracle.select(MEMORIES).rows),)
     assert stack.app_role_works
 
@@ -849,8 +851,8 @@ def test_history_keeps_a_sessions_rows_in_that_session(stack: Stack) -> None:
 def test_the_headline_rules_hold_without_the_oracle(stack: Stack) -> None:
     """The brief's rules stated directly, as a cross-check of the oracle itself: the service
     role reads every row; anon gets permission denied for everything; readonly writes
-    nothing; the app role without a user reads every row with appRoleIdentity optional
-    and none with required; a signed-in user reads only rows of their own (or of their
+    nothing; the app role without a user reads every row with appRoleIdentity trusted or
+    optional and none with required; a signed-in user reads only rows of their own (or of their
     organisations), or shared agent rows."""
     config, seeded = stack.config, stack.seed.tables
 
@@ -875,8 +877,8 @@ def test_the_headline_rules_hold_without_the_oracle(stack: Stack) -> None:
                 assert got == DENIED, (table, user)
         if stack.app_role_works:
             got = run(Identity("app"), Attempt("select", table))
-            assert got.rows == (everything if config.app_identity == "optional"
-                                else frozenset()), table
+            assert got.rows == (frozenset() if config.app_identity == "required"
+                                else everything), table
     kind: Kind = "readonly" if config.target == "postgres" else "authenticated"
     for user in USERS:
         orgs = {org for org, member in MEMBERSHIPS if member == user}

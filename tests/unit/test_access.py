@@ -20,6 +20,7 @@ from components.access import (
     NO_ACCESS,
     ORG_IDS_FUNCTION,
     RUN_ID_FUNCTION,
+    TRUSTED_WORDS,
     USER_ID_FUNCTION,
     needs_org_ids,
     needs_run_id,
@@ -369,6 +370,10 @@ def test_shared_agent_knowledge_changes_only_policies(target: str, profile: str,
                                                       tenancy: str) -> None:
     old, new = _changed(settings(target, tenancy, profile),
                         settings(target, tenancy, profile, sharedAgentKnowledge=True))
+    if tenancy == "service":
+        # No end user, and the trusted app role (the default) reads every row anyway.
+        assert old == new == {}
+        return
     _assert_only_row_rules_changed(old, new)
     assert "row_security:public.memories" in new
     assert [k for k in new if k.startswith("policy:")]
@@ -384,6 +389,9 @@ def test_session_scope_adds_its_function_and_changes_only_policies(target: str, 
     run_id = f"function:public.{RUN_ID_FUNCTION}"
     _assert_only_row_rules_changed(old, new, also={run_id})
     assert run_id in new and run_id not in old
+    if tenancy == "service":  # no end user, and the trusted app role reads every row
+        assert list(new) == [run_id]
+        return
     assert "row_security:public.memories" in new
     assert [k for k in new if k.startswith("policy:")]
 
@@ -391,10 +399,11 @@ def test_session_scope_adds_its_function_and_changes_only_policies(target: str, 
 @pytest.mark.parametrize("tenancy", TENANCIES)
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("identity", ["optional", "required"])
 def test_app_role_identity_changes_only_policies(target: str, profile: str,
-                                                 tenancy: str) -> None:
+                                                 tenancy: str, identity: str) -> None:
     old, new = _changed(settings(target, tenancy, profile),
-                        settings(target, tenancy, profile, appRoleIdentity="required"))
+                        settings(target, tenancy, profile, appRoleIdentity=identity))
     _assert_only_row_rules_changed(old, new)
     assert "row_security:public.memories" in new
 
@@ -484,12 +493,14 @@ def test_what_each_option_adds_to_a_memory_rule() -> None:
 
     read, write = memory_rule()
     assert read.using == f"(user_id = {uid})"
+    assert (write.check, write.words) == ("true", TRUSTED_WORDS)  # the default: trusted
+    read, write = memory_rule(appRoleIdentity="optional")
     assert write.check == f"(({uid} IS NULL) OR (user_id = {uid}))"
     read, _ = memory_rule(tenancy="org")
     assert read.using == f"(org_id = ANY ({orgs}))"
     read, write = memory_rule(sessionScope=True)
     assert read.using == f"((user_id = {uid}) AND ((run_id IS NULL) OR (run_id = {run})))"
-    read, write = memory_rule(sharedAgentKnowledge=True)
+    read, write = memory_rule(sharedAgentKnowledge=True, appRoleIdentity="optional")
     assert read.using == (f"((user_id = {uid}) OR ((user_id IS NULL) AND (agent_id IS NOT "
                           f"NULL) AND ({uid} IS NOT NULL)))")
     assert write.check == f"(({uid} IS NULL) OR (user_id = {uid}))"  # shared rows: read only

@@ -374,9 +374,9 @@ def test_a_63_character_role_name_is_fine() -> None:
 
 @pytest.mark.parametrize(("raw", "message"), [
     ({"appRoleIdentity": "sometimes"},
-     "appRoleIdentity: 'sometimes' is not allowed; allowed: optional, required"),
+     "appRoleIdentity: 'sometimes' is not allowed; allowed: trusted, optional, required"),
     ({"appRoleIdentity": ""},
-     "appRoleIdentity: '' is not allowed; allowed: optional, required"),
+     "appRoleIdentity: '' is not allowed; allowed: trusted, optional, required"),
     ({"sharedAgentKnowledge": "yes"},
      "sharedAgentKnowledge: 'yes' is not allowed; use true or false"),
     ({"sessionScope": 1}, "sessionScope: 1 is not allowed; use true or false"),
@@ -387,7 +387,7 @@ def test_access_settings_name_key_value_and_what_is_allowed(raw: dict[str, objec
     assert only_problem(raw) == message
 
 
-@pytest.mark.parametrize("identity", ["optional", "required"])
+@pytest.mark.parametrize("identity", ["trusted", "optional", "required"])
 def test_app_role_identity_is_kept(identity: str) -> None:
     assert parse_settings({"appRoleIdentity": identity}, "dev").app_role_identity == identity
 
@@ -395,7 +395,7 @@ def test_app_role_identity_is_kept(identity: str) -> None:
 def test_access_defaults() -> None:
     s = parse_settings({}, "dev")
     assert (s.shared_agent_knowledge, s.session_scope, s.app_role_identity) == (
-        False, False, "optional")
+        False, False, "trusted")
 
 
 def test_role_password_gives_each_login_roles_secret() -> None:

@@ -81,9 +81,11 @@ def test_a_first_slice_table_grows_into_the_full_layout_without_loss() -> None:
     first_slice = BASE.replace("public.m ", "public.memories ").replace("m_pkey",
                                                                         "memories_pkey")
     steps = plan_table_change(first_slice, full.ddl)
-    *columns, owner = steps
+    *columns, storage, options, owner = steps
     assert [s.sql.split(" ADD COLUMN ")[1].split(" ")[0] for s in columns] == [
         "user_id", "agent_id", "run_id", "org_id", "created_at", "updated_at"]
+    assert storage.sql == "ALTER TABLE public.memories ALTER COLUMN vector SET STORAGE MAIN;"
+    assert options.sql == "ALTER TABLE public.memories SET (toast_tuple_target=8160);"
     assert owner.sql == "ALTER TABLE public.memories OWNER TO mem0_owner;"
     assert not any(s.loses_data for s in steps)
 
@@ -96,3 +98,23 @@ def test_parse_reads_the_ownership_line_and_a_new_owner_is_one_step() -> None:
     assert plan_table_change(owned, owned) == []
     [step] = plan_table_change(owned, owned.replace("mem0_owner", "other_owner"))
     assert step.sql == "ALTER TABLE public.m OWNER TO other_owner;" and not step.loses_data
+
+
+def test_storage_lines_parse_and_change_in_place() -> None:
+    """Column storage and storage parameters ride after the table (as introspection prints
+    them); a change is a catalog step, never a loss, and a removed one is reset."""
+    main = (BASE + "\nALTER TABLE public.m ALTER COLUMN vector SET STORAGE MAIN;"
+            "\nALTER TABLE public.m SET (toast_tuple_target=8160, fillfactor=90);")
+    shape = parse_table(main)
+    assert shape.storage == {"vector": "MAIN"}
+    assert shape.options == {"toast_tuple_target": "8160", "fillfactor": "90"}
+    assert shape.columns == parse_table(BASE).columns
+    assert [s.sql for s in plan_table_change(BASE, main)] == [
+        "ALTER TABLE public.m ALTER COLUMN vector SET STORAGE MAIN;",
+        "ALTER TABLE public.m SET (toast_tuple_target=8160, fillfactor=90);"]
+    back = plan_table_change(main, BASE)
+    assert [s.sql for s in back] == [
+        "ALTER TABLE public.m ALTER COLUMN vector SET STORAGE EXTERNAL;",
+        "ALTER TABLE public.m RESET (fillfactor, toast_tuple_target);"]
+    assert not any(s.loses_data for s in back)
+    assert plan_table_change(main, main) == []
