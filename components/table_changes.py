@@ -160,7 +160,11 @@ def _storage_changes(old: TableShape, new: TableShape) -> list[Step]:
     table = new.table
     steps = []
     for column in sorted(old.storage.keys() | new.storage.keys()):
-        if column in new.columns and old.storage.get(column) != new.storage.get(column):
+        # A new type resets the column to its type's storage: declare it again after.
+        retyped = column in old.columns and column in new.columns and \
+            _column_type(old.columns[column]) != _column_type(new.columns[column])
+        if column in new.columns and (retyped or
+                                      old.storage.get(column) != new.storage.get(column)):
             # A column no longer listed goes back to its type's default storage (SET STORAGE
             # DEFAULT is PostgreSQL 16+): pgvector's types are EXTERNAL, the others EXTENDED.
             vector = re.search(r"\bhalfvec\(|\bvector\(", new.columns[column]) is not None

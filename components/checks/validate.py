@@ -240,10 +240,13 @@ def _as(ctx: Context, role: str, user_id: str | None) -> None:
     below is qualified)."""
     ctx.conn.execute("RESET ROLE")
     ctx.conn.execute(f"SET LOCAL ROLE {quote_ident(role)}")
-    ctx.conn.execute("SELECT pg_catalog.set_config('mem0.user_id', %s, true),"
-                     " pg_catalog.set_config('request.jwt.claims', %s, true)",
-                     (user_id or "", json.dumps({"sub": user_id, "role": role})
-                      if user_id else ""))
+    ctx.conn.execute("SELECT pg_catalog.set_config('mem0.user_id', %s, true)",
+                     (user_id or "",))
+    if user_id and role != ctx.settings.app_role:
+        # End users (Supabase's authenticated) are named by a verified JWT's sub; the app
+        # role by mem0.user_id alone, whose values need not be uuids.
+        ctx.conn.execute("SELECT pg_catalog.set_config('request.jwt.claims', %s, true)",
+                         (json.dumps({"sub": user_id, "role": role}),))
     if role == ctx.settings.app_role:
         declared, _ = app_role_search_settings(ctx.settings)
         for name, value in declared.items():

@@ -146,8 +146,8 @@ def copy(pg_server: PgServer, template: TestDatabase) -> Iterator[tuple[TestData
     finally:
         # The roles are the template's; only this test changes them (ALTER ROLE): restore.
         with psycopg.connect(pg_server.admin_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("ALTER ROLE {} SET hnsw.ef_search TO '100'").format(
-                sql.Identifier(settings.app_role)))
+            admin.execute(sql.SQL("ALTER ROLE {} SET hnsw.ef_search TO {}").format(
+                sql.Identifier(settings.app_role), sql.Literal(str(settings.hnsw_ef_search))))
         drop_database(pg_server, name)
 
 

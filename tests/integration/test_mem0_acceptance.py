@@ -254,7 +254,7 @@ def test_limit_80_returns_80_rows(deployment: Deployment, make_memory,
     # SHOW to report pgvector's own variables), and plans mem0's query on the HNSW index.
     with deployment.as_role() as conn:
         conn.execute("SELECT NULL::vector")
-        assert conn.execute("SHOW hnsw.ef_search").fetchone() == ("100",)
+        assert conn.execute("SHOW hnsw.ef_search").fetchone() == ("200",)
         assert conn.execute("SHOW hnsw.iterative_scan").fetchone() == ("relaxed_order",)
         plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + MEM0_SEARCH_SQL, (query, 80)))
     assert f"Index Scan using {COLLECTION}_vector_idx" in plan, plan

@@ -22,6 +22,11 @@ def _add_memories(database: TestDatabase) -> None:
                 (json.dumps({"user_id": user, "org_id": org, "data": f"{user}'s memory"}),))
 
 
+# The app role binds to the user its connection names only when it is not trusted with
+# every row (the default): these tests read each tenancy's rules through it.
+BOUND = "optional"
+
+
 def _visible_to(database: TestDatabase, user: str) -> list[str]:
     """What the app role sees once its connection names a user (mem0.user_id)."""
     url = role_url(database.dsn, app_role_for(database), APP_PASSWORD)
@@ -34,13 +39,13 @@ def _visible_to(database: TestDatabase, user: str) -> list[str]:
 
 def test_user_to_org_changes_only_access_and_keeps_every_row(make_stack,
                                                              database: TestDatabase) -> None:
-    make_stack(tenancy="user").up().raise_for_error()
+    make_stack(tenancy="user", appRoleIdentity=BOUND).up().raise_for_error()
     _add_memories(database)
     assert _visible_to(database, "alice") == ["alice"]
     history_rows = database.scalar("SELECT count(*) FROM public.memory_history")
 
-    preview = make_stack(tenancy="org").preview()
-    report = make_stack(tenancy="org").up().raise_for_error()
+    preview = make_stack(tenancy="org", appRoleIdentity=BOUND).preview()
+    report = make_stack(tenancy="org", appRoleIdentity=BOUND).up().raise_for_error()
     touched = changed(report)
     assert touched == changed(preview)  # the preview said exactly what the apply did
     for name, op in touched.items():
@@ -61,7 +66,8 @@ def test_user_to_org_changes_only_access_and_keeps_every_row(make_stack,
     assert _visible_to(database, "alice") == ["alice", "bob"]
     assert _visible_to(database, "carol") == []
 
-    back = make_stack(tenancy="user").up()  # the membership table holds a row
+    # the membership table holds a row
+    back = make_stack(tenancy="user", appRoleIdentity=BOUND).up()
     assert back.error and "memory_org_members" in back.error and "allowDataLoss" in back.error
     assert database.scalar("SELECT count(*) FROM public.memory_org_members") == 1
 
@@ -70,7 +76,7 @@ def test_org_edges_carry_their_memories_organisation(make_stack,
                                                      database: TestDatabase) -> None:
     """A member of two organisations cannot label an edge between one organisation's
     memories with the other, where that other's members would read it."""
-    make_stack(tenancy="org").up().raise_for_error()
+    make_stack(tenancy="org", appRoleIdentity=BOUND).up().raise_for_error()
     ids = {}
     with database.connect() as conn:
         for org in ("acme", "globex"):
