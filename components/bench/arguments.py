@@ -55,8 +55,9 @@ def _seed(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("exit codes: 0 every p95 within the stack's limits (benchInsertMs, "
                      "benchSearchMs, benchGetMs, benchTraverseMs); 1 a p95 over its limit, or "
-                     "--rls found results changed by row-level security; 2 could not run; "
-                     "130 interrupted")
+                     "--rls found results changed by row-level security; 2 could not run "
+                     "(also: --as app without a role that may create roles); 130 "
+                     "interrupted")
     add_stack_arguments(parser, "a role that may create a schema (and, for --as app and "
                                 "--rls, roles)")
     parser.add_argument("--rows", type=_bounded(1, 10_000_000), default=None,
