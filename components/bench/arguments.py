@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from components.bench.common import DEFAULT_SAMPLES, DEFAULT_SEED, BenchError, Options
+from components.bench.compare import CHOICES as COMPARE_CHOICES
+from components.bench.compare import check_compare
+from components.bench.role import MODES as ROLE_MODES
+from components.bench.users import DISTRIBUTIONS
 from components.settings import ITERATIVE_SCANS, MAX_DIMENSIONS, MAX_INDEXED_DIMENSIONS, Settings
 from components.stackfile import add_stack_arguments, load_stack_settings
 
@@ -27,6 +31,16 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _one_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not allowed; allowed: {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
 def _seed(text: str) -> float:
     try:
         value = float(text)
@@ -41,9 +55,11 @@ def _seed(text: str) -> float:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("exit codes: 0 every p95 within the stack's limits (benchInsertMs, "
                      "benchSearchMs, benchGetMs, benchTraverseMs); 1 a p95 over its limit, or "
-                     "--rls found results changed by row-level security; 2 could not run; "
-                     "130 interrupted")
-    add_stack_arguments(parser, "a role that may create a schema")
+                     "--rls found results changed by row-level security; 2 could not run "
+                     "(also: --as app without a role that may create roles); 130 "
+                     "interrupted")
+    add_stack_arguments(parser, "a role that may create a schema (and, for --as app and "
+                                "--rls, roles)")
     parser.add_argument("--rows", type=_bounded(1, 10_000_000), default=None,
                         help="memories to load (default: the stack's benchRows, 10000 unless "
                              "set)")
@@ -62,6 +78,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "applied only on pgvector >= 0.8.0)")
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                         help=f"seed of the generated data, -1..1 (default {DEFAULT_SEED})")
+    parser.add_argument("--as", dest="as_role", type=_one_of(ROLE_MODES), default="app",
+                        metavar="{" + ",".join(ROLE_MODES) + "}",
+                        help="whom the timed statements run as: app (default) a throwaway "
+                             "role with the stack's app-role grants, row-level security "
+                             "policies and session settings (needs CREATEROLE); owner the "
+                             "connecting role, without row-level security")
+    parser.add_argument("--users-distribution", type=_one_of(DISTRIBUTIONS), default="zipf",
+                        metavar="{" + ",".join(DISTRIBUTIONS) + "}",
+                        help="memories per user: zipf (default) the user of rank r gets a "
+                             "share proportional to 1/r; uniform rows/users each. Searches "
+                             "and lists are reported per size class (~10K, ~1K, ~100 ...)")
+    parser.add_argument("--compare", type=_one_of(COMPARE_CHOICES), default=None,
+                        metavar="{" + ",".join(COMPARE_CHOICES) + "}",
+                        help="mem0-default: also build the table mem0 makes for itself (id, "
+                             "vector, payload; its hnsw and GIN indexes) in a second scratch "
+                             "schema with the same rows, time the same queries there with "
+                             "pgvector's defaults, interleaved, and print mem0 p95 / stack p95")
     parser.add_argument("--rls", action="store_true",
                         help="also time user-scoped search, get by id and list under "
                              "row-level security variants (none, project, project-app, seed) "
@@ -73,7 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the JSON document to this file")
     parser.add_argument("--markdown", type=Path, default=None, metavar="FILE",
                         help="also write a Markdown report (parameters, a table of p50/p95/"
-                             "p99, recall@10 and the stack's limits, sizes) to this file")
+                             "p99, recall@10/@80, full pages and the stack's limits per "
+                             "metric, mem0's table side by side with --compare, sizes) to "
+                             "this file")
     parser.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                         help="also draw every measurement's latency distribution with its "
                              "limit to this PNG file (needs matplotlib)")
@@ -112,6 +147,8 @@ def bench_settings(args: argparse.Namespace) -> Settings:
                          "synthetic memories have not; service tenancy has no end-user "
                          "policy)")
     check_dimensions(settings)
+    if getattr(args, "compare", None):
+        check_compare(settings)
     return settings
 
 
@@ -133,4 +170,5 @@ def bench_options(args: argparse.Namespace, settings: Settings) -> Options:
                              "existing directory")
     rls = bool(getattr(args, "rls", False))
     return Options(rows=rows, users=users, samples=args.samples, seed=args.seed,
-                   rls=rls, uuid_user_ids=rls)
+                   rls=rls, uuid_user_ids=rls, distribution=args.users_distribution,
+                   as_role=args.as_role, compare=args.compare)

@@ -9,10 +9,14 @@ import psycopg
 
 from components.connection import DSN_ENV as DSN_ENV  # re-exported: bench.DSN_ENV
 from components.identifiers import qualified, quote_ident
-from components.settings import Settings
+from components.settings import MEM0_DEFAULT_LIMIT, Settings
 
 APPLICATION = "mem0infra-bench"
-TOP_K = 10
+# mem0 2.2.1's search LIMIT by default: Memory.search over-fetches max(top_k * 4, 60) rows
+# with top_k 20 (mem0-contract.md 4).
+LIMIT = MEM0_DEFAULT_LIMIT
+RECALL_AT = (10, LIMIT)  # recall@10 (what a top-10 caller keeps) and of the whole page
+LIST_LIMIT = 100  # mem0's list (get_all) binds its limit; 100 is its default page
 # Untimed runs before each measurement: psycopg prepares a statement on its 6th execution
 # (prepare_threshold=5), so the timed runs see what a long-lived mem0 pool connection sees.
 WARMUP = 5
@@ -34,6 +38,9 @@ class Options:
     # user ids 00000000-0000-4000-8000-<user number> instead of user_<n>: the seed's policy
     # compares auth.uid()::text, a uuid's text, with them (only --rls asks for it)
     uuid_user_ids: bool = False
+    distribution: str = "uniform"  # memories per user (components.bench.users)
+    as_role: str = "app"  # app: a throwaway app role under its RLS; owner: the connecting role
+    compare: str | None = None  # "mem0-default": also time mem0's own table alongside
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from hashlib import md5
 from typing import Any
@@ -14,6 +15,7 @@ import psycopg
 
 from components.bench.common import WARMUP, Names, Options
 from components.bench.progress import Progress
+from components.bench.users import USERS_TABLE, create_users_table, stride
 from components.identifiers import quote_ident
 from components.model import RELATIONSHIPS_TABLE
 
@@ -95,49 +97,48 @@ def _fill_pool(conn: psycopg.Connection[Any], n: Names, users: int, pool: int) -
     conn.execute(f"ANALYZE {table}")
 
 
-# A row's user id, from its user number. The uuid form is a valid uuid's canonical text
-# (version and variant digits set), so `uuid::text = user_id` can match it; neither form
-# draws a random number, so the rest of the data is the same for both.
-USER_ID_SQL = "'user_' || pg_catalog.mod(k, %(users)s::bigint)::text"
-UUID_USER_ID_SQL = ("'00000000-0000-4000-8000-' || pg_catalog.lpad("
-                    "pg_catalog.mod(k, %(users)s::bigint)::text, 12, '0')")
+def _generator_sql(n: Names) -> str:
+    """Rows k in [lo, hi]: (k, user_id, body, at, vector). Parameters are named.
 
-
-def _generator_sql(n: Names, uuid_user_ids: bool = False) -> str:
-    """Rows k in [lo, hi]: (k, user_id, body, at, vector). Parameters are named."""
+    Row k belongs to the user whose range in `bench_users` holds position
+    (k * stride) mod rows: a permutation, so a user's rows are spread over the table."""
     pool, plus, mul = n.obj("bench_pool"), n.op("+"), n.op("*")
-    user_id = UUID_USER_ID_SQL if uuid_user_ids else USER_ID_SQL
     return (
-        f"SELECT r.k, r.user_id, r.body, r.at,"
+        f"SELECT r.k, w.user_id, r.body, r.at,"
         f" {n.obj('bench_unit')}(c.v {plus} t.v {plus} u.v {plus} (e.v {mul} s.v)) AS vector"
-        " FROM (SELECT k, pg_catalog.mod(k, %(users)s::bigint)::integer AS user_no,"
+        " FROM (SELECT k,"
         "  pg_catalog.floor(pg_catalog.random() * %(topics)s::integer)::integer AS topic,"
-        f"  {user_id} AS user_id,"
         f"  {n.obj('bench_text')}(k, %(words)s::text[]) AS body,"
         "  pg_catalog.to_char((pg_catalog.now() - pg_catalog.random() * interval '365 days')"
         "   AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') AS at"
         "  FROM pg_catalog.generate_series(%(lo)s::bigint, %(hi)s::bigint) AS k) AS r"
+        " CROSS JOIN LATERAL (SELECT b.user_no, b.user_id"
+        f"  FROM {n.obj(USERS_TABLE)} AS b WHERE b.first_row <= pg_catalog.mod("
+        "   r.k * %(stride)s::bigint, %(rows)s::bigint)"
+        "  ORDER BY b.first_row DESC LIMIT 1) AS w"
         f" JOIN {pool} AS c ON c.kind = 'common' AND c.n = 0"
         f" JOIN {pool} AS t ON t.kind = 'topic' AND t.n = r.topic"
-        f" JOIN {pool} AS u ON u.kind = 'user' AND u.n = r.user_no"
+        f" JOIN {pool} AS u ON u.kind = 'user' AND u.n = w.user_no"
         f" JOIN {pool} AS e ON e.kind = 'noise' AND e.n = pg_catalog.mod(r.k, %(pool)s::bigint)"
         f" JOIN {pool} AS s ON s.kind = 'sign'"
         "  AND s.n = pg_catalog.mod(r.k / %(pool)s::bigint, %(pool)s::bigint)")
 
 
 def _generator_params(options: Options, pool: int, lo: int, hi: int) -> dict[str, Any]:
-    return {"users": options.users, "topics": TOPICS, "words": list(WORDS), "pool": pool,
-            "lo": lo, "hi": hi}
+    return {"topics": TOPICS, "words": list(WORDS), "pool": pool, "lo": lo, "hi": hi,
+            "stride": stride(options.rows), "rows": options.rows}
 
 
 def _pool_size(options: Options) -> int:
     return math.isqrt(options.rows + options.samples + WARMUP) + 1  # P*P covers every row
 
 
-def _load(conn: psycopg.Connection[Any], n: Names, options: Options,
+def _load(conn: psycopg.Connection[Any], n: Names, options: Options, counts: Sequence[int],
           progress: Progress) -> dict[str, Any]:
+    """The memories (`counts[u]` for user u) and their relationships, timed."""
     for ddl in _helper_functions(n):
         conn.execute(ddl)
+    create_users_table(conn, n, counts, options.uuid_user_ids)
     pool = _pool_size(options)
     _fill_pool(conn, n, options.users, pool)
     statement = (
@@ -145,7 +146,7 @@ def _load(conn: psycopg.Connection[Any], n: Names, options: Options,
         " SELECT pg_catalog.gen_random_uuid(), x.vector, pg_catalog.jsonb_build_object("
         "'data', x.body, 'hash', pg_catalog.md5(x.body), 'role', 'user', 'user_id', x.user_id,"
         " 'created_at', x.at, 'updated_at', x.at, 'text_lemmatized', x.body)"
-        f" FROM ({_generator_sql(n, options.uuid_user_ids)}) AS x")
+        f" FROM ({_generator_sql(n)}) AS x")
     started = time.perf_counter()
     with progress.bar("loading memories", options.rows) as bar:
         for lo in range(0, options.rows, LOAD_BATCH):
@@ -201,7 +202,7 @@ def _stage_inserts(conn: psycopg.Connection[Any], n: Names, options: Options) ->
     """New memories for the insert measurement, from the same generator as the load."""
     lo = options.rows
     hi = lo + options.samples + WARMUP - 1
-    generator = _generator_sql(n, options.uuid_user_ids)
+    generator = _generator_sql(n)
     rows = conn.execute(
         f"SELECT x.user_id, x.body, x.vector::text FROM ({generator}) AS x ORDER BY x.k",
         _generator_params(options, _pool_size(options), lo, hi)).fetchall()

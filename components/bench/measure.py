@@ -1,36 +1,58 @@
-"""The measurements: timed runs of mem0's statements, percentiles, recall@10, and their plans.
+"""The measurements: mem0's statements timed on the stack's copy, and on mem0's own table.
 
-Each measurement returns its summary for the report and its raw latencies; the latencies stay
-out of the JSON document (a run of 200 samples would add a thousand numbers to it) and are
-kept only for `--plot`.
+Every statement is timed on each side in turn, query by query (stack, mem0, stack, mem0 ...
+with `--compare`; the stack alone without), on the sides' own connections, so noise on the
+machine hits both alike and each connection keeps its own prepared statements, as two mem0
+processes would. Latency is client-observed: execute and fetch, one statement per run.
+
+Searches send mem0's LIMIT (80) and are checked against an exact search of the same
+statement (no index, in a transaction of its own, on the stack's session, so under its
+row-level security): recall@10 (the exact 10 nearest among the 10 nearest returned) and
+recall@80 (of the whole page), and rows returned against rows expected, min(80, the rows the
+query can see): a search that returns fewer is a short page, which is what mem0 then shows.
+
+Each summary goes to the report; the raw latencies stay out of the JSON document (a run of
+200 samples would add a thousand numbers to it) and are kept only for `--plot`.
 """
 
 from __future__ import annotations
 
-import itertools
+import json
 import math
-import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-from components.bench.common import TOP_K, WARMUP, Names, Options, _set
-from components.bench.data import QUERY_NOISE_SHARE, Mem0Row, _parse_vector
+from components.bench.common import LIMIT, LIST_LIMIT, RECALL_AT, WARMUP, Names
+from components.bench.data import Mem0Row
+from components.bench.explain import (
+    _exact_plan,
+    _explain,
+    _explain_generic,
+    _prepared_plans,
+    describe,
+    index_methods,
+    used_plan,
+)
 from components.bench.progress import Progress
+from components.bench.role import Session
+from components.bench.samples import Draw
 from components.bench.server import Server
+from components.bench.users import SizeClass
 from components.model import NEIGHBOURS_FUNCTION
 from components.plans import indexes_in
 
-MEASUREMENTS = ("insert", "search_user_top10", "search_unfiltered_top10", "get_by_id",
+# Measurement families, in the report's order; those in PER_CLASS have one metric per size
+# class, named <family>_<class key> (search_user_10k, list_user_10 ...).
+MEASUREMENTS = ("insert", "search_user", "search_unfiltered", "get_by_id", "list_user",
                 "traverse_1hop", "traverse_2hop")
+PER_CLASS = ("search_user", "list_user")
+STACK_ONLY = ("traverse_1hop", "traverse_2hop")  # mem0's own table has no relationships
 HOPS = (1, 2)  # memory_neighbours(id, max_depth) allows 1 or 2
-
-
-# --- measurements ---------------------------------------------------------------------------
+STACK, MEM0 = "stack", "mem0"
 
 Params = Sequence[Any]
 Rows = list[tuple[Any, ...]]
@@ -38,30 +60,85 @@ Latencies = list[float]  # ms, one per timed run, in run order
 Tick = Callable[[], None]  # called after each run: a progress bar's step
 
 
+def metric_name(family: str, size: SizeClass | None = None) -> str:
+    return f"{family}_{size.key}" if size is not None else family
+
+
+def family_of(metric: str) -> str:
+    """The measurement family a metric belongs to (search_user_10k -> search_user)."""
+    return next((f for f in PER_CLASS if metric.startswith(f + "_")), metric)
+
+
 def _no_tick() -> None:
     pass
 
 
-def _runs(conn: psycopg.Connection[Any], statement: str, params: Sequence[Params],
-          tick: Tick = _no_tick) -> tuple[Latencies, list[Rows]]:
-    """Client-observed latency (ms) of execute + fetch, one statement per run."""
-    latencies: Latencies = []
-    results: list[Rows] = []
-    with conn.cursor() as cur:
-        for values in params:
-            started = time.perf_counter()
-            cur.execute(statement, values)
-            rows = cur.fetchall()
-            latencies.append((time.perf_counter() - started) * 1000)
-            results.append(rows)
+@dataclass(frozen=True)
+class Side:
+    """Where a statement is timed: the session and the table it reads."""
+
+    name: str  # STACK or MEM0
+    session: Session
+    names: Names  # its .memories is this side's table
+
+    @property
+    def conn(self) -> psycopg.Connection[Any]:
+        return self.session.conn
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One run of a statement: the metric it counts towards, whom it acts for, its values."""
+
+    metric: str
+    user: str | None
+    params: Params
+    expected: int | None = None  # rows a full answer has, where known before the run
+
+
+@dataclass
+class Runs:
+    """A side's timed runs of one statement, in run order."""
+
+    probes: list[Probe] = field(default_factory=list)
+    latencies: Latencies = field(default_factory=list)
+    results: list[Rows] = field(default_factory=list)
+
+
+# --- timed runs -----------------------------------------------------------------------------
+
+def _timed(sides: Sequence[Side], statement_of: Callable[[Names], str],
+           probes: Sequence[Probe], tick: Tick = _no_tick,
+           write: bool = False) -> dict[str, Runs]:
+    """Each probe on every side in turn; the first WARMUP untimed (psycopg prepares a
+    statement on its 6th execution, so the timed runs see what a long-lived mem0 pool
+    connection sees). A write runs in a transaction of its own, as mem0's do."""
+    runs = {side.name: Runs() for side in sides}
+    statements = {side.name: statement_of(side.names) for side in sides}
+    cursors = {side.name: side.conn.cursor() for side in sides}
+    try:
+        for number, probe in enumerate(probes):
+            for side in sides:
+                side.session.act_for(probe.user)
+                cur = cursors[side.name]
+                started = time.perf_counter()
+                if write:
+                    with side.conn.transaction():
+                        cur.execute(statements[side.name], probe.params)
+                    rows: Rows = []
+                else:
+                    cur.execute(statements[side.name], probe.params)
+                    rows = cur.fetchall()
+                elapsed = (time.perf_counter() - started) * 1000
+                if number >= WARMUP:
+                    runs[side.name].probes.append(probe)
+                    runs[side.name].latencies.append(elapsed)
+                    runs[side.name].results.append(rows)
             tick()  # outside the timed span
-    return latencies, results
-
-
-def _warm_then_time(conn: psycopg.Connection[Any], statement: str, params: Sequence[Params],
-                    tick: Tick = _no_tick) -> tuple[Latencies, list[Rows]]:
-    _runs(conn, statement, params[:WARMUP], tick)
-    return _runs(conn, statement, params[WARMUP:], tick)
+    finally:
+        for cur in cursors.values():
+            cur.close()
+    return runs
 
 
 def _percentile(ordered: Sequence[float], p: float) -> float:
@@ -80,25 +157,32 @@ def _summary(latencies: Sequence[float]) -> dict[str, Any]:
             "min_ms": round(ordered[0], 3), "max_ms": round(ordered[-1], 3)}
 
 
-def _search_sql(n: Names, user_scoped: bool) -> str:
-    # mem0's statement (contract 3 and 8): the filter key and the limit are bound too.
+def _by_metric(runs: Runs) -> dict[str, list[int]]:
+    """Each metric's run numbers, metrics in the order they first ran."""
+    groups: dict[str, list[int]] = {}
+    for number, probe in enumerate(runs.probes):
+        groups.setdefault(probe.metric, []).append(number)
+    return groups
+
+
+def _pages(found: Sequence[Rows], expected: Sequence[int]) -> dict[str, Any]:
+    return {"rows_returned_mean": round(sum(map(len, found)) / len(found), 2),
+            "rows_expected_mean": round(sum(expected) / len(expected), 2),
+            "full_pages": sum(len(f) >= e for f, e in zip(found, expected, strict=True)),
+            "short_results": sum(len(f) < e for f, e in zip(found, expected, strict=True))}
+
+
+# --- searches -------------------------------------------------------------------------------
+
+def search_sql(n: Names, user_scoped: bool) -> str:
+    """mem0's statement (contract 3 and 8): the filter key and the limit are bound too."""
     where = " WHERE payload->>%s = %s" if user_scoped else ""
     return (f"SELECT id, vector {n.op('<=>')} %s::{n.vector} AS distance, payload"
             f" FROM {n.memories}{where} ORDER BY distance LIMIT %s")
 
 
-def _search_params(query: tuple[str, list[float]], user_scoped: bool) -> Params:
-    user_id, vector = query
-    return (vector, "user_id", user_id, TOP_K) if user_scoped else (vector, TOP_K)
-
-
-@contextmanager
-def _exact_plan(conn: psycopg.Connection[Any]) -> Iterator[None]:
-    """A transaction whose plans cannot use an index: a sequential scan, exact distances."""
-    with conn.transaction():
-        for name in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan", "jit"):
-            _set(conn, name, "off", local=True)
-        yield
+def search_params(user: str, vector: list[float], user_scoped: bool) -> Params:
+    return (vector, "user_id", user, LIMIT) if user_scoped else (vector, LIMIT)
 
 
 def _exact(conn: psycopg.Connection[Any], statement: str, params: Params) -> Rows:
@@ -107,182 +191,201 @@ def _exact(conn: psycopg.Connection[Any], statement: str, params: Params) -> Row
         return conn.execute(statement, params, prepare=False).fetchall()
 
 
-def _recall(found: Rows, exact: Rows) -> float:
-    truth = {row[0] for row in exact}
-    return len(truth & {row[0] for row in found}) / len(truth) if truth else 1.0
-
-
-def _sample(conn: psycopg.Connection[Any], statement: str, params: Params,
-            count: int) -> Rows:
-    """`count` rows of a statement that ends in LIMIT %s; again when the table has fewer."""
-    rows: Rows = []
-    while len(rows) < count:
-        rows += conn.execute(statement, (*params, count - len(rows))).fetchall()
-    return rows
-
-
-def _query_vectors(conn: psycopg.Connection[Any], n: Names,
-                   count: int) -> list[tuple[str, list[float]]]:
-    rows = _sample(
-        conn,
-        f"SELECT m.payload ->> 'user_id', {n.obj('bench_unit')}(m.vector {n.op('+')}"
-        f" {n.obj('bench_direction')}(%s::integer, %s::double precision))::text"
-        f" FROM (SELECT payload, vector FROM {n.memories}"
-        " ORDER BY pg_catalog.random() LIMIT %s::bigint) AS m",
-        (n.settings.dimensions, math.sqrt(QUERY_NOISE_SHARE)), count)
-    return [(user_id, _parse_vector(vector)) for user_id, vector in rows]
-
-
-def _measure_search(conn: psycopg.Connection[Any], n: Names,
-                    queries: Sequence[tuple[str, list[float]]], user_scoped: bool,
-                    tick: Tick = _no_tick) -> tuple[dict[str, Any], Latencies]:
-    statement = _search_sql(n, user_scoped)
-    params = [_search_params(q, user_scoped) for q in queries]
-    latencies, found = _warm_then_time(conn, statement, params, tick)
-    exact: list[Rows] = []
-    for values in params[WARMUP:]:
-        exact.append(_exact(conn, statement, values))
+def _truths(side: Side, statement: str, probes: Sequence[Probe], tick: Tick) -> list[Rows]:
+    truths: list[Rows] = []
+    for probe in probes:
+        side.session.act_for(probe.user)
+        truths.append(_exact(side.conn, statement, probe.params))
         tick()
-    recalls = [_recall(f, e) for f, e in zip(found, exact, strict=True)]
-    short = sum(len(f) < len(e) for f, e in zip(found, exact, strict=True))
-    return {**_summary(latencies),
-            "recall_at_10_mean": round(sum(recalls) / len(recalls), 4),
-            "recall_at_10_min": round(min(recalls), 4),
-            "queries_recall_below_half": sum(r < 0.5 for r in recalls),
-            "rows_returned_mean": round(sum(len(f) for f in found) / len(found), 2),
-            "short_results": short}, latencies
+    return truths
 
 
-def _random_ids(conn: psycopg.Connection[Any], n: Names, count: int) -> list[str]:
-    rows = _sample(conn, f"SELECT id::text FROM {n.memories} ORDER BY pg_catalog.random()"
-                         " LIMIT %s::bigint", (), count)
-    return [row[0] for row in rows]
+def _nearest_ids(rows: Rows, k: int) -> set[Any]:
+    # mem0 ranks what it gets; a relaxed-order iterative scan may return it out of order.
+    return {row[0] for row in sorted(rows, key=lambda row: row[1])[:k]}
 
 
-def _measure_get(conn: psycopg.Connection[Any], n: Names, ids: Sequence[str],
-                 tick: Tick = _no_tick) -> tuple[dict[str, Any], Latencies]:
-    latencies, _ = _warm_then_time(conn, f"SELECT id, payload FROM {n.memories} WHERE id = %s",
-                                   [(i,) for i in ids], tick)
-    return _summary(latencies), latencies
+def _recall(found: Rows, exact: Rows, k: int) -> float:
+    truth = _nearest_ids(exact, k)
+    return len(truth & _nearest_ids(found, k)) / len(truth) if truth else 1.0
 
 
-def _measure_traverse(conn: psycopg.Connection[Any], n: Names, ids: Sequence[str], hops: int,
-                      tick: Tick = _no_tick) -> tuple[dict[str, Any], Latencies]:
-    statement = f"SELECT * FROM {n.obj(NEIGHBOURS_FUNCTION)}(%s, {hops:d})"
-    latencies, found = _warm_then_time(conn, statement, [(i,) for i in ids], tick)
-    return {**_summary(latencies),
-            "neighbours_mean": round(sum(len(f) for f in found) / len(found), 2)}, latencies
+def _search_summary(latencies: Sequence[float], found: Sequence[Rows],
+                    exact: Sequence[Rows], users: set[str | None]) -> dict[str, Any]:
+    out = {**_summary(latencies), "limit": LIMIT}
+    for k in RECALL_AT:
+        recalls = [_recall(f, e, k) for f, e in zip(found, exact, strict=True)]
+        out[f"recall_at_{k}_mean"] = round(sum(recalls) / len(recalls), 4)
+        out[f"recall_at_{k}_min"] = round(min(recalls), 4)
+        if k == RECALL_AT[0]:
+            out[f"queries_recall_at_{k}_below_half"] = sum(r < 0.5 for r in recalls)
+    return {**out, **_pages(found, [len(e) for e in exact]), "users": len(users)}
 
 
-def _measure_insert(conn: psycopg.Connection[Any], n: Names, rows: Sequence[Mem0Row],
-                    tick: Tick = _no_tick) -> tuple[dict[str, Any], Latencies]:
-    # mem0's INSERT, one transaction per memory; the float list reaches vector(N) through
-    # pgvector's assignment cast, as mem0's does. Indexes and the history trigger are in place.
-    statement = f"INSERT INTO {n.memories} (id, vector, payload) VALUES (%s, %s, %s)"
-    latencies: Latencies = []
-    for number, values in enumerate(rows):
-        started = time.perf_counter()
-        with conn.transaction():
-            conn.execute(statement, values)
-        if number >= WARMUP:
-            latencies.append((time.perf_counter() - started) * 1000)
-        tick()
-    return _summary(latencies), latencies
+def _search(sides: Sequence[Side], probes: Sequence[Probe], user_scoped: bool, label: str,
+            progress: Progress) -> tuple[dict[str, Runs], dict[str, list[Rows]]]:
+    """Timed runs on every side, then each timed probe's exact answer: the stack side's,
+    which the other sides share unless the stack's role sees other rows for it (an identity
+    required and no user filter)."""
+    with progress.bar(f"measuring {label}", len(probes)) as bar:
+        runs = _timed(sides, lambda n: search_sql(n, user_scoped), probes, bar.advance)
+    timed = probes[WARMUP:]
+    stack = sides[0]
+    own = [s for s in sides[1:] if stack.session.identity and not user_scoped]
+    with progress.bar(f"exact {label} (ground truth)", len(timed) * (1 + len(own))) as bar:
+        shared = _truths(stack, search_sql(stack.names, user_scoped), timed, bar.advance)
+        truths = {side.name: shared for side in sides}
+        for side in own:
+            truths[side.name] = _truths(side, search_sql(side.names, user_scoped), timed,
+                                        bar.advance)
+    return runs, truths
 
 
-def _measure(conn: psycopg.Connection[Any], n: Names, server: Server, options: Options,
-             inserts: Sequence[Mem0Row], progress: Progress
-             ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Latencies]]:
-    """Metrics and raw latencies in MEASUREMENTS order, and the searches' plans."""
-    per_run = options.samples + WARMUP
-    queries = _query_vectors(conn, n, 2 * per_run)
-    timed: dict[str, tuple[dict[str, Any], Latencies]] = {}
-    for name, scoped, chosen in (("search_user_top10", True, queries[:per_run]),
-                                 ("search_unfiltered_top10", False, queries[per_run:])):
-        # The bar counts the ground-truth searches too: on a large table they are the slow part.
-        with progress.bar(f"measuring {name} (and its exact top 10)",
-                          per_run + options.samples) as bar:
-            timed[name] = _measure_search(conn, n, chosen, scoped, bar.advance)
-    # Ids drawn in this order so the get and 2-hop samples of a seed stay what they were
-    # before the 1-hop measurement was added.
-    ids = {"get_by_id": _random_ids(conn, n, per_run),
-           "traverse_2hop": _random_ids(conn, n, per_run),
-           "traverse_1hop": _random_ids(conn, n, per_run)}
-    with progress.bar("measuring get_by_id", per_run) as bar:
-        timed["get_by_id"] = _measure_get(conn, n, ids["get_by_id"], bar.advance)
-    for hops in HOPS:
-        name = f"traverse_{hops}hop"
-        with progress.bar(f"measuring {name}", per_run) as bar:
-            timed[name] = _measure_traverse(conn, n, ids[name], hops, bar.advance)
-    plans = _plans(conn, n, server, queries[0])
-    with progress.bar("measuring insert", len(inserts)) as bar:
-        timed["insert"] = _measure_insert(conn, n, inserts, bar.advance)
-    return ({name: timed[name][0] for name in MEASUREMENTS}, plans,
-            {name: timed[name][1] for name in MEASUREMENTS})
+def _search_metrics(runs: Runs, truths: Sequence[Rows]) -> dict[str, dict[str, Any]]:
+    metrics: dict[str, dict[str, Any]] = {}
+    for metric, numbers in _by_metric(runs).items():
+        metrics[metric] = _search_summary(
+            [runs.latencies[i] for i in numbers], [runs.results[i] for i in numbers],
+            [truths[i] for i in numbers], {runs.probes[i].user for i in numbers})
+    return metrics
+
+
+# --- get, list, traversal, insert -----------------------------------------------------------
+
+def get_sql(n: Names) -> str:
+    return f"SELECT id, payload FROM {n.memories} WHERE id = %s"
+
+
+def list_sql(n: Names) -> str:
+    # mem0's list (get_all): no ORDER BY, its limit bound.
+    return f"SELECT id, payload FROM {n.memories} WHERE payload->>%s = %s LIMIT %s"
+
+
+def insert_sql(n: Names) -> str:
+    # mem0's INSERT; the float list reaches vector(N) through pgvector's assignment cast, as
+    # mem0's does. On the stack's copy the indexes and the history trigger are in place.
+    return f"INSERT INTO {n.memories} (id, vector, payload) VALUES (%s, %s, %s)"
+
+
+def traverse_sql(n: Names, hops: int) -> str:
+    return f"SELECT * FROM {n.obj(NEIGHBOURS_FUNCTION)}(%s, {hops:d})"
+
+
+def _page_metrics(runs: Runs) -> dict[str, dict[str, Any]]:
+    """Summaries of a statement whose full answer is known (get, list)."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for metric, numbers in _by_metric(runs).items():
+        found = [runs.results[i] for i in numbers]
+        expected = [runs.probes[i].expected or 0 for i in numbers]
+        metrics[metric] = {**_summary([runs.latencies[i] for i in numbers]),
+                           **_pages(found, expected),
+                           "users": len({runs.probes[i].user for i in numbers})}
+    return metrics
+
+
+def _traverse_summary(runs: Runs) -> dict[str, Any]:
+    return {**_summary(runs.latencies),
+            "neighbours_mean": round(sum(map(len, runs.results)) / len(runs.results), 2)}
 
 
 # --- plans ----------------------------------------------------------------------------------
 
-_VECTOR_LITERAL = re.compile(r"'\[[^\]']*\]'")
+def _first_of_each(probes: Sequence[Probe]) -> dict[str, Probe]:
+    firsts: dict[str, Probe] = {}
+    for probe in probes[WARMUP:]:
+        firsts.setdefault(probe.metric, probe)
+    return firsts
 
 
-def _explain(conn: psycopg.Connection[Any], statement: str, params: Params,
-             exact: bool = False) -> list[str]:
-    with _exact_plan(conn) if exact else conn.transaction():
-        rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params,
-                            prepare=False).fetchall()
-    # A folded query vector prints as thousands of digits.
-    return [_VECTOR_LITERAL.sub("'[...]'", row[0]) for row in rows]
+def _plans(sides: Sequence[Side], server: Server, user: Sequence[Probe],
+           unfiltered: Sequence[Probe]) -> dict[str, dict[str, Any]]:
+    """side -> metric -> the plans of one query of each class (and the unfiltered search):
+    custom and generic, the indexes of the stack's exact plan, and which the timed runs
+    used; each in words and by its indexes."""
+    methods = index_methods(sides[0].conn, sorted({s.names.scratch for s in sides}))
+    out: dict[str, dict[str, Any]] = {side.name: {} for side in sides}
+    for scoped, probes in ((True, user), (False, unfiltered)):
+        for metric, probe in _first_of_each(probes).items():
+            for side in sides:
+                statement = search_sql(side.names, scoped)
+                side.session.act_for(probe.user)
+                custom = _explain(side.conn, statement, probe.params)
+                counts = _prepared_plans(side.conn, server, statement)
+                plan: dict[str, Any] = {
+                    "statement": statement, "timed_runs": counts, "used": used_plan(counts),
+                    "custom": describe(custom, methods, side.session.settings),
+                    "custom_plan_indexes": indexes_in(custom), "custom_plan": custom}
+                generic = _explain_generic(side.conn, statement, probe.params)
+                plan.update(generic=describe(generic, methods, side.session.settings),
+                            generic_plan_indexes=indexes_in(generic), generic_plan=generic)
+                if side.name == STACK:
+                    exact = _explain(side.conn, statement, probe.params, exact=True)
+                    plan["exact_plan_indexes"] = indexes_in(exact)
+                out[side.name][metric] = plan
+    return out
 
 
-def _dollar(statement: str) -> str:
-    numbers = itertools.count(1)
-    return re.sub(r"%s", lambda _: f"${next(numbers)}", statement)
+# --- the run --------------------------------------------------------------------------------
+
+@dataclass
+class Measured:
+    """Per side: each metric's summary and its latencies; the plans per side."""
+
+    metrics: dict[str, dict[str, dict[str, Any]]]
+    latencies: dict[str, dict[str, Latencies]]
+    plans: dict[str, dict[str, dict[str, Any]]]
 
 
-def _explain_generic(conn: psycopg.Connection[Any], statement: str,
-                     params: Params) -> list[str]:
-    """The plan a prepared statement switches to after five custom plans, if cheaper."""
-    name = "mem0_bench_generic"
-    conn.execute(f"PREPARE {name} AS {_dollar(statement)}")
-    values = [_vector_text(p) if isinstance(p, list) else p for p in params]
-    try:
-        with conn.transaction():
-            _set(conn, "plan_cache_mode", "force_generic_plan", local=True)
-            rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE {}({})").format(
-                sql.Identifier(name), sql.SQL(", ").join(map(sql.Literal, values)))).fetchall()
-    finally:
-        conn.execute(f"DEALLOCATE {name}")
-    return [_VECTOR_LITERAL.sub("'[...]'", row[0]) for row in rows]
+def _ordered(metrics: dict[str, Any], classes: Sequence[SizeClass]) -> dict[str, Any]:
+    names = [metric_name(f, c) for f in MEASUREMENTS
+             for c in (classes if f in PER_CLASS else [None])]
+    return {name: metrics[name] for name in names if name in metrics}
 
 
-def _vector_text(values: Sequence[float]) -> str:
-    return "[" + ",".join(repr(v) for v in values) + "]"
+def run_measurements(sides: Sequence[Side], server: Server, drawn: Draw,
+                     inserts: Sequence[Mem0Row], progress: Progress) -> Measured:
+    """Every measurement on every side (the stack's first), plans, then the inserts (which
+    change the table the others read)."""
+    classes = list(dict.fromkeys(q.size for q in drawn.user_queries))
+    user = [Probe(metric_name("search_user", q.size), q.user,
+                  search_params(q.user, q.vector, True)) for q in drawn.user_queries]
+    unfiltered = [Probe("search_unfiltered", u, search_params(u, v, False))
+                  for u, v in drawn.unfiltered]
+    metrics: dict[str, dict[str, dict[str, Any]]] = {side.name: {} for side in sides}
+    latencies: dict[str, dict[str, Latencies]] = {side.name: {} for side in sides}
 
+    def keep(runs: dict[str, Runs], summaries: Callable[[str, Runs], dict[str, Any]]) -> None:
+        for side_name, side_runs in runs.items():
+            metrics[side_name].update(summaries(side_name, side_runs))
+            for metric, numbers in _by_metric(side_runs).items():
+                latencies[side_name][metric] = [side_runs.latencies[i] for i in numbers]
 
-def _prepared_plans(conn: psycopg.Connection[Any], server: Server,
-                    statement: str) -> dict[str, int] | None:
-    """How often the timed runs' prepared statement was planned generic vs custom."""
-    if server.version_num < 140000:  # the counters are new in PostgreSQL 14
-        return None
-    row = conn.execute(
-        "SELECT generic_plans, custom_plans FROM pg_catalog.pg_prepared_statements"
-        " WHERE statement = %s", (_dollar(statement),)).fetchone()
-    return {"generic_plans": row[0], "custom_plans": row[1]} if row else None
-
-
-def _plans(conn: psycopg.Connection[Any], n: Names, server: Server,
-           query: tuple[str, list[float]]) -> dict[str, Any]:
-    plans: dict[str, Any] = {}
-    for label, scoped in (("search_user_top10", True), ("search_unfiltered_top10", False)):
-        statement, params = _search_sql(n, scoped), _search_params(query, scoped)
-        custom = _explain(conn, statement, params)
-        plans[label] = {"statement": statement, "custom_plan": custom,
-                        "custom_plan_indexes": indexes_in(custom),
-                        "exact_plan_indexes": indexes_in(_explain(conn, statement, params,
-                                                                   exact=True)),
-                        "timed_runs": _prepared_plans(conn, server, statement)}
-    generic = _explain_generic(conn, _search_sql(n, True), _search_params(query, True))
-    plans["search_user_top10"].update(generic_plan=generic,
-                                      generic_plan_indexes=indexes_in(generic))
-    return plans
+    for probes, scoped, label in ((user, True, f"search_user ({len(classes)} size classes)"),
+                                  (unfiltered, False, "search_unfiltered")):
+        runs, truths = _search(sides, probes, scoped, label, progress)
+        keep(runs, lambda name, r, t=truths: _search_metrics(r, t[name]))
+    gets = [Probe("get_by_id", u, (i,), expected=1) for i, u in drawn.gets]
+    with progress.bar("measuring get_by_id", len(gets)) as bar:
+        keep(_timed(sides, get_sql, gets, bar.advance), lambda _n, r: _page_metrics(r))
+    lists = [Probe(metric_name("list_user", q.size), q.user, ("user_id", q.user, LIST_LIMIT),
+                   expected=min(LIST_LIMIT, q.memories)) for q in drawn.user_queries]
+    with progress.bar(f"measuring list_user ({len(classes)} size classes)", len(lists)) as bar:
+        keep(_timed(sides, list_sql, lists, bar.advance), lambda _n, r: _page_metrics(r))
+    for hops in HOPS:
+        name = f"traverse_{hops}hop"
+        walks = [Probe(name, u, (i,)) for i, u in drawn.traversals[hops]]
+        with progress.bar(f"measuring {name}", len(walks)) as bar:
+            keep(_timed(sides[:1], lambda n, h=hops: traverse_sql(n, h), walks, bar.advance),
+                 lambda _n, r, m=name: {m: _traverse_summary(r)})
+    plans = {side: _ordered(p, classes) for side, p in _plans(sides, server, user,
+                                                                  unfiltered).items()}
+    rows = [Probe("insert", json.loads(row[2]).get("user_id"), row) for row in inserts]
+    with progress.bar("measuring insert", len(rows)) as bar:
+        keep(_timed(sides, insert_sql, rows, bar.advance, write=True),
+             lambda _n, r: {"insert": _summary(r.latencies)})
+    labels = {metric_name(f, c): c.label for f in PER_CLASS for c in classes}
+    for side_metrics in metrics.values():
+        for name in side_metrics.keys() & labels.keys():
+            side_metrics[name] = {"class": labels[name], **side_metrics[name]}
+    return Measured({side: _ordered(m, classes) for side, m in metrics.items()},
+                    {side: _ordered(m, classes) for side, m in latencies.items()}, plans)

@@ -2,8 +2,9 @@
 
 After the ordinary measurements, in the same session and on the same rows, three statements
 mem0 sends are timed for one user at a time (users rotate across samples): the user-scoped
-top-10 search, get by id, and list (mem0-contract.md 3). Each runs under these variants of
-the scratch memories table's row-level security:
+search (mem0's LIMIT 80), get by id, and list (mem0-contract.md 3). Each runs under these
+variants of the scratch memories table's row-level security (the app role's own policies,
+which the ordinary measurements ran under, are lifted first):
 
 - `none`: row-level security disabled (the baseline);
 - `project`: the end users' SELECT rule that `components.access` declares for the stack
@@ -15,22 +16,23 @@ the scratch memories table's row-level security:
 - `seed`: the seed's form `USING (auth.uid()::text = user_id)`: a scratch `uid()` that
   reads the JWT's `sub` from `request.jwt.claims` and is called for each row.
 
-Every variant queries as one throwaway NOLOGIN role `mem0_bench_<hex>` (the scratch
-schema's own random name; the policies name it) holding SELECT on the scratch table. The role
-is dropped when the run ends, whatever happens; `drop_role` runs after the scratch schema is
-gone, because the schema's policies and grants name the role.
+Every variant queries as the run's throwaway NOLOGIN role `mem0_bench_<hex>`
+(`components.bench.role`; the scratch schema's own random name; the policies name it),
+holding SELECT on the scratch table, in one transaction per cell (SET LOCAL ROLE). The role
+is dropped when the run ends, whatever happens, after the scratch schema, because the
+schema's policies and grants name the role.
 
 Identity: the project variants use the identity function of a postgres-target stack
 (`COALESCE(the JWT's sub, mem0.user_id)`), because on target supabase the model's function
 calls `auth.uid()`, which a plain PostgreSQL has not: on a supabase stack the scratch
 function is replaced by the postgres-target rendering of the same template. The seed's
 `uid()` returns uuid, so `--rls` makes the synthetic user ids uuid-shaped text
-(`components.bench.data.UUID_USER_ID_SQL`); the JWT's `sub` is then the user id itself.
+(`components.bench.users.user_id`); the JWT's `sub` is then the user id itself.
 
 Results must not depend on the variant: for every sample's user, the rows each RLS variant
 lets the user's own query see must be the rows `none` sees (exit 1 otherwise). The timed
 results are compared too, but a different plan may legitimately return a different
-approximate top 10 or a different 100 of a user's rows (mem0's list has no ORDER BY), so
+approximate top 80 or a different 100 of a user's rows (mem0's list has no ORDER BY), so
 for those the check is that every row is one of the user's visible rows.
 """
 
@@ -48,29 +50,28 @@ from typing import Any
 import psycopg
 
 from components.access import MEMORY, USER_ID_FUNCTION, table_access
-from components.bench.common import TOP_K, WARMUP, BenchError, Names, Options
+from components.bench.common import LIMIT, LIST_LIMIT, WARMUP, BenchError, Names, Options
 from components.bench.data import QUERY_NOISE_SHARE, _parse_vector
+from components.bench.explain import _explain, _explain_generic, _prepared_plans, used_plan
 from components.bench.measure import (
     Params,
     Rows,
-    _explain,
-    _explain_generic,
     _percentile,
-    _prepared_plans,
-    _search_params,
-    _search_sql,
     _summary,
+    get_sql,
+    list_sql,
+    search_params,
+    search_sql,
 )
-from components.bench.scratch import drop_leftover
+from components.bench.role import grant_functions, role_name
 from components.bench.server import Server
 from components.identifiers import quote_ident
 from components.model import build_model, policy_ddl
 from components.settings import SUPABASE_END_USER_ROLES, Settings
 
-QUERIES = ("search_user_top10", "get_by_id", "list_user")
+QUERIES = ("search_user", "get_by_id", "list_user")
 VARIANTS = ("none", "project", "project-app", "seed")
 BASELINE = "none"
-LIST_LIMIT = 100  # mem0's list binds its limit; 100 is get_all's default page
 SEED_FUNCTION = "uid"  # the seed's auth.uid(), in the scratch schema
 POLICY_PREFIX = "bench_rls_"
 EXIT_RESULTS_DIFFER = 1
@@ -109,59 +110,18 @@ class Cell:
     plan: dict[str, Any]
 
 
-# --- preconditions and the throwaway role ---------------------------------------------------
+# --- the throwaway role --------------------------------------------------------------------
 
 def rls_role(names: Names) -> str:
-    """The throwaway role: named like the scratch schema, whose random suffix it shares."""
-    return names.scratch
+    """The run's throwaway role (components.bench.role), which --rls queries as too."""
+    return role_name(names)
 
 
-def check_privileges(conn: psycopg.Connection[Any]) -> None:
-    """Refuse before the load, not after it: --rls creates (and drops) a role."""
-    row = conn.execute("SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles"
-                       " WHERE rolname = current_user").fetchone()
-    if not (row and row[0]):
-        raise BenchError("--rls needs a role that may create roles (CREATEROLE or superuser) "
-                         "to query as a throwaway role; allowed: such a role in --dsn, or no "
-                         "--rls")
-
-
-def _create_role(conn: psycopg.Connection[Any], n: Names, role: str) -> None:
-    quoted = quote_ident(role)
-    conn.execute(f"CREATE ROLE {quoted} NOLOGIN")
-    superuser = conn.execute("SELECT rolsuper FROM pg_catalog.pg_roles"
-                             " WHERE rolname = current_user").fetchone()
-    if not (superuser and superuser[0]):
-        # SET ROLE needs membership; a CREATEROLE role (PostgreSQL 16+) gets only ADMIN.
-        conn.execute(f"GRANT {quoted} TO CURRENT_USER")
-    scratch = quote_ident(n.scratch)
-    conn.execute(f"GRANT USAGE ON SCHEMA {scratch} TO {quoted}")
-    conn.execute(f"GRANT SELECT ON TABLE {n.memories} TO {quoted}")
-    # The policies call the identity functions; Supabase's default privileges may have
-    # taken EXECUTE from PUBLIC.
-    conn.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {scratch} TO {quoted}")
-    extension = n.settings.extension_schema
-    usage = conn.execute("SELECT pg_catalog.has_schema_privilege(%s, %s, 'USAGE')",
-                         (role, extension)).fetchone()
-    if not (usage and usage[0]):
-        # The vector type and its operators; revoked by drop_role's DROP OWNED.
-        conn.execute(f"GRANT USAGE ON SCHEMA {quote_ident(extension)} TO {quoted}")
-
-
-def drop_role(conn: psycopg.Connection[Any], dsn: str, role: str) -> None:
-    """Drop the throwaway role if it exists (also after Ctrl-C); call after the scratch
-    schema is dropped. DROP OWNED revokes what it was granted outside the schema."""
-    quoted = quote_ident(role)
-    drop_leftover(conn, dsn, f"the bench role {role}", lambda c: _drop_role_on(c, role),
-                  f"DROP OWNED BY {quoted}; DROP ROLE {quoted};")
-
-
-def _drop_role_on(conn: psycopg.Connection[Any], role: str) -> None:
-    exists = conn.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %s",
-                          (role,)).fetchone()
-    if exists:
-        conn.execute(f"DROP OWNED BY {quote_ident(role)}")
-        conn.execute(f"DROP ROLE {quote_ident(role)}")
+def _grant_reads(conn: psycopg.Connection[Any], n: Names, role: str) -> None:
+    # The role exists (the run creates it); the variants read the table and call the
+    # identity functions, uid() among them, created just now.
+    conn.execute(f"GRANT SELECT ON TABLE {n.memories} TO {quote_ident(role)}")
+    grant_functions(conn, n, role)
 
 
 # --- identity functions and variants --------------------------------------------------------
@@ -281,16 +241,13 @@ def _samples(conn: psycopg.Connection[Any], n: Names, count: int) -> list[Sample
 
 def _statements(n: Names) -> dict[str, str]:
     # mem0's statements (contract 3 and 8; list and get select id and payload only).
-    return {
-        "search_user_top10": _search_sql(n, True),
-        "get_by_id": f"SELECT id, payload FROM {n.memories} WHERE id = %s",
-        "list_user": f"SELECT id, payload FROM {n.memories} WHERE payload->>%s = %s LIMIT %s",
-    }
+    return {"search_user": search_sql(n, True), "get_by_id": get_sql(n),
+            "list_user": list_sql(n)}
 
 
 def _params(query: str, sample: Sample) -> Params:
-    if query == "search_user_top10":
-        return _search_params((sample.user, sample.vector), True)
+    if query == "search_user":
+        return search_params(sample.user, sample.vector, True)
     if query == "get_by_id":
         return (sample.memory_id,)
     return ("user_id", sample.user, LIST_LIMIT)
@@ -380,8 +337,7 @@ def _plan(conn: psycopg.Connection[Any], server: Server, statement: str, variant
     custom = _explain(conn, statement, params)
     generic = _explain_generic(conn, statement, params)
     counts = _prepared_plans(conn, server, statement)
-    used = "generic" if counts and counts["generic_plans"] > counts["custom_plans"] \
-        else "custom"
+    used = used_plan(counts)
     return {"used": used, "timed_runs": counts,
             **_shape(generic if used == "generic" else custom, variant.function),
             "custom_plan": custom, "custom_shape": _shape(custom, variant.function),
@@ -467,7 +423,7 @@ def _check(variants: Sequence[Variant], samples: Sequence[Sample],
             got = mine["get_by_id"].results[number]
             if got != base["get_by_id"].results[number]:
                 miss(variant.name, "get_by_id", sample.user, "another row than without RLS")
-            for query in ("search_user_top10", "list_user"):
+            for query in ("search_user", "list_user"):
                 rows = mine[query].results[number]
                 foreign = [r for r in rows if own.get(_key(r), object()) != r[-1]]
                 if foreign:
@@ -499,9 +455,9 @@ def measure_rls(conn: psycopg.Connection[Any], n: Names, server: Server, options
     """Time mem0's reads under each variant; the role is dropped by `drop_role`."""
     role = rls_role(n)
     variants = _variants(n)
-    progress(f"rls: creating role {role} and the identity functions")
+    progress(f"rls: granting role {role} reads and creating the identity functions")
     identity = _prepare_functions(conn, n)
-    _create_role(conn, n, role)
+    _grant_reads(conn, n, role)
     samples = _samples(conn, n, options.samples + WARMUP)
     _warm(conn, n, samples)
     cells: dict[str, dict[str, Cell]] = {}
@@ -535,7 +491,7 @@ def _report(n: Names, role: str, identity: str, variants: Sequence[Variant],
         for query in QUERIES:
             cell = cells[variant.name][query]
             summary = _summary(cell.latencies)
-            same = sum(_identical(r, b, query == "search_user_top10")
+            same = sum(_identical(r, b, query == "search_user")
                        for r, b in zip(cell.results, base[query].results, strict=True))
             queries[query] = {
                 **summary,
@@ -556,7 +512,7 @@ def _report(n: Names, role: str, identity: str, variants: Sequence[Variant],
         "user_ids": "uuid-shaped text 00000000-0000-4000-8000-<user number, 12 digits>",
         "statements": _statements(n),
         "list_limit": LIST_LIMIT,
-        "top_k": TOP_K,
+        "limit": LIMIT,
         "samples": len(samples) - WARMUP,
         "users_rotated": len({s.user for s in samples}),
         "order": [*VARIANTS, f"{BASELINE}-repeat"],

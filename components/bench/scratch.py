@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +16,7 @@ from components.bench.common import APPLICATION, Names, _set
 from components.bench.progress import Progress
 from components.connection import connect
 from components.identifiers import quote_ident
-from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE, ObjectSpec
+from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE
 
 MAINTENANCE_WORK_MEM = "1GB"  # pgvector builds hnsw much faster while the graph fits in it
 
@@ -60,8 +60,9 @@ def _drop_scratch(conn: psycopg.Connection[Any], dsn: str, scratch: str) -> None
                   lambda c: c.execute(statement), f"{statement};")
 
 
-def _build_indexes(conn: psycopg.Connection[Any], specs: Sequence[ObjectSpec],
-                   progress: Progress) -> dict[str, Any]:
+def _build_indexes(conn: psycopg.Connection[Any], indexes: Sequence[tuple[str, str]],
+                   progress: Progress, label: str = "building indexes") -> dict[str, Any]:
+    """Build each (name, DDL), timed one by one."""
     workers = conn.execute(
         "SELECT pg_catalog.current_setting('max_parallel_workers')").fetchone()
     _set(conn, "maintenance_work_mem", MAINTENANCE_WORK_MEM)
@@ -77,14 +78,14 @@ def _build_indexes(conn: psycopg.Connection[Any], specs: Sequence[ObjectSpec],
     # One step per index: a CREATE INDEX reports no progress to its own session (the vector
     # index, the slow one, is a single statement).
     try:
-        with progress.bar("building indexes", len(specs)) as bar:
-            for spec in specs:
-                bar.relabel(f"building indexes ({spec.name})")
+        with progress.bar(label, len(indexes)) as bar:
+            for name, ddl in indexes:
+                bar.relabel(f"{label} ({name})")
                 started = time.perf_counter()
-                conn.execute(spec.ddl)
-                timings[spec.name] = round(time.perf_counter() - started, 3)
+                conn.execute(ddl)
+                timings[name] = round(time.perf_counter() - started, 3)
                 bar.advance()
-            bar.relabel("building indexes")
+            bar.relabel(label)
     finally:
         conn.remove_notice_handler(keep)
     return {"seconds": round(sum(timings.values()), 3), "per_index_s": timings,
@@ -100,17 +101,27 @@ def _tables(n: Names) -> dict[str, str]:
 
 
 def _vacuum_analyze(conn: psycopg.Connection[Any], n: Names) -> float:
+    return vacuum_analyze(conn, _tables(n).values())
+
+
+def vacuum_analyze(conn: psycopg.Connection[Any], tables: Iterable[str]) -> float:
+    """VACUUM (ANALYZE) each table; the seconds it took."""
     # Statistics as autovacuum would have them on a live table; also sets hint bits, so the
     # first timed searches do not pay for them.
     started = time.perf_counter()
-    for table in _tables(n).values():
+    for table in tables:
         conn.execute(f"VACUUM (ANALYZE) {table}")
     return round(time.perf_counter() - started, 3)
 
 
 def _sizes(conn: psycopg.Connection[Any], n: Names) -> dict[str, Any]:
+    return table_sizes(conn, _tables(n))
+
+
+def table_sizes(conn: psycopg.Connection[Any], tables: dict[str, str]) -> dict[str, Any]:
+    """Bytes of each table (label -> qualified name): total, heap + toast, indexes."""
     sizes: dict[str, Any] = {}
-    for label, table in _tables(n).items():
+    for label, table in tables.items():
         total, heap_toast, indexes = conn.execute(
             "SELECT pg_catalog.pg_total_relation_size(c), pg_catalog.pg_table_size(c),"
             " pg_catalog.pg_indexes_size(c) FROM (SELECT %s::regclass AS c) AS x",

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 
 from components.bench.common import BenchError, _set
-from components.identifiers import quote_ident
+from components.identifiers import qualified, quote_ident
 from components.model import app_role_search_settings, version_tuple
 from components.settings import Settings
 
@@ -54,13 +54,30 @@ def _server(conn: psycopg.Connection[Any], settings: Settings) -> Server:
                   settings=dict(zip(SERVER_SETTINGS, flat[2:], strict=True)))
 
 
-def _search_session(conn: psycopg.Connection[Any], settings: Settings,
-                    server: Server) -> dict[str, str]:
-    """The search settings the stack gives its app role (the model's own list), set for
-    this session; those the server's pgvector cannot serve are left out."""
+def search_settings(settings: Settings, server: Server) -> dict[str, str]:
+    """The search settings the stack gives its app role (the model's own list); those the
+    server's pgvector cannot serve are left out."""
     values, requires = app_role_search_settings(settings)
     if not all(r.met_by(server.pgvector) for r in requires):
         values = {k: v for k, v in values.items() if not k.endswith(".iterative_scan")}
+    return values
+
+
+def _search_session(conn: psycopg.Connection[Any], settings: Settings,
+                    server: Server) -> dict[str, str]:
+    """`search_settings`, set for this session."""
+    values = search_settings(settings, server)
     for name, value in values.items():
         _set(conn, name, value)
     return values
+
+
+def pgvector_defaults(conn: psycopg.Connection[Any], extension_schema: str) -> dict[str, str]:
+    """pgvector's own defaults of its settings (hnsw.ef_search 40, no iterative scan ...),
+    whatever the connecting role or the database set: name -> built-in value. The settings
+    exist once pgvector's library is loaded, which reading a vector does."""
+    conn.execute(f"SELECT '[1]'::{qualified(extension_schema, 'vector')}").fetchone()
+    rows = conn.execute(
+        "SELECT name, boot_val FROM pg_catalog.pg_settings"
+        " WHERE name LIKE 'hnsw.%' OR name LIKE 'ivfflat.%' ORDER BY name").fetchall()
+    return {name: value for name, value in rows if value is not None}
