@@ -185,7 +185,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("benchInsertMs", "integer", 50,
                 "Benchmark threshold: p95 of mem0's insert, in ms.", minimum=1, maximum=60_000),
     SettingSpec("benchSearchMs", "integer", 100,
-                "Benchmark threshold: p95 of a user's top-10 vector search, in ms.",
+                "Benchmark threshold: p95 of a user's vector search (mem0's LIMIT 80) in "
+                "each user-size class, as the app role connects, in ms.",
                 minimum=1, maximum=60_000),
     SettingSpec("benchGetMs", "integer", 10,
                 "Benchmark threshold: p95 of a get by id, in ms.", minimum=1, maximum=60_000),
