@@ -164,7 +164,7 @@ def test_bench_reports_every_metric_and_leaves_nothing_behind(
     assert parameters["users_distribution"] == "zipf"
     assert (parameters["limit"], parameters["list_limit"]) == (80, 100)
     assert parameters["index"]["method"] == "hnsw"
-    assert parameters["ef_search"] == 100
+    assert parameters["ef_search"] == 200  # hnswEfSearch's default
     assert parameters["pgvector_version"] and parameters["server_version"]
     assert parameters["compare"] is None and "compare" not in report
     assert [c["class"] for c in report["users"]["classes"]] == ["~100", "~10"]
@@ -448,8 +448,10 @@ def test_the_measured_statements_run_under_the_app_roles_row_level_security(
 def test_as_the_app_role_the_plans_apply_its_policy_and_its_settings_are_set(
         with_pgvector: TestDatabase, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
+    # appRoleIdentity optional: a policy the plans show (the default, trusted, is `true`,
+    # which the planner drops: the next test).
     app = run_json(with_pgvector.dsn, capsys, "--samples", "5", "--compare", "mem0-default",
-                   project=project(tmp_path))
+                   project=project(tmp_path, appRoleIdentity="optional"))
     owner = run_json(with_pgvector.dsn, capsys, "--samples", "5", "--as", "owner",
                      project=project(tmp_path))
 
@@ -464,7 +466,7 @@ def test_as_the_app_role_the_plans_apply_its_policy_and_its_settings_are_set(
         assert not any("InitPlan" in line for line in plan["custom_plan"]), name
     # Set after SET ROLE and read back from the app role's session: the stack's ef_search;
     # mem0's table is searched with pgvector's own default.
-    assert app["parameters"]["session_settings"]["hnsw.ef_search"] == "100"
+    assert app["parameters"]["session_settings"]["hnsw.ef_search"] == "200"
     assert app["compare"]["session_settings"]["hnsw.ef_search"] == "40"
     assert app["compare"]["session_settings"]["hnsw.iterative_scan"] == "off"
     who = app["parameters"]["measured_as"]
@@ -472,6 +474,21 @@ def test_as_the_app_role_the_plans_apply_its_policy_and_its_settings_are_set(
     assert set(who["policies"]) == {"memories", "memory_relationships"}
     assert who["grants"]["memories"] == ["SELECT", "INSERT", "UPDATE", "DELETE"]
     assert who["identity"].startswith("not set (appRoleIdentity optional")
+
+
+
+def test_as_the_trusted_app_role_mem0s_filter_is_an_index_condition(
+        with_pgvector: TestDatabase, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The default appRoleIdentity trusted: the app role's policy is `true`, no plan
+    carries a policy, and the small users' search is planned on mem0's own expression
+    index, as on a table without row-level security."""
+    app = run_json(with_pgvector.dsn, capsys, "--samples", "5", project=project(tmp_path))
+    who = app["parameters"]["measured_as"]
+    assert who["policies"]["memories"]["SELECT"]["using"] == "true"
+    for name, plan in app["plans"].items():
+        assert not any("InitPlan" in line for line in plan["custom_plan"]), name
+    assert "memories_user_id_idx" in app["plans"]["search_user_10"]["custom_plan_indexes"]
 
 
 def test_with_required_identity_each_statement_names_its_user(
@@ -693,8 +710,11 @@ def assert_stack_benchmark(report: dict[str, Any]) -> None:
     assert list(report["metrics"]) == ["insert", "search_user_100", "search_unfiltered",
                                        "get_by_id", "list_user_100", "traverse_1hop",
                                        "traverse_2hop"]
-    assert all(any("InitPlan" in line for line in plan["custom_plan"])
-               for plan in report["plans"].values())
+    # The trusted app role's policy is `true`: the planner drops it, no plan reads an
+    # identity.
+    assert who["policies"]["memories"]["SELECT"]["using"] == "true"
+    assert not any(any("InitPlan" in line for line in plan["custom_plan"])
+                   for plan in report["plans"].values())
     assert_thresholds_consistent(report)
     assert report["passed"] is True
 

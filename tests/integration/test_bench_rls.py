@@ -85,7 +85,11 @@ def test_bench_rls_times_every_variant_and_query_and_leaves_nothing_behind(
             assert cell["count"] == SAMPLES, (variant, query)
             assert 0 < cell["p50_ms"] <= cell["p95_ms"] <= cell["p99_ms"], (variant, query)
             assert cell["p50_ratio_to_none"] > 0, (variant, query)
-            assert cell["timed_results_identical_to_none"] == SAMPLES, (variant, query)
+            # mem0's list has no ORDER BY: another plan may return another 100 of a user's
+            # rows (the check below proves each is one the user may see); the rest must
+            # match exactly.
+            if query != "list_user":
+                assert cell["timed_results_identical_to_none"] == SAMPLES, (variant, query)
             assert cell["plan"]["used"] in ("custom", "generic")
     assert all(c["p50_ratio_to_none"] == 1.0
                for c in section["variants"]["none"]["queries"].values())
