@@ -10,10 +10,20 @@ size per 1K memories.
 
     .venv/bin/python scripts/measure_backup.py --stack prod --dsn "$SOURCE_URL" \\
         --restore-dsn "$EMPTY_URL" [--memories 100000] [--dims 1536] [--output FILE]
+    .venv/bin/python scripts/measure_backup.py --testbed [--memories N] [--dims D] \\
+        [--row-by-row-too]
 
 Both URLs must reach deployments of the stack (the restore's must be empty) as a role that
 may act as the stack's service role; --dims must equal the stack's dimensions. The loaded
-rows stay in the source database.
+rows stay in the source database. The restore's lines say which path its writes took
+(bulk into an empty stack: the vector indexes built after the rows).
+
+--testbed needs no stack of yours: it deploys a test stack (the test bed's server,
+MEM0_TEST_DSN or a temporary local cluster; target postgres, --dims dimensions) through
+the real Pulumi CLI, copies it twice (the source and the empty target) and drops
+everything afterwards. It restores as the server's superuser, so the bulk path can act as
+the tables' owner; its source has no vector index (a backup does not read it), which
+saves the time a row-by-row load into HNSW takes.
 """
 
 from __future__ import annotations
@@ -22,18 +32,25 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' test bed
+
 from components.backup import BackupRequest, RestoreRequest, run_backup, run_restore
 from components.backup.common import CommandProgress
 from components.connection import connect
-from components.identifiers import qualified
+from components.identifiers import qualified, quote_ident
 from components.model import RELATIONSHIPS_TABLE
 from components.settings import Settings
 from components.stackfile import load_stack_settings
+from tests.conftest import stack_settings
+from tests.support.supabase import deployed_stack
+from tests.support.testbed import PgServer, create_database, drop_database, start_server
 
 BATCH = 2_000  # memories per INSERT: bounds each statement's trigger queue
 MEMORIES_PER_USER = 100
@@ -92,6 +109,57 @@ def load(conn: psycopg.Connection[Any], settings: Settings, memories: int, dims:
           file=sys.stderr, flush=True)
 
 
+_VECTOR_INDEXES = ("SELECT c.oid::pg_catalog.regclass::text"
+                   " FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c"
+                   " ON c.oid = i.indexrelid JOIN pg_catalog.pg_am a ON a.oid = c.relam"
+                   " WHERE i.indrelid = ANY(%s::pg_catalog.regclass[])"
+                   " AND a.amname IN ('hnsw', 'ivfflat')")
+
+
+def load_unindexed(dsn: str, settings: Settings, memories: int, dims: int) -> None:
+    """`load` into tables without their vector indexes (dropped as their owner or a
+    superuser): a backup never reads them, and a row-by-row load into HNSW takes as long
+    as the restore this script measures."""
+    tables = [qualified("public", settings.collection),
+              qualified("public", f"{settings.collection}_entities")]
+    with connect(dsn, autocommit=True) as conn:
+        for (name,) in conn.execute(_VECTOR_INDEXES, (tables,)).fetchall():
+            conn.execute(f"DROP INDEX {name}")
+        load(conn, settings, memories, dims)
+
+
+def _copy(server: PgServer, template: str) -> str:
+    """A new database copied from `template` (which must have no connection open)."""
+    name = create_database(server, prefix="measure")
+    with psycopg.connect(server.admin_dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {quote_ident(name)}")
+        admin.execute(f"CREATE DATABASE {quote_ident(name)} TEMPLATE {quote_ident(template)}")
+    return name
+
+
+@contextmanager
+def testbed(stack: str, dims: int) -> Iterator[tuple[Settings, str, str, str]]:
+    """The stack deployed on the test bed's server, three times: (settings, source, empty
+    target, another empty target as the stack's service role, which cannot act as the
+    tables' owner), the first two as the server's superuser; all dropped afterwards."""
+    server, stop = start_server()
+    copies: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory() as state, \
+                deployed_stack(server, Path(state), stack, dimensions=dims) as template:
+            settings = stack_settings(template, stack, dimensions=dims)
+            try:
+                copies += [_copy(server, template.name) for _ in range(3)]
+                yield (settings, server.dsn_for(copies[0]), server.dsn_for(copies[1]),
+                       server.dsn_for(copies[2], user=settings.service_role,
+                                      password=settings.service_role_password))
+            finally:
+                for name in copies:
+                    drop_database(server, name)
+    finally:
+        stop()
+
+
 def _empty(dsn: str, settings: Settings) -> bool:
     with connect(dsn, autocommit=True) as conn:
         row = conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM "
@@ -99,45 +167,74 @@ def _empty(dsn: str, settings: Settings) -> bool:
     return bool(row and row[0])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stack", required=True)
-    parser.add_argument("--project-dir", type=Path, default=None)
-    parser.add_argument("--dsn", required=True, help="the deployed source database")
-    parser.add_argument("--restore-dsn", required=True, help="an empty deployment")
-    parser.add_argument("--memories", type=int, default=100_000)
-    parser.add_argument("--dims", type=int, default=1536)
-    parser.add_argument("--output", type=Path, default=None,
-                        help="the backup file (default: a temporary file, removed)")
-    args = parser.parse_args(argv)
-    settings = load_stack_settings(args.stack, args.project_dir)
-    if args.dims != settings.dimensions:
-        parser.error(f"--dims {args.dims} differs from stack {args.stack!r}'s dimensions "
-                     f"{settings.dimensions}")
-    if not _empty(args.restore_dsn, settings):
-        parser.error("--restore-dsn: its memories table is not empty")
-    print(f"loading {args.memories} memories of {args.dims} dimensions", file=sys.stderr)
-    with connect(args.dsn, autocommit=True) as conn:
-        load(conn, settings, args.memories, args.dims)
+def measure(settings: Settings, source: str, target: str, memories: int, dims: int,
+            output: Path | None, source_unindexed: bool, rows_target: str | None = None
+            ) -> None:
+    """Load the source, back it up, restore into the empty target twice (and once into
+    `rows_target`, an empty target where the restore writes row by row); print figures."""
+    if not _empty(target, settings):
+        raise SystemExit("--restore-dsn: its memories table is not empty")
+    print(f"loading {memories} memories of {dims} dimensions", file=sys.stderr)
+    if source_unindexed:
+        load_unindexed(source, settings, memories, dims)
+    else:
+        with connect(source, autocommit=True) as conn:
+            load(conn, settings, memories, dims)
     with tempfile.TemporaryDirectory() as scratch:
-        path = args.output or Path(scratch) / "measure.tar.gz"
-        backup = run_backup(args.dsn, settings, BackupRequest(path),
+        path = output or Path(scratch) / "measure.tar.gz"
+        backup = run_backup(source, settings, BackupRequest(path),
                             CommandProgress(sys.stderr, "backup"))
         rows = sum(t.rows for t in backup.manifest.tables)
-        restored = run_restore(args.restore_dsn, settings, RestoreRequest(file=path),
+        restored = run_restore(target, settings, RestoreRequest(file=path),
                                CommandProgress(sys.stderr, "restore"))
-        again = run_restore(args.restore_dsn, settings, RestoreRequest(file=path),
+        again = run_restore(target, settings, RestoreRequest(file=path),
                             CommandProgress(sys.stderr, "restore"))
+        runs = [("restore:", restored), ("restore again:", again)]
+        if rows_target is not None:
+            runs.append(("row by row:", run_restore(rows_target, settings,
+                                                    RestoreRequest(file=path),
+                                                    CommandProgress(sys.stderr, "restore"))))
     memories = backup.manifest.tables[0].rows
     print(f"memories {memories}, dimensions {settings.dimensions}; rows per table: "
           + ", ".join(f"{t.table} {t.rows}" for t in backup.manifest.tables))
     print(f"backup:         {backup.seconds:8.2f} s  {rows / backup.seconds:10,.0f} rows/s")
     print(f"file:           {backup.size / 1e6:8.2f} MB  "
           f"{backup.size / memories * 1000 / 1e6:10.2f} MB per 1K memories")
-    for label, run in (("restore:", restored), ("restore again:", again)):
+    for label, run in runs:
         changed = sum(o.inserted + o.updated for o in run.outcomes)
         print(f"{label:<15} {run.seconds:8.2f} s  {rows / run.seconds:10,.0f} rows/s"
-              f"  ({changed} rows written)")
+              f"  ({changed} rows written; {run.path})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", default=None, help="required unless --testbed")
+    parser.add_argument("--project-dir", type=Path, default=None)
+    parser.add_argument("--dsn", default=None, help="the deployed source database")
+    parser.add_argument("--restore-dsn", default=None, help="an empty deployment")
+    parser.add_argument("--testbed", action="store_true",
+                        help="deploy a test stack on the test bed's server instead")
+    parser.add_argument("--memories", type=int, default=100_000)
+    parser.add_argument("--dims", type=int, default=1536)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="the backup file (default: a temporary file, removed)")
+    parser.add_argument("--row-by-row-too", action="store_true",
+                        help="--testbed: also restore into another empty copy as the "
+                             "service role, which writes row by row, for comparison")
+    args = parser.parse_args(argv)
+    if args.testbed:
+        with testbed(args.stack or "measure", args.dims) as (settings, source, target, rows):
+            measure(settings, source, target, args.memories, args.dims, args.output, True,
+                    rows if args.row_by_row_too else None)
+        return 0
+    if not (args.stack and args.dsn and args.restore_dsn):
+        parser.error("give --stack, --dsn and --restore-dsn, or --testbed")
+    settings = load_stack_settings(args.stack, args.project_dir)
+    if args.dims != settings.dimensions:
+        parser.error(f"--dims {args.dims} differs from stack {args.stack!r}'s dimensions "
+                     f"{settings.dimensions}")
+    measure(settings, args.dsn, args.restore_dsn, args.memories, args.dims, args.output,
+            False)
     return 0
 
 

@@ -5,8 +5,9 @@ The modules, each with one job: `tables` (which tables, how each is selected and
 order restored), `catalog` (their live columns and keys), `session` (acting as the service
 role), `copystream` (counting binary COPY rows), `manifest` and `archive` (the file),
 `dump` (the backup), `verify`, `load`, `snapshots` and `upsert` (the restore's checks,
-landing tables and writes), `restore` (its one transaction), `report` (what is printed)
-and `command` (arguments and exit codes).
+landing tables and writes), `bulk` (into an empty table: the vector index dropped before
+the writes and built again after) and `indexprogress` (the build's bar), `restore` (its
+one transaction), `report` (what is printed) and `command` (arguments and exit codes).
 """
 
 from components.backup.command import (

@@ -9,10 +9,12 @@ role, no such file or snapshot).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
 
+from components.backup.bulk import MAINTENANCE_WORK_MEM
 from components.backup.common import BackupError, CommandProgress, RestoreRefused
 from components.backup.dump import BackupRequest, run_backup
 from components.backup.report import backup_text, restore_text
@@ -23,6 +25,7 @@ from components.settings import Settings
 from components.stackfile import add_stack_arguments, load_stack_settings
 
 EXIT_OK, EXIT_REFUSED = 0, 1
+_SIZE = re.compile(r"[1-9][0-9]*(kB|MB|GB|TB)")
 ROLE = ("a role that is the stack's service role, a member of it or a superuser (the "
         "command acts as the service role)")
 
@@ -50,6 +53,19 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="report what would be inserted, updated and left alone, then "
                              "roll back")
+    parser.add_argument("--maintenance-work-mem", type=_memory, default=MAINTENANCE_WORK_MEM,
+                        metavar="SIZE",
+                        help="memory for building a vector index again after a restore into "
+                             "an empty table, when the server's maintenance_work_mem is "
+                             f"lower (default {MAINTENANCE_WORK_MEM}; e.g. 256MB on a small "
+                             "server)")
+
+
+def _memory(text: str) -> str:
+    """A size as PostgreSQL's memory settings take it: 512MB, 1GB, 65536kB."""
+    if not _SIZE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 512MB or 1GB")
+    return text
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -87,7 +103,8 @@ def restore_command(args: argparse.Namespace) -> int:
     if (args.file is None) == (args.snapshot is None):
         raise BackupError("restore needs exactly one source: a backup FILE or --snapshot ID")
     dsn = command_dsn(args.dsn, "restore", "restore into")
-    request = RestoreRequest(args.file, args.snapshot, args.user_id, args.dry_run)
+    request = RestoreRequest(args.file, args.snapshot, args.user_id, args.dry_run,
+                             args.maintenance_work_mem)
     try:
         result = run_restore(dsn, _settings(args), request,
                              CommandProgress(sys.stderr, "restore"))

@@ -65,6 +65,7 @@ def restore_text(result: RestoreResult) -> str:
                      "inserted memory, one 'update' per updated one) with login_role "
                      f"{result.session_user}" + ("" if history else "; the history itself "
                                                  "is not restored from a snapshot"))
+    lines.append(f"writes: {result.path}")
     for o in result.outcomes:
         for skip in o.skipped[:MAX_SKIPS_SHOWN]:
             lines.append(f"skipped {o.table} {skip.key}: {skip.reason}")

@@ -28,6 +28,7 @@ from psycopg import sql
 from psycopg.types.json import Json
 
 from components.backup import (
+    BackupError,
     BackupRequest,
     BackupResult,
     RestoreRefused,
@@ -37,8 +38,14 @@ from components.backup import (
     run_restore,
     upsert,
 )
+from components.backup import restore as restore_module
+from components.backup.bulk import WritePath, drop_vector_indexes
 from components.backup.common import CommandProgress
+from components.backup.report import restore_text
 from components.cli import main
+from components.connection import connect
+from components.introspect import catalog_snapshot, live_ddl
+from components.model import build_model
 from components.settings import Settings
 from tests.conftest import APP_PASSWORD, TestDatabase, stack_settings
 from tests.support.supabase import deployed_stack
@@ -486,6 +493,171 @@ def test_a_supabase_backup_restores_into_a_postgres_deployment(
             assert digest(empty, table) == digest(db, table), table
         again = restore(db, theirs, file=result.path)  # and back into Supabase: no change
         assert all(o.unchanged == o.total for o in again.outcomes)
+
+
+# --- the bulk path: into an empty table, rows first and the vector index after --------------
+
+VECTOR_INDEXES = ("memories_vector_idx", "memories_entities_vector_idx")
+
+
+def vector_indexes(db: TestDatabase) -> dict[str, tuple[int, str, bool]]:
+    """Each vector index's oid (a new one when it was built again), pg_get_indexdef and
+    indisvalid, read from the catalog."""
+    return {str(name): (int(oid), str(definition), bool(valid))
+            for name, oid, definition, valid in query(
+                db, "SELECT c.relname, c.oid::bigint, pg_get_indexdef(c.oid), i.indisvalid"
+                    " FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid"
+                    " WHERE c.relname = ANY(%s)", (list(VECTOR_INDEXES),))}
+
+
+def nearest(db: TestDatabase, probe: list[float]) -> list[str]:
+    """mem0's search (cosine distance, LIMIT) through the HNSW index: the ids it finds."""
+    statement = ("SELECT id::text FROM public.memories ORDER BY vector <=> %s::vector LIMIT 5")
+    with db.connect() as conn:
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + statement, (str(probe),)))
+        assert "memories_vector_idx" in plan, plan
+        return [r[0] for r in conn.execute(statement, (str(probe),))]
+
+
+def declared_indexes(db: TestDatabase, settings: Settings) -> dict[str, tuple[str, str | None]]:
+    """Each vector index's DDL as the model declares it and as Pulumi's introspection reads
+    it: what drift detection compares."""
+    found = {}
+    with connect(db.dsn, autocommit=True) as conn, conn.cursor() as cur:
+        for spec in build_model(settings):
+            if spec.kind == "index" and spec.name in VECTOR_INDEXES:
+                found[spec.name] = (spec.ddl, live_ddl(cur, {"kind": "index",
+                                                             "schema": spec.schema,
+                                                             "name": spec.name}))
+    return found
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a TTY, so the bars are drawn into it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_restore_into_an_empty_stack_builds_the_vector_index_after_the_rows(
+        source: TestDatabase, empty: TestDatabase, settings: Settings, full: BackupResult
+        ) -> None:
+    before = vector_indexes(empty)
+    assert set(before) == set(VECTOR_INDEXES) and all(v for _, _, v in before.values())
+    with connect(empty.dsn, autocommit=True) as conn, conn.cursor() as cur:
+        catalog = catalog_snapshot(cur)
+    screen = Terminal()
+    result = run_restore(empty.dsn, settings, RestoreRequest(file=full.path),
+                         CommandProgress(screen, "restore"))
+    assert result.path.startswith("bulk: index rebuilt after load, "), result.path
+    assert [(w.table, w.bulk) for w in result.writes] == [
+        ("public.memories", True), ("public.memories_entities", True)]
+    assert "building public.memories_vector_idx" in screen.getvalue()
+    assert f"writes: {result.path}" in restore_text(result)
+    after = vector_indexes(empty)
+    for name, (oid, definition, valid) in after.items():
+        assert oid != before[name][0], f"{name} was not built again"
+        assert (definition, valid) == (before[name][1], True), name
+    with connect(empty.dsn, autocommit=True) as conn, conn.cursor() as cur:
+        assert catalog_snapshot(cur) == catalog  # every object as deployed, indexes too
+    assert all(declared == live for declared, live in
+               declared_indexes(empty, settings).values())  # no drift for Pulumi
+    for table in ROWS:
+        assert count(empty, table) == count(source, table), table
+        assert digest(empty, table) == digest(source, table), table
+    rng = random.Random(3)
+    for _ in range(3):
+        probe = vector(rng)
+        assert nearest(empty, probe) == nearest(source, probe)
+
+
+def test_a_restore_into_a_stack_with_memories_writes_row_by_row(
+        copy_of_source: TestDatabase, settings: Settings, full: BackupResult) -> None:
+    db = copy_of_source
+    with as_role(db, settings.app_role) as app:
+        app.execute("DELETE FROM public.memories WHERE user_id = 'alice'")
+    before = vector_indexes(db)
+    result = restore(db, settings, file=full.path)
+    assert [(w.table, w.describe()) for w in result.writes] == [
+        ("public.memories", "row by row (it held rows when the restore began)"),
+        ("public.memories_entities", "row by row (it held rows when the restore began)")]
+    assert "row by row" in result.path and "bulk" not in result.path
+    assert counts(result)["memories"][0] == 4
+    assert vector_indexes(db) == before  # the same index, never dropped
+
+
+def test_a_login_role_that_cannot_act_as_the_owner_restores_row_by_row(
+        empty: TestDatabase, source: TestDatabase, settings: Settings, full: BackupResult
+        ) -> None:
+    before = vector_indexes(empty)
+    service = empty.server.dsn_for(empty.name, user=settings.service_role,
+                                   password=APP_PASSWORD)
+    result = run_restore(service, settings, RestoreRequest(file=full.path), QUIET)
+    assert all(not w.bulk for w in result.writes)
+    assert (f"row by row (the login role {settings.service_role} cannot act as the "
+            f"table's owner {settings.owner_role}: ") in result.path
+    assert vector_indexes(empty) == before
+    for table in ROWS:
+        assert digest(empty, table) == digest(source, table), table
+
+
+def _edges_refused(db: TestDatabase) -> dict[str, Any]:
+    # A constraint of the target's own that a backed-up edge breaks: the edges are written
+    # after the memories, so the failure comes with the index dropped and rows written.
+    with db.connect() as admin:
+        admin.execute("ALTER TABLE public.memory_relationships ADD CONSTRAINT no_mentions"
+                      " CHECK (relationship_type <> 'mentions') NOT VALID")
+    return {}
+
+
+FAILURES: dict[str, tuple[Callable[[TestDatabase], dict[str, Any]], str]] = {
+    "a constraint the edges break": (_edges_refused, "no_mentions"),
+    "the index build": (lambda db: {"maintenance_work_mem": "plenty"}, "plenty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_a_bulk_restore_that_fails_leaves_the_index_and_writes_no_row(
+        empty: TestDatabase, settings: Settings, full: BackupResult, case: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    provoke, message = FAILURES[case]
+    request = provoke(empty)
+    before, rows = vector_indexes(empty), digests(empty)
+    dropped: list[WritePath] = []
+
+    def drop(*args: Any) -> list[WritePath]:  # the real drop, remembering its paths
+        dropped.extend(drop_vector_indexes(*args))
+        return dropped
+
+    monkeypatch.setattr(restore_module, "drop_vector_indexes", drop)
+    with pytest.raises(BackupError, match=f"rolled back, no row changed: .*{message}"):
+        restore(empty, settings, file=full.path, **request)
+    assert [w.bulk for w in dropped] == [True, True]  # it failed on the bulk path
+    assert vector_indexes(empty) == before  # the very index: its drop was rolled back
+    assert digests(empty) == rows
+    assert all(count(empty, table) == 0 for table in KEYS)
+
+
+def test_a_parallel_build_the_server_refuses_is_done_without_workers(
+        empty: TestDatabase, settings: Settings, full: BackupResult) -> None:
+    # A parallel HNSW build asks for maintenance_work_mem of dynamic shared memory at once:
+    # 1 TB is more than any /dev/shm, and posix shared memory says so before allocating.
+    if empty.scalar("SELECT current_setting('dynamic_shared_memory_type')") != "posix":
+        pytest.skip("the server's dynamic shared memory is not posix")
+    with empty.connect() as admin:  # even these few rows get a parallel worker
+        admin.execute(sql.SQL("ALTER DATABASE {} SET min_parallel_table_scan_size = 0"
+                              ).format(sql.Identifier(empty.name)))
+    before = vector_indexes(empty)
+    result = restore(empty, settings, file=full.path, maintenance_work_mem="1TB")
+    memories = result.writes[0]
+    assert memories.bulk and "the parallel build failed (" in memories.note
+    assert memories.note.endswith("; built without workers")
+    assert "built without workers" in result.path
+    after = vector_indexes(empty)
+    assert {n: (d, v) for n, (_, d, v) in after.items()} == {
+        n: (d, v) for n, (_, d, v) in before.items()}
+    assert count(empty, "memories") == full.manifest.tables[0].rows
 
 
 # --- refusals -------------------------------------------------------------------------------
