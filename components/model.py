@@ -35,6 +35,7 @@ from components.access import (
 )
 from components.identifiers import qualified, quote_ident, quote_literal
 from components.settings import (
+    HALFVEC_PGVECTOR,
     JOB_SETTINGS,
     MEM0_DEFAULT_LIMIT,
     SUPABASE_END_USER_ROLES,
@@ -125,7 +126,25 @@ class ObjectSpec:
 
 
 def vector_type(settings: Settings) -> str:
-    return f"{qualified(settings.extension_schema, 'vector')}({settings.dimensions})"
+    """The embedding columns' type: vector(N), or halfvec(N) for an indexed stack above 2000
+    dimensions (settings.vector_column_type). mem0's SQL needs no change for halfvec: the
+    list it inserts takes pgvector's array -> halfvec assignment cast, and its
+    `vector <=> %s::vector` resolves to halfvec's <=> through the implicit vector -> halfvec
+    cast, which the halfvec index serves. Functions keep taking `vector` arguments."""
+    column_type = settings.vector_column_type
+    return f"{qualified(settings.extension_schema, column_type)}({settings.dimensions})"
+
+
+def vector_requires(settings: Settings) -> tuple[Requirement, ...]:
+    """What the embedding columns and their index need of the server: halfvec came with
+    pgvector 0.7.0."""
+    if settings.vector_column_type != "halfvec":
+        return ()
+    return (Requirement(
+        "vector", HALFVEC_PGVECTOR,
+        f"dimensions is {settings.dimensions}: above 2000 an hnsw or ivfflat index needs "
+        f"halfvec columns, which pgvector {HALFVEC_PGVECTOR} brought: upgrade pgvector, or "
+        "set vectorIndexMethod to none (no index, full precision)"),)
 
 
 class _Builder:
@@ -182,7 +201,8 @@ class _Builder:
             depends_on=(owner.key,) if owner else (), comment=comment))
 
     def table(self, template: str, name: str, after: ObjectSpec | tuple[ObjectSpec, ...],
-              comment: str, in_schema: str | None = None, **values: str) -> ObjectSpec:
+              comment: str, in_schema: str | None = None,
+              requires: tuple[Requirement, ...] = (), **values: str) -> ObjectSpec:
         schema = in_schema or self.schema
         table = qualified(schema, name)
         ddl, owner = self._owned(render_template(template, table=table, **values),
@@ -191,10 +211,11 @@ class _Builder:
             kind="table", schema=schema, name=name, family="tables", ddl=ddl,
             drop_sql=f"DROP TABLE IF EXISTS {table};",
             depends_on=(*(a.key for a in (after if isinstance(after, tuple) else (after,))),
-                        *owner), data_bearing=True, comment=comment))
+                        *owner), data_bearing=True, requires=requires, comment=comment))
 
     def index(self, table: ObjectSpec, name: str, using: str, comment: str,
-              unique: bool = False, where: str = "") -> ObjectSpec:
+              unique: bool = False, where: str = "",
+              requires: tuple[Requirement, ...] = ()) -> ObjectSpec:
         head = "CREATE UNIQUE INDEX" if unique else "CREATE INDEX"
         predicate = f" WHERE {where}" if where else ""
         return self.add(ObjectSpec(
@@ -202,7 +223,7 @@ class _Builder:
             ddl=index_ddl(f"{head} {quote_ident(name)} ON {table.qualified_name} USING {using}"
                           f"{predicate}"),
             drop_sql=f"DROP INDEX IF EXISTS {qualified(self.schema, name)};",
-            depends_on=(table.key,), comment=comment))
+            depends_on=(table.key,), requires=requires, comment=comment))
 
     def function(self, template: str, name: str, arguments: str, after: tuple[ObjectSpec, ...],
                  comment: str, in_schema: str | None = None, **values: str) -> ObjectSpec:
@@ -440,11 +461,15 @@ def role_setting_line(role: str, name: str, value: str) -> str:
 
 
 def _vector_column(settings: Settings, column: str) -> str:
-    # vector_l2_ops is pgvector's default operator class for ivfflat (hnsw has none), and
-    # the catalog omits a default class when it prints an index, so the canonical form does.
-    if settings.vector_index.method == "ivfflat" and settings.vector_index.measure == "l2":
+    # vector_l2_ops is pgvector's default operator class for ivfflat (hnsw has none, and no
+    # halfvec class is a default), and the catalog omits a default class when it prints an
+    # index, so the canonical form does.
+    column_type = settings.vector_column_type
+    if settings.vector_index.method == "ivfflat" and settings.vector_index.measure == "l2" \
+            and column_type == "vector":
         return column
-    return f"{column} {qualified(settings.extension_schema, settings.vector_index.opclass)}"
+    opclass = settings.vector_index.opclass_for(column_type)
+    return f"{column} {qualified(settings.extension_schema, opclass)}"
 
 
 def _vector_index(b: _Builder, table: ObjectSpec, column: str) -> None:
@@ -455,9 +480,12 @@ def _vector_index(b: _Builder, table: ObjectSpec, column: str) -> None:
         options = f"m='{index.m}', ef_construction='{index.ef_construction}'"
     else:
         options = f"lists='{index.lists}'"
+    half = (f"; over halfvec({b.settings.dimensions}), since pgvector indexes at most 2000 "
+            "dimensions of type vector" if b.settings.vector_column_type == "halfvec" else "")
     b.index(table, f"{table.name}_vector_idx",
             f"{index.method} ({_vector_column(b.settings, column)}) WITH ({options})",
-            f"{index.method} chosen by {index.reason}; measure {index.measure}")
+            f"{index.method} chosen by {index.reason}; measure {index.measure}{half}",
+            requires=vector_requires(b.settings))
 
 
 def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec, str]]:
@@ -466,17 +494,22 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
     s = b.settings
     collection = s.collection
     vector = vector_type(s)
+    half = (f"; the vector column is halfvec({s.dimensions}) (16-bit floats), since pgvector "
+            "indexes at most 2000 dimensions of type vector"
+            if s.vector_column_type == "halfvec" else "")
     memories = b.table("memories_table", collection, extension, vector_type=vector,
                        pkey=quote_ident(f"{collection}_pkey"),
+                       requires=vector_requires(s),
                        comment="mem0's own layout (id, vector, payload) in schema public; "
                                "user_id, agent_id, run_id, org_id generated from the payload; "
-                               "times kept by the database")
+                               "times kept by the database" + half)
     # After memories: a dimension change refused there (it holds rows) then stops before
     # the entities table changes, so the two never disagree about the dimensions.
     entities = b.table("memories_table", f"{collection}_entities", memories,
                        vector_type=vector, pkey=quote_ident(f"{collection}_entities_pkey"),
+                       requires=vector_requires(s),
                        comment="mem0 2.x's entity store, pre-provisioned so mem0 never "
-                               "needs DDL")
+                               "needs DDL" + half)
     history = b.table("history_table", HISTORY_TABLE, memories,
                       comment="append-only audit, written only by the history trigger")
     relationships = b.table("relationships_table", RELATIONSHIPS_TABLE, memories,
@@ -565,6 +598,7 @@ def _typescript_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[Object
     s = b.settings
     vector = vector_type(s)
     memories = b.table("ts_memories_table", s.collection, extension, vector_type=vector,
+                       requires=vector_requires(s),
                        comment="the TypeScript SDK's layout (id text, embedding, metadata); "
                                "userId, agentId, runId, orgId generated from the metadata")
     migrations = b.table("ts_migrations_table", TS_MIGRATIONS_TABLE, extension,
@@ -608,11 +642,12 @@ def _snapshots(b: _Builder, extension: ObjectSpec, live: dict[str, ObjectSpec]) 
     for name, template in ((s.collection, "snapshot_memories_table"),
                            (f"{s.collection}_entities", "snapshot_memories_table"),
                            (RELATIONSHIPS_TABLE, "snapshot_relationships_table")):
-        values = {"vector_type": vector_type(s)} if template == "snapshot_memories_table" \
-            else {}
+        vectors = template == "snapshot_memories_table"
+        values = {"vector_type": vector_type(s)} if vectors else {}
         copies[name] = b.table(template, name, (snapshots, extension),
                                f"{live[name].qualified_name} as each snapshot copied it",
                                in_schema=BACKUP_SCHEMA, pkey=quote_ident(f"{name}_pkey"),
+                               requires=vector_requires(s) if vectors else (),
                                fkey=quote_ident(f"{name}_snapshot_id_fkey"),
                                snapshots=snapshots.qualified_name, **values)
     b.grant("USAGE", f"SCHEMA {quote_ident(BACKUP_SCHEMA)}", BACKUP_SCHEMA, s.service_role,

@@ -259,9 +259,29 @@ def _ensure_table(conn: psycopg.Connection, props: dict[str, Any], live: str | N
             f"refusing to change table {qualified(props['schema'], props['name'])}: it holds "
             f"rows and the change would lose data:\n{reasons}\nBack the data up first; to "
             "proceed anyway set `allowDataLoss: true` in the stack and run again.")
-    statements = [(s.lossy_sql or s.sql) if (has_rows and s.loses_data) else s.sql
-                  for s in steps]
+    statements = []
+    for step in steps:
+        if step.drop_indexes_on:
+            statements += [f"DROP INDEX {qualified(props['schema'], index)}" for index in
+                           _indexes_on(conn, props["schema"], props["name"],
+                                       step.drop_indexes_on)]
+        statements.append((step.lossy_sql or step.sql) if (has_rows and step.loses_data)
+                          else step.sql)
     _execute_in_transaction(conn, statements, props)
+
+
+def _indexes_on(conn: psycopg.Connection, schema: str, table: str, column: str) -> list[str]:
+    """The indexes of a table that cover the column (its index resources rebuild them)."""
+    rows = conn.execute(
+        "SELECT i.relname FROM pg_catalog.pg_index x"
+        " JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid"
+        " JOIN pg_catalog.pg_class t ON t.oid = x.indrelid"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace"
+        " JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid AND a.attname = %s"
+        " WHERE n.nspname = %s AND t.relname = %s"
+        "   AND a.attnum = ANY (x.indkey::pg_catalog.int2[]) ORDER BY 1",
+        (column.strip('"'), schema, table)).fetchall()
+    return [name for (name,) in rows]
 
 
 def _ensure_extension(conn: psycopg.Connection, props: dict[str, Any], live: str | None) -> None:

@@ -46,9 +46,14 @@ MEM0_DEFAULT_LIMIT = 80
 TYPESCRIPT_TABLE = "memories"
 
 # pgvector limits: vector columns accept up to 16000 dimensions; hnsw and ivfflat index
-# at most 2000 of them.
+# at most 2000 of type vector (32-bit floats) and 4000 of type halfvec (16-bit floats,
+# pgvector 0.7.0). An indexed stack with more than 2000 dimensions stores halfvec(N):
+# mem0's `vector <=> %s::vector` then resolves to halfvec's operator through pgvector's
+# implicit vector -> halfvec cast, and its searches use the halfvec index.
 MAX_DIMENSIONS = 16000
 MAX_INDEXED_DIMENSIONS = 2000
+MAX_HALFVEC_INDEXED_DIMENSIONS = 4000
+HALFVEC_PGVECTOR = "0.7.0"
 # Longest suffix the model appends to the collection name (`<collection>_entities_...`),
 # so every derived name stays within PostgreSQL's 63 characters.
 MAX_COLLECTION_LENGTH = 40
@@ -86,7 +91,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("embeddedDataDir", "string", "",
                 "Data directory of the embedded server; empty means .pgdata/<stack>."),
     SettingSpec("dimensions", "integer", 1536,
-                "Embedding dimensions (vector(N)); equals mem0's embedding_model_dims.",
+                "Embedding dimensions (vector(N); halfvec(N), half precision, above 2000 with "
+                "an hnsw or ivfflat index); equals mem0's embedding_model_dims.",
                 minimum=1, maximum=MAX_DIMENSIONS),
     SettingSpec("collection", "string", "memories",
                 "Table name of the memories (mem0's collection_name), in schema public."),
@@ -242,8 +248,19 @@ class VectorIndex:
 
     @property
     def opclass(self) -> str:
-        return {"cosine": "vector_cosine_ops", "l2": "vector_l2_ops",
-                "ip": "vector_ip_ops", "l1": "vector_l1_ops"}[self.measure]
+        return self.opclass_for("vector")
+
+    def opclass_for(self, column_type: str) -> str:
+        """pgvector's operator class of the measure for `vector` or `halfvec` columns."""
+        return f"{column_type}_{self.measure}_ops"
+
+
+def vector_column_type(dimensions: int, method: str) -> str:
+    """pgvector's type of the embedding columns: halfvec when an hnsw or ivfflat index must
+    cover more than MAX_INDEXED_DIMENSIONS (pgvector indexes no more of type vector), else
+    vector. A stack without an index keeps full precision at any size."""
+    return "halfvec" if method in ("hnsw", "ivfflat") and \
+        dimensions > MAX_INDEXED_DIMENSIONS else "vector"
 
 
 @dataclass(frozen=True)
@@ -328,6 +345,11 @@ class Settings:
                 self.readonly_role: self.readonly_role_password,
                 self.service_role: self.service_role_password}.get(role) \
             if self.target != "supabase" or role == self.app_role else None
+
+    @property
+    def vector_column_type(self) -> str:
+        """`vector`, or `halfvec` for an indexed stack above 2000 dimensions."""
+        return vector_column_type(self.dimensions, self.vector_index.method)
 
     @property
     def extension_schema(self) -> str:
@@ -497,6 +519,7 @@ def _resolve_vector_index(values: Mapping[str, Any], problems: list[str]) -> Vec
     rows = values["expectedRows"]
     if declared not in INDEX_METHODS or measure not in INDEX_MEASURES or rows is None:
         return None
+    dims = values["dimensions"]
     if declared == "auto":
         method = "hnsw"
         if rows < 100_000:
@@ -516,6 +539,11 @@ def _resolve_vector_index(values: Mapping[str, Any], problems: list[str]) -> Vec
     # pgvector's guidance for ivfflat: rows / 1000 up to 1M rows, sqrt(rows) above.
     auto_lists = max(1, rows // 1000) if rows <= 1_000_000 else max(1, math.isqrt(rows))
     lists = values["vectorIndexLists"] or min(auto_lists, 32768)  # None was reported
+    if declared == "auto" and isinstance(dims, int) and dims > MAX_HALFVEC_INDEXED_DIMENSIONS:
+        method = "none"
+        reason = (f"vectorIndexMethod=auto with dimensions={dims}: no index, since pgvector's "
+                  f"hnsw and ivfflat index at most {MAX_HALFVEC_INDEXED_DIMENSIONS} dimensions "
+                  "(as halfvec)")
     if method == "hnsw":
         if m < 2:
             problems.append(f"vectorIndexM: {m} is not allowed; allowed: 2 to 100 (0 = auto)")
@@ -573,11 +601,29 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
     dims = values["dimensions"]
     warnings: list[str] = []
     if index is not None and isinstance(dims, int):
-        if index.method in ("hnsw", "ivfflat") and dims > MAX_INDEXED_DIMENSIONS:
+        if index.method in ("hnsw", "ivfflat") and dims > MAX_HALFVEC_INDEXED_DIMENSIONS:
             problems.append(
                 f"dimensions: {dims} is not allowed with a {index.method} index "
-                f"({index.reason}); allowed: 1 to {MAX_INDEXED_DIMENSIONS} (pgvector indexes "
-                "at most 2000 dimensions of type vector), or set vectorIndexMethod to none")
+                f"({index.reason}); allowed: 1 to {MAX_HALFVEC_INDEXED_DIMENSIONS} (pgvector "
+                f"indexes at most {MAX_INDEXED_DIMENSIONS} dimensions of type vector and "
+                f"{MAX_HALFVEC_INDEXED_DIMENSIONS} of type halfvec, which the stack stores above "
+                f"{MAX_INDEXED_DIMENSIONS}), or set vectorIndexMethod to none")
+        elif (index.method in ("hnsw", "ivfflat") and dims > MAX_INDEXED_DIMENSIONS
+              and values["target"] == "embedded"):
+            problems.append(
+                f"dimensions: {dims} is not allowed with a {index.method} index "
+                f"({index.reason}) on target 'embedded'; allowed: 1 to "
+                f"{MAX_INDEXED_DIMENSIONS}, or set vectorIndexMethod to none (above "
+                f"{MAX_INDEXED_DIMENSIONS} dimensions the stack indexes halfvec columns, which "
+                f"need pgvector {HALFVEC_PGVECTOR} or later; the embedded server bundles "
+                "pgvector 0.6)")
+        if index.declared_method == "auto" and index.method == "none":
+            warnings.append(
+                f"dimensions is {dims}: more than pgvector can index (at most "
+                f"{MAX_HALFVEC_INDEXED_DIMENSIONS}, as halfvec), so the stack builds no vector "
+                "index and every mem0 search reads all rows; set vectorIndexMethod to none to "
+                "say so, or use an embedder with fewer dimensions (text-embedding-3 models "
+                "take a `dimensions` parameter)")
         if index.method != "none" and index.measure != "cosine":
             warnings.append(
                 f"vectorIndexMeasure is {index.measure!r}, but mem0 always searches with cosine "

@@ -38,6 +38,11 @@ class Step:
     # What runs instead on a table with rows once the stack allows data loss (e.g. a
     # vector column whose stored embeddings cannot convert to new dimensions is cleared).
     lossy_sql: str = ""
+    # A column whose indexes the provider drops first, in the same transaction: pgvector's
+    # operator classes belong to one type, so no index follows a vector <-> halfvec change
+    # (`operator class "vector_cosine_ops" does not accept data type halfvec`); the index's
+    # own resource then builds it for the new type.
+    drop_indexes_on: str = ""
 
 
 class UnsupportedTableChange(ValueError):
@@ -79,13 +84,31 @@ def _column_type(line: str) -> str:
     return re.split(r" (?:COLLATE|GENERATED|DEFAULT|NOT NULL)\b", rest, maxsplit=1)[0]
 
 
+# pgvector's dense types as format_type prints them (schema-qualified): element, dimensions.
+_PGVECTOR_TYPE = re.compile(r"^(?:\S+\.)?(vector|halfvec)\((\d+)\)$")
+
+
 def _column_change(table: str, name: str, old: str, new: str) -> list[Step]:
     old_type, new_type = _column_type(old), _column_type(new)
     old_rest, new_rest = old[len(name) + 1 + len(old_type):], new[len(name) + 1 + len(new_type):]
     steps: list[Step] = []
-    if old_type != new_type:
+    old_vector, new_vector = _PGVECTOR_TYPE.match(old_type), _PGVECTOR_TYPE.match(new_type)
+    reindex = name if old_vector and new_vector and \
+        old_vector.group(1) != new_vector.group(1) else ""
+    if old_type != new_type and old_vector and new_vector and \
+            old_vector.group(2) == new_vector.group(2):
+        # Same dimensions, vector <-> halfvec (an indexed stack crossing 2000 dimensions'
+        # index limit, or its index method turning none): pgvector casts every stored
+        # embedding, so the rows keep them; to halfvec each value rounds to a 16-bit float.
+        steps.append(Step(
+            f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {new_type};", loses_data=False,
+            why=f"column {name} changes type from {old_type} to {new_type}; every stored "
+                "embedding is converted in place"
+                + (" (rounded to 16-bit floats)" if new_vector.group(1) == "halfvec" else ""),
+            drop_indexes_on=reindex))
+    elif old_type != new_type:
         migration = ""
-        if "vector(" in old_type and "vector(" in new_type:
+        if old_vector and new_vector:
             migration = (
                 ". Migration path that keeps every memory: deploy the new dimensions under a "
                 "new `collection` (a second stack or a changed setting), re-embed each memory's "
@@ -98,7 +121,8 @@ def _column_change(table: str, name: str, old: str, new: str) -> list[Step]:
             why=f"column {name} changes type from {old_type} to {new_type}: existing values "
                 "cannot be kept (for vectors: every stored embedding has the old dimensions, "
                 f"so they are cleared to NULL and must be re-embedded){migration}",
-            lossy_sql=f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {new_type} USING NULL;"))
+            lossy_sql=f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {new_type} USING NULL;",
+            drop_indexes_on=reindex))
     if old_rest == new_rest:
         return steps
     if "GENERATED" in old_rest or "GENERATED" in new_rest:

@@ -34,7 +34,7 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnu
 WHERE c.conrelid = %s AND c.contype = 'p'
 ORDER BY k.position
 """
-_VECTOR = re.compile(r"(?:^|\.)vector\((\d+)\)$")
+_VECTOR = re.compile(r"(?:^|\.)(?:vector|halfvec)\((\d+)\)$")  # halfvec above 2000 (indexed)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class LiveTable:
         return next(c for c in self.columns if c.name == name)
 
     def dimensions(self) -> int | None:
-        """N of the `vector` column's vector(N), if it has one."""
+        """N of the `vector` column's vector(N) or halfvec(N), if it has one."""
         for column in self.columns:
             if column.name == "vector":
                 found = _VECTOR.search(column.type)

@@ -13,7 +13,13 @@ from components.bench.compare import CHOICES as COMPARE_CHOICES
 from components.bench.compare import check_compare
 from components.bench.role import MODES as ROLE_MODES
 from components.bench.users import DISTRIBUTIONS
-from components.settings import ITERATIVE_SCANS, MAX_DIMENSIONS, MAX_INDEXED_DIMENSIONS, Settings
+from components.settings import (
+    ITERATIVE_SCANS,
+    MAX_DIMENSIONS,
+    MAX_HALFVEC_INDEXED_DIMENSIONS,
+    MAX_INDEXED_DIMENSIONS,
+    Settings,
+)
 from components.stackfile import add_stack_arguments, load_stack_settings
 
 
@@ -123,11 +129,13 @@ def check_profile(settings: Settings) -> None:
 
 def check_dimensions(settings: Settings, source: str = "--dims") -> None:
     method = settings.vector_index.method
-    if method in ("hnsw", "ivfflat") and settings.dimensions > MAX_INDEXED_DIMENSIONS:
+    if method in ("hnsw", "ivfflat") and settings.dimensions > MAX_HALFVEC_INDEXED_DIMENSIONS:
         raise BenchError(
             f"{source}: {settings.dimensions} is not allowed with the stack's {method} index; "
-            f"allowed: 1 to {MAX_INDEXED_DIMENSIONS} (pgvector indexes at most "
-            f"{MAX_INDEXED_DIMENSIONS} dimensions), or a stack with vectorIndexMethod none")
+            f"allowed: 1 to {MAX_HALFVEC_INDEXED_DIMENSIONS} (pgvector indexes at most "
+            f"{MAX_INDEXED_DIMENSIONS} dimensions of type vector and "
+            f"{MAX_HALFVEC_INDEXED_DIMENSIONS} of type halfvec), or a stack with "
+            "vectorIndexMethod none")
 
 
 def bench_settings(args: argparse.Namespace) -> Settings:

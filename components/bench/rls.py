@@ -229,7 +229,7 @@ def _samples(conn: psycopg.Connection[Any], n: Names, count: int) -> list[Sample
         (count,)).fetchall()]
     rotation = [users[i % len(users)] for i in range(count)]
     rows = conn.execute(
-        f"SELECT s.u, m.id::text, {n.obj('bench_unit')}(m.vector {n.op('+')}"
+        f"SELECT s.u, m.id::text, {n.obj('bench_unit')}(m.vector::{n.vector} {n.op('+')}"
         f" {n.obj('bench_direction')}(%s::integer, %s::double precision))::text"
         " FROM pg_catalog.unnest(%s::text[]) WITH ORDINALITY AS s(u, i)"
         f" CROSS JOIN LATERAL (SELECT id, vector FROM {n.memories}"

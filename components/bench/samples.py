@@ -73,7 +73,8 @@ def user_queries(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
     numbers = [next(chosen[size]) for size in turns]
     ids = [user_id(number, uuid_ids) for number in numbers]
     rows = conn.execute(
-        f"SELECT s.u, {n.obj('bench_unit')}(m.vector {n.op('+')} {_noise(n)})::text"
+        # The column may be halfvec (above 2000 dimensions): the helpers take vector.
+        f"SELECT s.u, {n.obj('bench_unit')}(m.vector::{n.vector} {n.op('+')} {_noise(n)})::text"
         " FROM pg_catalog.unnest(%s::text[]) WITH ORDINALITY AS s(u, i)"
         f" CROSS JOIN LATERAL (SELECT vector FROM {n.memories}"
         "  WHERE payload ->> 'user_id' = s.u ORDER BY pg_catalog.random() LIMIT 1) AS m"
@@ -88,7 +89,7 @@ def unfiltered_queries(conn: psycopg.Connection[Any], n: Names,
                        count: int) -> list[tuple[str, list[float]]]:
     rows = _sample(
         conn,
-        f"SELECT m.payload ->> 'user_id', {n.obj('bench_unit')}(m.vector {n.op('+')}"
+        f"SELECT m.payload ->> 'user_id', {n.obj('bench_unit')}(m.vector::{n.vector} {n.op('+')}"
         f" {_noise(n)})::text FROM (SELECT payload, vector FROM {n.memories}"
         " ORDER BY pg_catalog.random() LIMIT %s::bigint) AS m", _noise_params(n), count)
     return [(user, _parse_vector(vector)) for user, vector in rows]

@@ -153,3 +153,36 @@ def test_a_1536_dimension_memory_is_kept_in_the_row(pg_server: PgServer,
             heap = admin.execute("SELECT pg_relation_size('public.memories')").fetchone()
     assert toast == (0,)
     assert heap is not None and heap[0] >= 20 * 6144  # one row per 8 KB page
+
+
+def test_over_2000_dimensions_mem0s_unchanged_search_uses_a_halfvec_index(
+        pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """text-embedding-3-large's 3072 dimensions: pgvector indexes at most 2000 of type
+    vector, so the column is halfvec(3072). mem0 inserts a float list and searches with
+    `vector <=> %s::vector`: the list takes the assignment cast, the query vector the
+    implicit cast to halfvec, and the HNSW index orders the scan."""
+    dims = 3072
+    with deployed_stack(pg_server, tmp_path_factory.mktemp("halfvec"), target="postgres",
+                        dimensions=dims, vectorIndexMethod="hnsw") as database:
+        vectors = [[((i * 31 + j * 7) % 97) / 97 + 0.01 for j in range(dims)]
+                   for i in range(30)]
+        ids = [uuid.uuid4() for _ in vectors]
+        with _app(database) as conn:
+            with conn.cursor() as cur:  # mem0's insert: the vector as a Python list
+                cur.executemany(
+                    "INSERT INTO memories (id, vector, payload) VALUES (%s, %s, %s)",
+                    [(i, v, Jsonb({"user_id": "u", "data": f"m{n}"}))
+                     for n, (i, v) in enumerate(zip(ids, vectors, strict=True))])
+            query = "[" + ",".join(str(x) for x in vectors[7]) + "]"
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_seqscan = off")  # 30 rows: force the choice
+                plan = _plan(conn, UNFILTERED, (query, MEM0_DEFAULT_LIMIT))
+            found = conn.execute(UNFILTERED, (query, MEM0_DEFAULT_LIMIT)).fetchall()
+        with database.connect() as admin:
+            column = admin.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid ="
+                " 'public.memories'::regclass AND attname = 'vector'").fetchone()
+    assert column == ("halfvec(3072)",)
+    assert indexes_in(plan) == ["memories_vector_idx"], plan
+    assert found[0][0] == ids[7] and found[0][1] < 1e-3  # the same memory, ~0 distance
+    assert len(found) == len(vectors)

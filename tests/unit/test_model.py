@@ -103,6 +103,35 @@ def test_ivfflat_and_measures() -> None:
     assert index.ddl.endswith("USING ivfflat (vector public.vector_ip_ops)\n  WITH (lists='200');")
 
 
+def test_indexed_stacks_above_2000_dimensions_use_halfvec() -> None:
+    """halfvec(N) columns and a halfvec_<measure>_ops index: pgvector indexes vector up to
+    2000 dimensions, halfvec up to 4000 (pgvector 0.7.0, required where it is used)."""
+    specs = model(dimensions=3072, **POSTGRES)
+    for table in ("public.memories", "public.memories_entities", "mem0_backup.memories",
+                  "mem0_backup.memories_entities"):
+        spec = specs[f"table:{table}"]
+        assert "    vector public.halfvec(3072),\n" in spec.ddl
+        assert [(r.extension, r.min_version) for r in spec.requires] == [("vector", "0.7.0")]
+    index = specs["index:public.memories_vector_idx"]
+    assert "USING hnsw (vector public.halfvec_cosine_ops)" in index.ddl
+    assert index.requires == specs["table:public.memories"].requires
+    assert "halfvec(3072)" in index.comment
+    # Functions keep their vector arguments: a vector casts to halfvec implicitly.
+    assert specs["function:public.match_memories"].arguments == \
+        "public.vector, integer, jsonb"
+    # halfvec has no default ivfflat class: unlike vector_l2_ops, it is always named.
+    ivfflat = model(dimensions=3072, vectorIndexMethod="ivfflat", vectorIndexMeasure="l2",
+                    **POSTGRES)["index:public.memories_vector_idx"]
+    assert "USING ivfflat (vector public.halfvec_l2_ops)" in ivfflat.ddl
+    ts = model(dimensions=3072, clientProfile="typescript", **POSTGRES)
+    assert "embedding public.halfvec(3072)" in ts["table:public.memories"].ddl
+    assert "(embedding public.halfvec_cosine_ops)" in ts["index:public.memories_vector_idx"].ddl
+    # Up to 2000, or without an index: vector, no requirement.
+    plain = model(dimensions=3072, vectorIndexMethod="none", **POSTGRES)
+    assert "vector public.vector(3072)" in plain["table:public.memories"].ddl
+    assert plain["table:public.memories"].requires == ()
+
+
 def test_no_vector_index_when_method_is_none() -> None:
     kinds = [s.name for s in model(vectorIndexMethod="none").values() if s.kind == "index"]
     assert not [name for name in kinds if name.endswith("_vector_idx")]

@@ -112,13 +112,19 @@ def test_database_url_is_not_in_the_repr() -> None:
      "cosine, l2, ip (pgvector's ivfflat has no l1 operator class)"),
     ({"dimensions": 3072},
      "dimensions: 3072 is not allowed with a hnsw index (vectorIndexMethod=auto with "
-     "expectedRows=10000 (under 100K rows: hnsw m=16, ef_construction=64)); allowed: 1 to "
-     "2000 (pgvector indexes at most 2000 dimensions of type vector), or set "
-     "vectorIndexMethod to none"),
+     "expectedRows=10000 (under 100K rows: hnsw m=16, ef_construction=64)) on target "
+     "'embedded'; allowed: 1 to 2000, or set vectorIndexMethod to none (above 2000 dimensions "
+     "the stack indexes halfvec columns, which need pgvector 0.7.0 or later; the embedded "
+     "server bundles pgvector 0.6)"),
     ({"dimensions": 2001, "vectorIndexMethod": "ivfflat"},
-     "dimensions: 2001 is not allowed with a ivfflat index (vectorIndexMethod=ivfflat); "
-     "allowed: 1 to 2000 (pgvector indexes at most 2000 dimensions of type vector), or set "
-     "vectorIndexMethod to none"),
+     "dimensions: 2001 is not allowed with a ivfflat index (vectorIndexMethod=ivfflat) on "
+     "target 'embedded'; allowed: 1 to 2000, or set vectorIndexMethod to none (above 2000 "
+     "dimensions the stack indexes halfvec columns, which need pgvector 0.7.0 or later; the "
+     "embedded server bundles pgvector 0.6)"),
+    ({"dimensions": 4001, "vectorIndexMethod": "hnsw"},
+     "dimensions: 4001 is not allowed with a hnsw index (vectorIndexMethod=hnsw); allowed: 1 "
+     "to 4000 (pgvector indexes at most 2000 dimensions of type vector and 4000 of type "
+     "halfvec, which the stack stores above 2000), or set vectorIndexMethod to none"),
     ({"poolerUrl": "mysql://u:secret@pooler:6543/db"},
      "poolerUrl: mysql://...@pooler is not allowed; allowed: a postgresql:// or postgres:// "
      "URL, or empty (value redacted: it is a secret)"),
@@ -191,6 +197,25 @@ def test_all_problems_are_reported_in_one_error() -> None:
 def test_dimensions_over_2000_are_fine_without_an_index() -> None:
     s = parse_settings({"dimensions": 3072, "vectorIndexMethod": "none"}, "dev")
     assert s.dimensions == 3072 and s.vector_index.method == "none"
+    assert s.vector_column_type == "vector"  # no index: full precision at any size
+
+
+@pytest.mark.parametrize("dims, method, column", [
+    (2000, "hnsw", "vector"), (2001, "hnsw", "halfvec"), (3072, "ivfflat", "halfvec"),
+    (4000, "hnsw", "halfvec"), (3072, "none", "vector")])
+def test_indexed_stacks_above_2000_dimensions_store_halfvec(dims: int, method: str,
+                                                            column: str) -> None:
+    s = parse_settings({"dimensions": dims, "vectorIndexMethod": method, **POSTGRES}, "dev")
+    assert (s.vector_index.method, s.vector_column_type) == (method, column)
+    assert s.warnings == ()
+
+
+def test_auto_builds_no_index_above_4000_dimensions_and_says_so() -> None:
+    s = parse_settings({"dimensions": 4001, **POSTGRES}, "dev")
+    assert (s.vector_index.method, s.vector_column_type) == ("none", "vector")
+    assert "no index" in s.vector_index.reason
+    [warning] = s.warnings
+    assert warning.startswith("dimensions is 4001: more than pgvector can index")
 
 
 def test_pulumi_strings_are_coerced() -> None:

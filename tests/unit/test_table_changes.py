@@ -118,3 +118,27 @@ def test_storage_lines_parse_and_change_in_place() -> None:
         "ALTER TABLE public.m RESET (fillfactor, toast_tuple_target);"]
     assert not any(s.loses_data for s in back)
     assert plan_table_change(main, main) == []
+
+
+def test_vector_and_halfvec_of_the_same_dimensions_convert_in_place() -> None:
+    """An indexed stack crossing 2000 dimensions' limit, or its index turning none: pgvector
+    casts each embedding, so nothing is lost; the indexes on the column go first (their
+    operator classes belong to the old type) and their own resources rebuild them."""
+    vector = BASE.replace("vector(1536)", "vector(3072)")
+    half = BASE.replace("public.vector(1536)", "public.halfvec(3072)")
+    [to_half] = plan_table_change(vector, half)
+    assert to_half.sql == "ALTER TABLE public.m ALTER COLUMN vector TYPE public.halfvec(3072);"
+    assert not to_half.loses_data and to_half.drop_indexes_on == "vector"
+    assert "16-bit" in to_half.why
+    [back] = plan_table_change(half, vector)
+    assert back.sql == "ALTER TABLE public.m ALTER COLUMN vector TYPE public.vector(3072);"
+    assert not back.loses_data and back.drop_indexes_on == "vector"
+
+
+def test_a_dimension_change_across_types_drops_the_indexes_and_is_lossy() -> None:
+    [step] = plan_table_change(BASE, BASE.replace("public.vector(1536)", "public.halfvec(3072)"))
+    assert step.loses_data and step.drop_indexes_on == "vector"
+    assert step.lossy_sql.endswith("TYPE public.halfvec(3072) USING NULL;")
+    [same_type] = plan_table_change(BASE, BASE.replace("vector(1536)", "vector(768)"))
+    assert same_type.drop_indexes_on == ""  # PostgreSQL rebuilds those itself
+
