@@ -322,12 +322,16 @@ def _measured_as(names: Names, options: Options, access: AppAccess | None,
                 "row_level_security": "none: the connecting role owns the scratch tables, "
                                       "which have no row-level security",
                 "identity": "not set"}
-    identity = ("mem0.user_id set to each statement's user before it runs, untimed "
-                "(appRoleIdentity required: the app role sees only that user's rows)"
-                if session["identity"] else
-                "not set (appRoleIdentity optional: the app role sees every row until a "
-                "connection names a user, and mem0 names none; its own filter separates "
-                "users)")
+    if session["identity"]:
+        identity = ("mem0.user_id set to each statement's user before it runs, untimed "
+                    "(appRoleIdentity required: the app role sees only that user's rows)")
+    elif s.app_role_identity == "trusted":
+        identity = ("not needed (appRoleIdentity trusted: the app role sees every row; "
+                    "mem0's own filter separates users)")
+    else:
+        identity = ("not set (appRoleIdentity optional: the app role sees every row until a "
+                    "connection names a user, and mem0 names none; its own filter separates "
+                    "users)")
     return {"mode": "app", "role": role_name(names), "current_user": session["current_user"],
             "stands_for": s.app_role,
             "how": "a throwaway NOLOGIN role with the app role's grants and policies from "
