@@ -18,7 +18,9 @@ sizes, dropping), `data` (the synthetic rows), `measure` (timed runs, recall, pl
 `thresholds` (the stack's limits against the metrics), `report` (the JSON document and the
 text report), `markdown` (--markdown), `plot` (--plot, matplotlib) and `progress` (lines and
 bars on a terminal); `--rls` adds `rls` (what row-level security costs mem0's reads, as a
-throwaway role that is dropped like the schema).
+throwaway role that is dropped like the schema). `minilm` (all-MiniLM-L6-v2's real
+384-dimension embeddings, in numpy) and `texts` (mem0-style memory texts, a persona per
+user) are for real-text data; the run does not use them yet.
 """
 
 from __future__ import annotations
