@@ -13,7 +13,7 @@ memories come only from their topics and repeat their names, so a user's nearest
 in embedding space are about the same things, as with real users; different users share
 topics but not names. Within a user a text is not repeated while a fresh one can be found.
 At 100,000 memories over 100 users, 87% of the texts are distinct (bare short facts such as
-"Sleeps about six hours a night" recur across users, as in a real store) and 99.99% within
+"Sleeps about six hours a night" recur across users, as in a real store) and all within
 each user; among one user's memories embedded with components.bench.minilm, the nearest to
 a memory is on its topic 85% of the time (27% by chance). Generating 100,000 takes 3 s.
 
