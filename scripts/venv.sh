@@ -11,5 +11,12 @@ stamp=.venv/.requirements.sha256
 wanted=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+    # requirements.txt's "# no-deps: NAME==VERSION" lines: packages whose own dependencies
+    # must not come along (it says why), after the rest so nothing reinstalls them.
+    no_deps=$(sed -n 's/^# no-deps: *//p' requirements.txt)
+    if [ -n "$no_deps" ]; then
+        # shellcheck disable=SC2086  # one argument per package
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps $no_deps
+    fi
     echo "$wanted" > "$stamp"
 fi

@@ -28,7 +28,9 @@ recall, pages), `explain` (plans and what they do in words), `thresholds` (the s
 limits against the metrics), `report` (the JSON document and the text report), `markdown`
 (--markdown), `plot` (--plot, matplotlib) and `progress` (lines and bars on a terminal);
 `--rls` adds `rls` (what row-level security variants cost mem0's reads, as the same
-throwaway role).
+throwaway role). `--embedder minilm` loads real text instead: `texts` (mem0-style memory
+texts, a persona per user) embedded by `minilm` (all-MiniLM-L6-v2, 384 dimensions, in
+numpy), through `realdata`.
 """
 
 from __future__ import annotations
