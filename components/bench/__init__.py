@@ -254,7 +254,8 @@ def _run(conn: psycopg.Connection[Any], dsn: str, names: Names, server: Server,
     compared = build_mem0_table(conn, names, progress) if options.compare else None
     members = classes(counts)
     # Drawn as the connecting role, before FORCE ROW LEVEL SECURITY binds it too.
-    drawn = draw(conn, names, counts, members, options.samples, options.uuid_user_ids, HOPS)
+    drawn = draw(conn, names, counts, members, options.samples, options.uuid_user_ids, HOPS,
+                 held_out=options.embedder == "minilm")
     access = _prepare_role(conn, names, options, progress)
     measured, sessions = _measure_sides(dsn, names, server, options, access is not None,
                                         drawn, inserts, progress)

@@ -11,6 +11,7 @@ from typing import Any
 from components.bench.common import DEFAULT_SAMPLES, DEFAULT_SEED, BenchError, Options
 from components.bench.compare import CHOICES as COMPARE_CHOICES
 from components.bench.compare import check_compare
+from components.bench.realdata import EMBEDDER_DIMENSIONS, EMBEDDERS
 from components.bench.role import MODES as ROLE_MODES
 from components.bench.users import DISTRIBUTIONS
 from components.settings import (
@@ -101,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "vector, payload; its hnsw and GIN indexes) in a second scratch "
                              "schema with the same rows, time the same queries there with "
                              "pgvector's defaults, interleaved, and print mem0 p95 / stack p95")
+    parser.add_argument("--embedder", type=_one_of(EMBEDDERS), default="synthetic",
+                        metavar="{" + ",".join(EMBEDDERS) + "}",
+                        help="synthetic (default): clustered vectors generated in the server; "
+                             "minilm: mem0-style memory texts, a persona per user, embedded "
+                             "by all-MiniLM-L6-v2 (384 dimensions, offline, ~250 texts/s on 2 "
+                             "cores) and loaded by binary COPY; queries are texts the user "
+                             "never stored")
     parser.add_argument("--rls", action="store_true",
                         help="also time user-scoped search, get by id and list under "
                              "row-level security variants (none, project, project-app, seed) "
@@ -144,6 +152,13 @@ def bench_settings(args: argparse.Namespace) -> Settings:
     changes: dict[str, Any] = {}
     if args.dims is not None:
         changes["dimensions"] = args.dims
+    embedded = EMBEDDER_DIMENSIONS.get(getattr(args, "embedder", "synthetic"))
+    if embedded is not None:
+        if args.dims is not None and args.dims != embedded:
+            raise BenchError(f"--dims: {args.dims} is not allowed with --embedder "
+                             f"{args.embedder}; allowed: {embedded} (its embeddings' size), "
+                             "or no --dims")
+        changes["dimensions"] = embedded
     if args.ef_search is not None:
         changes["hnsw_ef_search"] = args.ef_search
     if args.iterative_scan is not None:
@@ -179,4 +194,4 @@ def bench_options(args: argparse.Namespace, settings: Settings) -> Options:
     rls = bool(getattr(args, "rls", False))
     return Options(rows=rows, users=users, samples=args.samples, seed=args.seed,
                    rls=rls, uuid_user_ids=rls, distribution=args.users_distribution,
-                   as_role=args.as_role, compare=args.compare)
+                   as_role=args.as_role, compare=args.compare, embedder=args.embedder)

@@ -41,6 +41,7 @@ class Options:
     distribution: str = "uniform"  # memories per user (components.bench.users)
     as_role: str = "app"  # app: a throwaway app role under its RLS; owner: the connecting role
     compare: str | None = None  # "mem0-default": also time mem0's own table alongside
+    embedder: str = "synthetic"  # minilm: real texts and embeddings (components.bench.realdata)
 
 
 @dataclass(frozen=True)

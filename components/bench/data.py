@@ -15,6 +15,7 @@ import psycopg
 
 from components.bench.common import WARMUP, Names, Options
 from components.bench.progress import Progress
+from components.bench.realdata import load_texts
 from components.bench.users import USERS_TABLE, create_users_table, stride
 from components.identifiers import quote_ident
 from components.model import RELATIONSHIPS_TABLE
@@ -35,6 +36,10 @@ DATA_MODEL = (
     "users, one centre per user, Gaussian noise); expected cosine: unrelated 0.10, same "
     "topic 0.35, same user 0.30, same user and topic 0.55. Queries: an existing memory of "
     f"the user plus Gaussian noise (share {QUERY_NOISE_SHARE}, cosine ~0.93 to it)")
+REAL_TEXT_MODEL = (
+    "real text: mem0-style memories of a persona per user (components.bench.texts), "
+    "embedded by all-MiniLM-L6-v2 (384 dimensions, numpy); queries: texts of the same "
+    "persona that were never stored, embedded the same way")
 WORDS = (
     "likes", "prefers", "hiking", "coffee", "tea", "meeting", "tuesday", "project", "deadline",
     "sister", "birthday", "allergic", "peanuts", "vegetarian", "python", "rust", "budget",
@@ -140,7 +145,10 @@ def _load(conn: psycopg.Connection[Any], n: Names, options: Options, counts: Seq
         conn.execute(ddl)
     create_users_table(conn, n, counts, options.uuid_user_ids)
     pool = _pool_size(options)
-    _fill_pool(conn, n, options.users, pool)
+    _fill_pool(conn, n, options.users, pool)  # also the inserts' rows, on either path
+    if options.embedder == "minilm":
+        load = load_texts(conn, n, counts, options.uuid_user_ids, options.seed, progress)
+        return {**load, **_relationships(conn, n, progress)}
     statement = (
         f"INSERT INTO {n.memories} (id, vector, payload)"
         " SELECT pg_catalog.gen_random_uuid(), x.vector, pg_catalog.jsonb_build_object("
@@ -154,15 +162,19 @@ def _load(conn: psycopg.Connection[Any], n: Names, options: Options, counts: Seq
             conn.execute(statement, _generator_params(options, pool, lo, hi))
             bar.advance(hi + 1 - lo)
     seconds = time.perf_counter() - started
-    progress("loading relationships")
-    started = time.perf_counter()
-    edges = _load_relationships(conn, n)
-    edge_seconds = time.perf_counter() - started
     return {"rows": options.rows, "seconds": round(seconds, 3),
             "rows_per_second": round(options.rows / seconds, 1),
             "includes": "history trigger, primary key and relationship constraints; "
-                        "no other index",
-            "relationships": edges, "relationships_seconds": round(edge_seconds, 3)}
+                        "no other index", **_relationships(conn, n, progress)}
+
+
+def _relationships(conn: psycopg.Connection[Any], n: Names,
+                   progress: Progress) -> dict[str, Any]:
+    progress("loading relationships")
+    started = time.perf_counter()
+    edges = _load_relationships(conn, n)
+    return {"relationships": edges,
+            "relationships_seconds": round(time.perf_counter() - started, 3)}
 
 
 def _load_relationships(conn: psycopg.Connection[Any], n: Names) -> int:

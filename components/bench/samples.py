@@ -18,6 +18,7 @@ import psycopg
 
 from components.bench.common import WARMUP, BenchError, Names
 from components.bench.data import QUERY_NOISE_SHARE, _parse_vector
+from components.bench.realdata import QUERY_TABLE
 from components.bench.users import SizeClass, pick, user_id
 
 Rows = list[tuple[Any, ...]]
@@ -67,26 +68,37 @@ def _turns(classes: Sequence[SizeClass], samples: int) -> list[SizeClass]:
 
 def user_queries(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
                  members: dict[SizeClass, list[int]], samples: int,
-                 uuid_ids: bool) -> list[UserQuery]:
+                 uuid_ids: bool, held_out: bool = False) -> list[UserQuery]:
     turns = _turns(list(members), samples)
     chosen = {size: iter(pick(users, turns.count(size))) for size, users in members.items()}
     numbers = [next(chosen[size]) for size in turns]
     ids = [user_id(number, uuid_ids) for number in numbers]
-    rows = conn.execute(
+    if held_out:  # real text: one of the user's held-out texts, as it was embedded
+        source = (f"SELECT vector FROM {n.obj(QUERY_TABLE)} WHERE user_id = s.u"
+                  " ORDER BY pg_catalog.random() LIMIT 1")
+        query, params = "m.vector::text", ()
+    else:
+        source = (f"SELECT vector FROM {n.memories} WHERE payload ->> 'user_id' = s.u"
+                  " ORDER BY pg_catalog.random() LIMIT 1")
         # The column may be halfvec (above 2000 dimensions): the helpers take vector.
-        f"SELECT s.u, {n.obj('bench_unit')}(m.vector::{n.vector} {n.op('+')} {_noise(n)})::text"
+        query = f"{n.obj('bench_unit')}(m.vector::{n.vector} {n.op('+')} {_noise(n)})::text"
+        params = _noise_params(n)
+    rows = conn.execute(
+        f"SELECT s.u, {query}"
         " FROM pg_catalog.unnest(%s::text[]) WITH ORDINALITY AS s(u, i)"
-        f" CROSS JOIN LATERAL (SELECT vector FROM {n.memories}"
-        "  WHERE payload ->> 'user_id' = s.u ORDER BY pg_catalog.random() LIMIT 1) AS m"
-        " ORDER BY s.i", (*_noise_params(n), ids)).fetchall()
+        f" CROSS JOIN LATERAL ({source}) AS m ORDER BY s.i", (*params, ids)).fetchall()
     if len(rows) != len(ids):  # the generator gives every user a memory
         raise BenchError(f"{len(ids) - len(rows)} of the drawn users have no memory")
     return [UserQuery(size, user, counts[number], _parse_vector(vector))
             for size, number, (user, vector) in zip(turns, numbers, rows, strict=True)]
 
 
-def unfiltered_queries(conn: psycopg.Connection[Any], n: Names,
-                       count: int) -> list[tuple[str, list[float]]]:
+def unfiltered_queries(conn: psycopg.Connection[Any], n: Names, count: int,
+                       held_out: bool = False) -> list[tuple[str, list[float]]]:
+    if held_out:
+        rows = _sample(conn, f"SELECT user_id, vector::text FROM {n.obj(QUERY_TABLE)}"
+                             " ORDER BY pg_catalog.random() LIMIT %s::bigint", (), count)
+        return [(user, _parse_vector(vector)) for user, vector in rows]
     rows = _sample(
         conn,
         f"SELECT m.payload ->> 'user_id', {n.obj('bench_unit')}(m.vector::{n.vector} {n.op('+')}"
@@ -103,8 +115,10 @@ def random_ids(conn: psycopg.Connection[Any], n: Names, count: int) -> list[tupl
 
 def draw(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
          members: dict[SizeClass, list[int]], samples: int, uuid_ids: bool,
-         hops: Sequence[int]) -> Draw:
+         hops: Sequence[int], held_out: bool = False) -> Draw:
+    """The queries: a stored memory plus noise, or with `held_out` (real text) the
+    embedding of a text the user never stored."""
     per_run = samples + WARMUP
-    return Draw(user_queries(conn, n, counts, members, samples, uuid_ids),
-                unfiltered_queries(conn, n, per_run), random_ids(conn, n, per_run),
+    return Draw(user_queries(conn, n, counts, members, samples, uuid_ids, held_out),
+                unfiltered_queries(conn, n, per_run, held_out), random_ids(conn, n, per_run),
                 {h: random_ids(conn, n, per_run) for h in hops})

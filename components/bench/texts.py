@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 from components.bench.common import DEFAULT_SEED
 
-__all__ = ["TOPICS", "Memory", "Persona", "generate_memories", "memory_texts", "persona"]
+__all__ = ["TOPICS", "Memory", "Persona", "generate_memories", "memory_texts", "persona",
+           "user_memories"]
 
 
 def _numbers(lo: int, hi: int, step: int = 1, fmt: str = "{:,}") -> tuple[str, ...]:
@@ -559,6 +560,26 @@ def generate_memories(count: int, users: int, seed: float = DEFAULT_SEED) -> lis
                 break
         seen[u].add(text)
         memories.append(Memory(u, topic, text))
+    return memories
+
+
+def user_memories(user: int, count: int, seed: float = DEFAULT_SEED) -> list[Memory]:
+    """`count` memories of user number `user` alone, distinct where the persona allows:
+    the bench's real-text load, whose users hold different numbers of memories. The
+    first N are the same whatever count is asked for."""
+    if count < 0 or user < 0:
+        raise ValueError("count and user must be at least 0")
+    who, r = persona(user, seed), _seeded(seed, "user-memories", user)
+    seen: set[str] = set()
+    memories = []
+    for _ in range(count):
+        for _ in range(RETRIES):
+            topic = r.choices(who.topics, weights=who.weights)[0]
+            text = _fill(r.choice(TEMPLATES[topic]), who, r)
+            if text not in seen:
+                break
+        seen.add(text)
+        memories.append(Memory(user, topic, text))
     return memories
 
 

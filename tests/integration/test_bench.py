@@ -339,6 +339,8 @@ def test_bench_without_a_database_names_both_ways_to_give_one(
     (["--dims", "3000"], "--dims"),
     (["--plot", "/nonexistent-dir/bench.png"], "--plot"),
     (["--markdown", "/nonexistent-dir/bench.md"], "--markdown"),
+    (["--embedder", "minilm", "--dims", "64"],
+     "--dims: 64 is not allowed with --embedder minilm; allowed: 384"),
 ])
 def test_bench_refuses_bad_arguments_before_connecting(
         arguments: list[str], named: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -365,6 +367,7 @@ def test_bench_argument_ranges_name_the_argument(capsys: pytest.CaptureFixture[s
     (["--as", "superuser"], "allowed: app, owner"),
     (["--users-distribution", "pareto"], "allowed: uniform, zipf"),
     (["--compare", "mem0"], "allowed: mem0-default"),
+    (["--embedder", "bert"], "allowed: synthetic, minilm"),
 ])
 def test_bench_choices_name_the_argument_and_the_allowed_values(
         arguments: list[str], allowed: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -754,3 +757,27 @@ def test_the_stack_benchmark_raises_bench_error_when_it_cannot_run(
     with pytest.raises(bench.BenchError, match="CREATEROLE"):
         bench.run_stack_benchmark(plain, settings)
     assert database.scalar(SCRATCH_LEFT) == 0
+
+
+def test_real_text_memories_and_queries_through_minilm(
+        with_pgvector: TestDatabase, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """--embedder minilm: persona texts embedded by all-MiniLM-L6-v2 (384 dimensions)
+    and copied in; the queries are texts the users never stored, and mem0's searches
+    find full pages among each user's real memories."""
+    code = main(["bench", "--stack", "dev", "--project-dir", str(project(tmp_path)),
+                 "--dsn", with_pgvector.dsn, "--rows", "300", "--users", "5",
+                 "--samples", str(SAMPLES), "--embedder", "minilm", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    parameters, load, metrics = report["parameters"], report["load"], report["metrics"]
+    assert (parameters["embedder"], parameters["dims"]) == ("minilm", 384)
+    assert parameters["data_model"].startswith("real text")
+    assert load["rows"] == 300 and load["held_out_queries"] == 5 * 3
+    assert 0 < load["embedding_seconds"] <= load["seconds"]
+    for name, rows in EXPECTED_ROWS.items():
+        assert metrics[name]["rows_returned_mean"] == pytest.approx(rows), name
+    # Real neighbours, exact enough: the stack's plans are exact for these small users.
+    assert metrics["search_user_10"]["recall_at_10_mean"] == 1.0
+    assert with_pgvector.scalar(SCRATCH_LEFT) == 0
