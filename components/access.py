@@ -79,10 +79,14 @@ def _any(*parts: str) -> str:
 
 
 class _Expressions:
-    def __init__(self, settings: Settings, schema: str) -> None:
+    def __init__(self, settings: Settings, schema: str, direct_uid: bool = False) -> None:
         self.settings = settings
         self.schema = schema
-        self.uid = _call(schema, USER_ID_FUNCTION)
+        # The bound app role calls the identity function directly: the planner evaluates
+        # a stable call when it estimates, so a large user's search is planned as one
+        # (docs/performance.md); an initplan's value is unknown until execution.
+        self.uid = f"{qualified(schema, USER_ID_FUNCTION)}()" if direct_uid else \
+            _call(schema, USER_ID_FUNCTION)
         self.run = _call(schema, RUN_ID_FUNCTION)
         self.orgs = f"{_call(schema, ORG_IDS_FUNCTION)}::text[]"
 
@@ -201,7 +205,10 @@ def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
         owner_rule["SELECT"] = Rule(f"the caller's own memberships, through "
                                     f"{ORG_IDS_FUNCTION}() only", using=e.own())
     rules[settings.owner_role] = owner_rule
-    rules[settings.app_role] = _app_rules(e, scope, nature)
+    bound = settings.app_role_identity == "required"
+    app_scope = _scope(_Expressions(settings, e.schema, direct_uid=True), nature, table,
+                       memories) if bound else scope
+    rules[settings.app_role] = _app_rules(e, app_scope, nature)
     end_user = {c: NO_ACCESS for c in COMMANDS}
     if not service_mode and nature != BACKEND:
         end_user = _commands(scope.read, scope.write, scope.read_words, scope.write_words,

@@ -359,12 +359,21 @@ def job_ddl(name: str, job: cron.Job | None) -> str | None:
     return text if job.active else f"{text}\n{INACTIVE_JOB_NOTE}"
 
 
+def _statistics(cur: Cursor, ref: ObjectRef) -> str | None:
+    row = cur.execute(
+        "SELECT pg_catalog.pg_get_statisticsobjdef(s.oid) FROM pg_catalog.pg_statistic_ext s"
+        " JOIN pg_catalog.pg_namespace n ON n.oid = s.stxnamespace"
+        " WHERE n.nspname = %s AND s.stxname = %s", (ref["schema"], ref["name"])).fetchone()
+    return None if row is None else f"{row[0]};"
+
+
 _READERS: dict[str, Callable[[Cursor, ObjectRef], str | None]] = {
     "extension": _extension,
     "role": _role,
     "table": _table,
     "function": _function,
     "index": _index,
+    "statistics": _statistics,
     "trigger": _trigger,
     "grant": _grant,
     "default_privileges": _default_privileges,

@@ -43,8 +43,8 @@ from components.settings import (
 )
 from components.templates import render_template
 
-KINDS = ("extension", "role", "schema", "table", "function", "index", "trigger", "grant",
-         "default_privileges", "row_security", "policy", "role_settings", "cron_job")
+KINDS = ("extension", "role", "schema", "table", "function", "index", "statistics", "trigger",
+         "grant", "default_privileges", "row_security", "policy", "role_settings", "cron_job")
 # Component families in the order they are declared (dependencies first).
 FAMILIES = ("extensions", "roles", "tables", "functions", "indexes", "triggers", "grants",
             "policies", "search_settings", "jobs")
@@ -224,6 +224,17 @@ class _Builder:
                           f"{predicate}"),
             drop_sql=f"DROP INDEX IF EXISTS {qualified(self.schema, name)};",
             depends_on=(table.key,), requires=requires, comment=comment))
+
+    def statistics(self, table: ObjectSpec, name: str, kinds: str, on: str,
+                   comment: str) -> ObjectSpec:
+        """Extended statistics, as pg_get_statisticsobjdef prints them (ANALYZE fills them)."""
+        return self.add(ObjectSpec(
+            kind="statistics", schema=self.schema, name=name, table=table.name,
+            family="indexes",
+            ddl=f"CREATE STATISTICS {qualified(self.schema, name)} ({kinds}) ON {on} FROM "
+                f"{table.qualified_name};",
+            drop_sql=f"DROP STATISTICS IF EXISTS {qualified(self.schema, name)};",
+            depends_on=(table.key,), comment=comment))
 
     def function(self, template: str, name: str, arguments: str, after: tuple[ObjectSpec, ...],
                  comment: str, in_schema: str | None = None, **values: str) -> ObjectSpec:
@@ -432,6 +443,9 @@ def app_role_search_settings(settings: Settings) -> tuple[dict[str, str],
     # pgvector prices a filtered HNSW scan by random page reads: at PostgreSQL's default
     # of 4 the planner never picks it for a large user (docs/performance.md).
     values["random_page_cost"] = APP_RANDOM_PAGE_COST
+    # The best plan depends on the user (btree and sort for small, HNSW for large): a
+    # generic plan made for one would serve every user of mem0's prepared statement.
+    values["plan_cache_mode"] = "force_custom_plan"
     if method in ("hnsw", "ivfflat") and settings.iterative_scan != "off":
         values[f"{method}.iterative_scan"] = settings.iterative_scan
         requires.append(Requirement(
@@ -538,6 +552,11 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
         for key in ("user_id", "agent_id", "run_id") if table is memories else ("user_id",):
             b.index(table, f"{table.name}_{key}_idx", f"btree (((payload ->> '{key}'::text)))",
                     f"mem0 filters with payload->>'{key}' = %s: this exact expression")
+        b.statistics(table, f"{table.name}_user_stats", "dependencies",
+                     "user_id, (payload ->> 'user_id'::text)",
+                     "user_id is payload->>'user_id': a policy on the column and mem0's filter "
+                     "on the expression are one condition, not two independent ones, so a "
+                     "bound connection's search is estimated at the user's real row count")
         b.index(table, f"{table.name}_text_lemmatized_idx",
                 "gin (to_tsvector('simple'::regconfig, (payload ->> 'text_lemmatized'::text)))",
                 "mem0 2.x's keyword search, exactly as it queries")

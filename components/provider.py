@@ -647,6 +647,9 @@ class SqlObjectProvider(ResourceProvider):
             _ensure_cron_job(conn, props)
         elif kind in ("row_security", "default_privileges"):
             _execute_in_transaction(conn, [props["ddl"]], props)
+        elif kind == "statistics":  # no ALTER changes what it covers: drop and create
+            _execute_in_transaction(conn, [props["drop_sql"], props["ddl"]] if live else
+                                    [props["ddl"]], props)
         else:
             raise SqlObjectError(f"unknown kind {kind!r}")
 

@@ -88,11 +88,12 @@ class _Family(pulumi.ComponentResource):
         for spec in specs:
             # Nothing is applied before the preflight has passed.
             depends = [preflight, *(registry[key] for key in spec.depends_on)]
-            # Indexes go with their table: once it is dropped there is nothing to drop.
+            # Indexes and statistics go with their table: once it is dropped there is
+            # nothing to drop.
             # Not triggers (their function can only be dropped after them) nor grants (a
             # role can only be dropped once its grants are revoked).
             owner = registry.get(f"table:{spec.schema}.{spec.table}") \
-                if spec.kind == "index" else None
+                if spec.kind in ("index", "statistics") else None
             password = settings.role_password(spec.name) if spec.kind == "role" else None
             label = f"{spec.schema}.{spec.name}" if spec.schema else spec.name
             resource = SqlObject(

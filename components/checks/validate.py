@@ -459,8 +459,9 @@ CHECKS: tuple[Check, ...] = (
           _catalog_check(("role",), "roles")),
     Check("tables", "the memory tables with their columns, types and vector dimensions",
           _catalog_check(("schema", "table"), "tables"), after=("extension",)),
-    Check("indexes", "every declared index exists, as declared, and is valid",
-          _catalog_check(("index",), "indexes"), after=("extension",)),
+    Check("indexes", "every declared index (and extended statistics) exists, as declared, "
+          "and is valid", _catalog_check(("index", "statistics"), "indexes"),
+          after=("extension",)),
     Check("functions", "the identity, history, search and traversal functions",
           _catalog_check(("function",), "functions"), after=("extension",)),
     Check("triggers", "the history and timestamp triggers, enabled",

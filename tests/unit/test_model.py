@@ -141,6 +141,7 @@ def test_search_settings_cover_mem0s_limit_and_follow_the_target() -> None:
     postgres = model(**POSTGRES)["role_settings:mem0_app-settings"]
     assert postgres.ddl == ("ALTER ROLE mem0_app SET hnsw.ef_search TO '200';\n"
                             "ALTER ROLE mem0_app SET hnsw.iterative_scan TO 'relaxed_order';\n"
+                            "ALTER ROLE mem0_app SET plan_cache_mode TO 'force_custom_plan';\n"
                             "ALTER ROLE mem0_app SET random_page_cost TO '1.1';")
     [requirement] = postgres.requires
     assert (requirement.extension, requirement.min_version) == ("vector", "0.8.0")
@@ -148,6 +149,7 @@ def test_search_settings_cover_mem0s_limit_and_follow_the_target() -> None:
     # the embedded server's pgvector 0.6 has no iterative scans: auto turns them off there
     embedded = model()["role_settings:mem0_app-settings"]
     assert embedded.ddl == ("ALTER ROLE mem0_app SET hnsw.ef_search TO '200';\n"
+                            "ALTER ROLE mem0_app SET plan_cache_mode TO 'force_custom_plan';\n"
                             "ALTER ROLE mem0_app SET random_page_cost TO '1.1';")
     assert embedded.requires == ()
     supabase = model(**SUPABASE)["role_settings:mem0_app-settings"]
