@@ -641,6 +641,11 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
     _check_schedules(values, problems)
     if values["target"] == "embedded" and values["protect"] is True:
         warnings.append("protect is on for an embedded (local, disposable) database")
+    if values["appRoleIdentity"] == "optional":
+        warnings.append("appRoleIdentity optional: the planner cannot see through its rule, so "
+                        "mem0's searches are sequential scans, or (prepared) filtered HNSW "
+                        "scans that return short pages for small users; use trusted (the "
+                        "default) or required (docs/performance.md)")
     if problems:
         raise SettingsError(problems)
 

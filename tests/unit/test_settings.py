@@ -467,3 +467,11 @@ def test_reserved_role_names_are_refused(name: str) -> None:
     assert caught.value.problems == [
         f"ownerRole: {name!r} is not allowed; PostgreSQL reserves role names starting with "
         "pg_, and public means every role"]
+
+
+def test_the_optional_app_role_identity_is_warned_about() -> None:
+    """Its rule is opaque to the planner: the warning says what it costs and what to use."""
+    [warning] = parse_settings({"appRoleIdentity": "optional"}, "dev").warnings
+    assert "appRoleIdentity optional" in warning and "trusted" in warning
+    assert not parse_settings({"appRoleIdentity": "required"}, "dev").warnings
+    assert not parse_settings({}, "dev").warnings
