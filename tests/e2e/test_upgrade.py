@@ -3,7 +3,8 @@
 The state of existing stacks was written by the provider of commit bf91f37, the last one
 before the real engine: provider_version 3, one-line index DDL, refreshed inputs without
 the connection. The first `up` with this code must touch no object but to rewrite its
-state: no create, delete or replace, and no index rebuilt.
+state or change it in place: no delete or replace, no index rebuilt, and no create but
+the objects this version adds (the extended statistics).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def index_oids(database: TestDatabase) -> dict[str, int]:
 def test_a_stack_deployed_by_the_previous_provider_updates_in_place(
         make_stack, database: TestDatabase, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    stack = make_stack(dimensions=DIMS)
+    # The previous code's defaults, as its Pulumi.yaml gave them; the upgrade then runs with
+    # this version's (a trusted app role, ef_search 200): both change in place.
+    stack = make_stack(dimensions=DIMS, appRoleIdentity="optional", hnswEfSearch=100)
     with monkeypatch.context() as env:
         # The program and the provider plugin both import the previous package.
         env.setenv("PYTHONPATH", str(previous_package(tmp_path / "previous")))
@@ -56,8 +59,12 @@ def test_a_stack_deployed_by_the_previous_provider_updates_in_place(
     assert versions == {"3"}, "the first up ran the previous provider"
     before = index_oids(database)
 
+    stack = make_stack(dimensions=DIMS)
     upgraded = stack.up().raise_for_error()
-    assert set(upgraded.ops().values()) <= {"update", "same"}, upgraded.ops()
+    # Only the objects this version adds are created: the extended statistics.
+    created = [urn for urn, op in upgraded.ops().items() if op == "create"]
+    assert created and all("_user_stats" in urn for urn in created), upgraded.ops()
+    assert set(upgraded.ops().values()) <= {"update", "same", "create"}, upgraded.ops()
     assert upgraded.ops("update"), "provider_version 4 is written to every object's state"
     assert index_oids(database) == before, "no index was rebuilt"
     ddl = {r["inputs"]["name"]: r["inputs"]["ddl"] for r in stack.state().values()

@@ -336,7 +336,7 @@ def test_bench_without_a_database_names_both_ways_to_give_one(
 @pytest.mark.parametrize(("arguments", "named"), [
     (["--rows", "10", "--users", "20"], "--users"),
     (["--rows", "50"], "--users: 100 (the stack's benchUsers) is not allowed with --rows 50"),
-    (["--dims", "3000"], "--dims"),
+    (["--dims", "5000"], "--dims"),  # over halfvec's 4000
     (["--plot", "/nonexistent-dir/bench.png"], "--plot"),
     (["--markdown", "/nonexistent-dir/bench.md"], "--markdown"),
     (["--embedder", "minilm", "--dims", "64"],

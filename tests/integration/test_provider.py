@@ -267,7 +267,8 @@ def test_check_names_missing_inputs(provider: SqlObjectProvider) -> None:
     reasons = {f.property: f.reason for f in result.failures}
     assert reasons["name"] == "name is required"
     assert reasons["kind"] == ("unknown kind 'view'; allowed: extension, role, schema, table, "
-                               "function, index, trigger, grant, default_privileges, "
+                               "function, index, statistics, trigger, grant, "
+                               "default_privileges, "
                                "row_security, policy, role_settings, cron_job")
 
 
