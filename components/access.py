@@ -8,7 +8,10 @@ resource carries, so a change of access reads as a changed line in a preview.
 Expressions are written in the form PostgreSQL's `pg_get_expr` prints them (with an empty
 search_path, whitespace collapsed), because the provider compares declared and live
 definitions as text. Identity comes from functions called as `( SELECT f() AS f)`: an
-initplan evaluated once per statement, never per row, and never cast per row.
+initplan evaluated once per statement, never per row, and never cast per row. Two
+exceptions serve mem0's search (docs/performance.md): the app role trusted with every row
+has the literal policy `true`, which the planner drops; the app role bound to one user calls
+`mem0_user_id()` bare, so the planner estimates the connection's own user.
 """
 
 from __future__ import annotations
