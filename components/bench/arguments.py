@@ -48,6 +48,12 @@ def _one_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _choice(allowed: tuple[str, ...]) -> dict[str, Any]:
+    """`type` and `metavar` of an argument that takes one of `allowed`: a bad value is
+    refused naming the allowed ones (argparse's `choices` would list them unquoted)."""
+    return {"type": _one_of(allowed), "metavar": "{" + ",".join(allowed) + "}"}
+
+
 def _seed(text: str) -> float:
     try:
         value = float(text)
@@ -85,25 +91,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "applied only on pgvector >= 0.8.0)")
     parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                         help=f"seed of the generated data, -1..1 (default {DEFAULT_SEED})")
-    parser.add_argument("--as", dest="as_role", type=_one_of(ROLE_MODES), default="app",
-                        metavar="{" + ",".join(ROLE_MODES) + "}",
+    parser.add_argument("--as", dest="as_role", default="app", **_choice(ROLE_MODES),
                         help="whom the timed statements run as: app (default) a throwaway "
                              "role with the stack's app-role grants, row-level security "
                              "policies and session settings (needs CREATEROLE); owner the "
                              "connecting role, without row-level security")
-    parser.add_argument("--users-distribution", type=_one_of(DISTRIBUTIONS), default="zipf",
-                        metavar="{" + ",".join(DISTRIBUTIONS) + "}",
+    parser.add_argument("--users-distribution", default="zipf", **_choice(DISTRIBUTIONS),
                         help="memories per user: zipf (default) the user of rank r gets a "
                              "share proportional to 1/r; uniform rows/users each. Searches "
                              "and lists are reported per size class (~10K, ~1K, ~100 ...)")
-    parser.add_argument("--compare", type=_one_of(COMPARE_CHOICES), default=None,
-                        metavar="{" + ",".join(COMPARE_CHOICES) + "}",
+    parser.add_argument("--compare", default=None, **_choice(COMPARE_CHOICES),
                         help="mem0-default: also build the table mem0 makes for itself (id, "
                              "vector, payload; its hnsw and GIN indexes) in a second scratch "
                              "schema with the same rows, time the same queries there with "
                              "pgvector's defaults, interleaved, and print mem0 p95 / stack p95")
-    parser.add_argument("--embedder", type=_one_of(EMBEDDERS), default="synthetic",
-                        metavar="{" + ",".join(EMBEDDERS) + "}",
+    parser.add_argument("--embedder", default="synthetic", **_choice(EMBEDDERS),
                         help="synthetic (default): clustered vectors generated in the server; "
                              "minilm: mem0-style memory texts, a persona per user, embedded "
                              "by all-MiniLM-L6-v2 (384 dimensions, offline, ~250 texts/s on 2 "
