@@ -36,10 +36,6 @@ DATA_MODEL = (
     "users, one centre per user, Gaussian noise); expected cosine: unrelated 0.10, same "
     "topic 0.35, same user 0.30, same user and topic 0.55. Queries: an existing memory of "
     f"the user plus Gaussian noise (share {QUERY_NOISE_SHARE}, cosine ~0.93 to it)")
-REAL_TEXT_MODEL = (
-    "real text: mem0-style memories of a persona per user (components.bench.texts), "
-    "embedded by all-MiniLM-L6-v2 (384 dimensions, numpy); queries: texts of the same "
-    "persona that were never stored, embedded the same way")
 WORDS = (
     "likes", "prefers", "hiking", "coffee", "tea", "meeting", "tuesday", "project", "deadline",
     "sister", "birthday", "allergic", "peanuts", "vegetarian", "python", "rust", "budget",

@@ -27,10 +27,15 @@ from components.bench.common import BenchError, Names
 from components.bench.progress import Progress
 from components.bench.users import user_id
 
-__all__ = ["EMBEDDERS", "EMBEDDER_DIMENSIONS", "HELD_OUT", "QUERY_TABLE", "load_texts"]
+__all__ = ["DATA_MODEL", "EMBEDDERS", "EMBEDDER_DIMENSIONS", "HELD_OUT", "QUERY_TABLE",
+           "load_texts"]
 
 EMBEDDERS = ("synthetic", "minilm")
 EMBEDDER_DIMENSIONS = {"minilm": 384}
+DATA_MODEL = (
+    "real text: mem0-style memories of a persona per user (components.bench.texts), "
+    "embedded by all-MiniLM-L6-v2 (384 dimensions, numpy); queries: texts of the same "
+    "persona that were never stored, embedded the same way")
 HELD_OUT = 3  # texts per user kept out of the table: the queries
 QUERY_TABLE = "bench_queries"  # (user_id, n, vector): the held-out texts' embeddings
 BATCH = 512  # texts per encode call: one bar step, and a bounded COPY chunk

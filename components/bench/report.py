@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.bench import realdata
 from components.bench.common import LIMIT, LIST_LIMIT, RECALL_AT, WARMUP, Names, Options
-from components.bench.data import DATA_MODEL, REAL_TEXT_MODEL
+from components.bench.data import DATA_MODEL
 from components.bench.server import Server
 
 
@@ -30,7 +31,7 @@ def _parameters(n: Names, server: Server, options: Options, session: dict[str, A
         "measured_as": measured_as, "compare": options.compare,
         "pgvector_version": server.pgvector, "server_version": server.version,
         "server_settings": server.settings, "embedder": options.embedder,
-        "data_model": REAL_TEXT_MODEL if options.embedder == "minilm" else DATA_MODEL,
+        "data_model": realdata.DATA_MODEL if options.embedder == "minilm" else DATA_MODEL,
         "scratch_schema": n.scratch, "model_kinds_skipped": skipped,
         "user_ids": "uuid-shaped (--rls)" if options.uuid_user_ids else "user_<n>",
         "ground_truth": "the same statement on the measured session (so under its row-level "
