@@ -33,11 +33,18 @@ def test_function_trigger_grant_and_search_setting_drift_is_reported_and_healed(
         conn.execute("ALTER TABLE public.memories DISABLE TRIGGER memories_history")
         conn.execute(f"REVOKE DELETE ON public.memories FROM {role}")
         conn.execute(f"ALTER ROLE {role} RESET hnsw.ef_search")
+        # the vector sent back to TOAST, and the user statistics rebuilt with other kinds
+        conn.execute("ALTER TABLE public.memories ALTER COLUMN vector SET STORAGE EXTERNAL")
+        conn.execute("DROP STATISTICS public.memories_user_stats")
+        conn.execute("CREATE STATISTICS public.memories_user_stats (ndistinct) ON user_id,"
+                     " (payload ->> 'user_id') FROM public.memories")
     drift = {resource_name(d["urn"]): d for d in driver.refresh().raise_for_error().drift}
     assert set(drift) == {"mem0-dev-functions-public.match_memories",
                           "mem0-dev-triggers-public.memories_history",
                           f"mem0-dev-grants-public.memories-to-{role}",
-                          f"mem0-dev-search_settings-{role}-settings"}
+                          f"mem0-dev-search_settings-{role}-settings",
+                          "mem0-dev-tables-public.memories",
+                          "mem0-dev-indexes-public.memories_user_stats"}
     assert all(d["change"] == "updated" and d["keys"] == ["ddl"] for d in drift.values())
     trigger = drift["mem0-dev-triggers-public.memories_history"]["live"]["ddl"]
     assert trigger.endswith(DISABLED_TRIGGER_NOTE)
@@ -45,6 +52,10 @@ def test_function_trigger_grant_and_search_setting_drift_is_reported_and_healed(
     assert grant == f"GRANT INSERT, SELECT, UPDATE ON TABLE public.memories TO {role};"
     settings = drift[f"mem0-dev-search_settings-{role}-settings"]["live"]["ddl"]
     assert "ef_search" not in settings and "iterative_scan" in settings
+    table = drift["mem0-dev-tables-public.memories"]["live"]["ddl"]
+    assert "SET STORAGE MAIN" not in table and "toast_tuple_target=8160" in table
+    stats = drift["mem0-dev-indexes-public.memories_user_stats"]["live"]["ddl"]
+    assert "(ndistinct)" in stats
 
     healed = driver.up().raise_for_error()
     updated = {resource_name(u) for u, op in healed.ops_by_type("SqlObject").items()
@@ -59,6 +70,11 @@ def test_function_trigger_grant_and_search_setting_drift_is_reported_and_healed(
                            "'memories_history'") == "O"
     assert database.scalar("SELECT has_table_privilege(%s, 'public.memories', 'DELETE')",
                            (role,)) is True
+    assert database.scalar("SELECT attstorage FROM pg_attribute WHERE attrelid ="
+                           " 'public.memories'::regclass AND attname = 'vector'") == "m"
+    # dependencies (f) again, not ndistinct (d); e: an expression's own statistics
+    assert database.scalar("SELECT stxkind::text FROM pg_statistic_ext"
+                           " WHERE stxname = 'memories_user_stats'") == "{f,e}"
 
 
 def test_a_dropped_trigger_and_function_come_back(make_stack, database: TestDatabase) -> None:
