@@ -7,7 +7,7 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from hashlib import md5
 from typing import Any
 
@@ -219,7 +219,7 @@ def _stage_inserts(conn: psycopg.Connection[Any], n: Names, options: Options) ->
 
 def _mem0_row(user_id: str, body: str, vector: str) -> Mem0Row:
     # As mem0 2.x builds it: uuid4 id, the vector as a float list, the payload as JSON text.
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     payload = {"data": body, "hash": md5(body.encode()).hexdigest(), "role": "user",
                "user_id": user_id, "created_at": now, "updated_at": now,
                "text_lemmatized": body}

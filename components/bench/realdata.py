@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from hashlib import md5
 from typing import Any
 
@@ -81,7 +81,7 @@ def load_texts(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
     work = [(number, m.text, i >= count)
             for number, count in enumerate(counts)
             for i, m in enumerate(user_memories(number, count + HELD_OUT, seed))]
-    at = datetime.now(timezone.utc).isoformat()
+    at = datetime.now(UTC).isoformat()
     embed_s = 0.0
     started = time.perf_counter()
     memory_copy = (f"COPY {n.memories} (id, vector, payload) FROM STDIN (FORMAT binary)")

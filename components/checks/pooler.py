@@ -30,7 +30,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -163,7 +163,7 @@ class _PoolerRun:
         memory_id = str(uuid.uuid4())
         vector = _vector(self.ctx.settings.dimensions, len(self.pids))
         text = f"pooler check {memory_id}"
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         payload = json.dumps({"data": text, "hash": uuid.uuid4().hex, "role": "user",
                               "user_id": user_id, "created_at": now, "updated_at": now,
                               "text_lemmatized": text})
