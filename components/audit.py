@@ -3,13 +3,14 @@
 The checks are Supabase's database linter checks that apply to a mem0 stack, plus the
 project's own rules from shared/DESIGN.md (FORCE ROW LEVEL SECURITY, every policy column
 indexed, no DDL privileges but the owner's, every declared object exactly as declared).
-Each check reads the catalog with bound parameters and returns `Finding`s; `CHECKS` runs
-them in order. The scope is schema `public` (what PostgREST/Supabase exposes; mem0 has no
-schema option) and, for extensions, every schema; objects an extension installed are the
-extension's business and are skipped.
+Each check reads the catalog with bound parameters and lists `Finding`s. `CHECKS` are checks
+of the framework preflight and validate use (`components.checks.core`), which runs them in
+order and renders the report (text: one block per finding; or JSON). The scope is schema
+`public` (what PostgREST/Supabase exposes; mem0 has no schema option) and, for extensions,
+every schema; objects an extension installed are the extension's business and are skipped.
 
-The audit runs in one READ ONLY transaction that is rolled back: it cannot change anything.
-psycopg only: no Pulumi here.
+Each check runs in a READ ONLY transaction that is rolled back: the audit cannot change
+anything. psycopg only: no Pulumi here.
 """
 
 from __future__ import annotations
@@ -17,75 +18,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
 
-import psycopg
-
+from components.checks.core import (
+    Check,
+    Context,
+    Finding,
+    Level,
+    Phase,
+    Report,
+    finding_check,
+    run_checks,
+)
 from components.connection import command_dsn, database_identity, open_session
+from components.errors import ExitCode, Mem0InfraError
 from components.identifiers import qualified, quote_ident
 from components.introspect import live_ddl_or_none, short_diff
-from components.model import ObjectSpec, build_model
+from components.model import build_model
 from components.settings import Settings
 from components.stackfile import add_stack_arguments, load_stack_settings
 
-__all__ = ["CHECKS", "AuditError", "Check", "Finding", "Report", "add_arguments", "command",
-           "run_audit"]
+__all__ = ["CHECKS", "AuditError", "add_arguments", "command", "run_audit"]
 
 APPLICATION = "mem0infra-audit"
 SCHEMA = "public"  # what PostgREST/Supabase exposes, and where mem0's tables live
-ERROR, WARN = "error", "warn"
 EXTENSIONS_SCHEMA = "extensions"  # where Supabase keeps extensions, out of the API's reach
 ANON = "anon"  # Supabase's role for unauthenticated API requests
 # Roles that need BYPASSRLS to do their job (Supabase's service and admin roles, the usual
 # deployer); the stack's own service role is added from its settings.
 BYPASS_ROLES = ("service_role", "postgres", "supabase_admin")
 PULUMI_UP = "run `pulumi up` (or `python -m components render` and apply the script)"
-EXIT_OK, EXIT_FINDINGS = 0, 1
 MAX_DIFF_LINES = 20
 
 
-class AuditError(ValueError):
-    """The audit could not run (exit code 2): bad arguments, no database, a failed query."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    level: str  # ERROR | WARN
-    object: str  # "<kind> <schema-qualified name>", or a spec's key
-    message: str  # what is wrong
-    fix: str  # a concrete SQL statement, or how to redeploy
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every check reads: the open read-only cursor and what the stack declares."""
-
-    cur: psycopg.Cursor[Any]
-    settings: Settings
-    specs: tuple[ObjectSpec, ...]
-    server_version: int  # as libpq reports it: 150004 for 15.4
-
-    def rows(self, query: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        return self.cur.execute(query, params).fetchall()
-
-    def declares(self, kind: str, schema: str, name: str) -> bool:
-        return any(s.kind == kind and s.schema == schema and s.name == name for s in self.specs)
-
-
-@dataclass(frozen=True)
-class Check:
-    codes: tuple[str, ...]  # the finding codes it can report
-    run: Callable[[Context], list[Finding]]
-
-
-@dataclass(frozen=True)
-class Report:
-    findings: list[Finding]
-    checked: list[str]
-    summary: dict[str, Any]
+class AuditError(Mem0InfraError):
+    """The audit could not run: bad arguments, no database, a failed query."""
 
 
 def _not_extension_member(catalog: str, oid: str) -> str:
@@ -128,7 +95,7 @@ def _or_redeploy(ctx: Context, kind: str, name: str, fix: str) -> str:
 
 def rls_disabled_in_public(ctx: Context) -> list[Finding]:
     return [Finding(
-        "rls_disabled_in_public", ERROR, f"table {qualified(SCHEMA, name)}",
+        "rls_disabled_in_public", Level.ERROR, f"table {qualified(SCHEMA, name)}",
         "row-level security is disabled: every role with a grant on the table (through "
         "PostgREST, every API caller) reads and writes all of its rows",
         _or_redeploy(ctx, "table", name,
@@ -141,14 +108,15 @@ def rls_not_forced(ctx: Context) -> list[Finding]:
     for spec in ctx.specs:
         if spec.kind != "table":
             continue
-        row = ctx.cur.execute(
+        rows = ctx.rows(
             "SELECT c.relforcerowsecurity, pg_catalog.pg_get_userbyid(c.relowner)"
             " FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(%s)",
-            (spec.qualified_name,)).fetchone()
-        if row is None or row[0]:
+            (spec.qualified_name,))
+        if not rows or rows[0][0]:
             continue  # a missing table is declared_object_missing's finding
+        row = rows[0]
         found.append(Finding(
-            "rls_not_forced", WARN, f"table {spec.qualified_name}",
+            "rls_not_forced", Level.WARN, f"table {spec.qualified_name}",
             f"row-level security is not forced: the table's owner {quote_ident(row[1])} "
             "and every session running as the owner (SECURITY DEFINER functions, the "
             "deployer) skip its policies",
@@ -159,7 +127,7 @@ def rls_not_forced(ctx: Context) -> list[Finding]:
 
 def policy_exists_rls_disabled(ctx: Context) -> list[Finding]:
     return [Finding(
-        "policy_exists_rls_disabled", ERROR, f"table {qualified(SCHEMA, name)}",
+        "policy_exists_rls_disabled", Level.ERROR, f"table {qualified(SCHEMA, name)}",
         "the table has policies, but row-level security is disabled, so none of them "
         "applies",
         _or_redeploy(ctx, "table", name,
@@ -169,7 +137,7 @@ def policy_exists_rls_disabled(ctx: Context) -> list[Finding]:
 
 def rls_enabled_no_policy(ctx: Context) -> list[Finding]:
     return [Finding(
-        "rls_enabled_no_policy", WARN, f"table {qualified(SCHEMA, name)}",
+        "rls_enabled_no_policy", Level.WARN, f"table {qualified(SCHEMA, name)}",
         "row-level security is enabled but the table has no policy: every role but the "
         "owner and BYPASSRLS roles sees no rows and may write none (probably a mistake)",
         _or_redeploy(ctx, "table", name,
@@ -201,7 +169,7 @@ def policy_column_unindexed(ctx: Context) -> list[Finding]:
     for table, policy, column in ctx.rows(_POLICY_COLUMNS, (SCHEMA,)):
         name = qualified(SCHEMA, table)
         found.append(Finding(
-            "policy_column_unindexed", WARN, f"policy {quote_ident(policy)} ON {name}",
+            "policy_column_unindexed", Level.WARN, f"policy {quote_ident(policy)} ON {name}",
             f"policy {quote_ident(policy)} on {name} reads column {quote_ident(column)}, "
             "which leads no valid index: every query the policy filters scans the table",
             f"CREATE INDEX CONCURRENTLY ON {name} ({quote_ident(column)});"))
@@ -225,7 +193,7 @@ def function_search_path_mutable(ctx: Context) -> list[Finding]:
     for name, arguments in ctx.rows(_MUTABLE_PATH, (SCHEMA,)):
         signature = f"{qualified(SCHEMA, name)}({arguments})"
         found.append(Finding(
-            "function_search_path_mutable", WARN, f"function {signature}",
+            "function_search_path_mutable", Level.WARN, f"function {signature}",
             "the function has no fixed search_path: the caller's search_path decides which "
             "tables, functions and operators its unqualified names resolve to",
             _or_redeploy(ctx, "function", name,
@@ -262,7 +230,7 @@ def security_definer_view(ctx: Context) -> list[Finding]:
             fix = (f"REVOKE ALL ON TABLE {view} FROM PUBLIC; (and from every API role), or "
                    f"upgrade to PostgreSQL 15 and ALTER VIEW {view} SET (security_invoker = "
                    "true);")
-        found.append(Finding("security_definer_view", ERROR, f"view {view}", message, fix))
+        found.append(Finding("security_definer_view", Level.ERROR, f"view {view}", message, fix))
     return found
 
 
@@ -286,7 +254,7 @@ def extension_in_public(ctx: Context) -> list[Finding]:
                f"DROP EXTENSION {ext}; {create} CREATE EXTENSION {ext} WITH SCHEMA {home}; "
                "(it cannot be moved; objects that use it must be recreated)")
         found.append(Finding(
-            "extension_in_public", WARN, f"extension {ext} in schema {quote_ident(SCHEMA)}",
+            "extension_in_public", Level.WARN, f"extension {ext} in schema {quote_ident(SCHEMA)}",
             f"extension {ext} is installed in the exposed schema {SCHEMA}: its functions "
             "become API endpoints and its objects mix with the application's",
             fix))
@@ -314,7 +282,7 @@ def rls_bypass_without_need(ctx: Context) -> list[Finding]:
     for role, table, privileges in ctx.rows(_BYPASS, (SCHEMA, needed)):
         held.setdefault(role, []).append(f"{qualified(SCHEMA, table)} ({privileges})")
     return [Finding(
-        "rls_bypass_without_need", ERROR, f"role {quote_ident(role)}",
+        "rls_bypass_without_need", Level.ERROR, f"role {quote_ident(role)}",
         f"role {quote_ident(role)} has BYPASSRLS and holds privileges on "
         f"{', '.join(tables)}: row-level security never applies to it",
         f"ALTER ROLE {quote_ident(role)} NOBYPASSRLS;")
@@ -364,13 +332,13 @@ def privileges_to_anon_or_public(ctx: Context) -> list[Finding]:
         relation, grantee = qualified(SCHEMA, name), _grantee(role)
         on = "SEQUENCE" if relkind == "S" else "TABLE"
         found.append(Finding(
-            "privileges_to_anon_or_public", ERROR, f"{_RELATION_WORDS[relkind]} {relation}",
+            "privileges_to_anon_or_public", Level.ERROR, f"{_RELATION_WORDS[relkind]} {relation}",
             f"{grantee} holds {privileges} on {relation}: {_WHO[grantee]} may use it",
             f"REVOKE ALL ON {on} {relation} FROM {grantee};"))
     for name, arguments, role in ctx.rows(_EXPOSED_DEFINERS, (SCHEMA, ANON)):
         signature, grantee = f"{qualified(SCHEMA, name)}({arguments})", _grantee(role)
         found.append(Finding(
-            "privileges_to_anon_or_public", ERROR, f"function {signature}",
+            "privileges_to_anon_or_public", Level.ERROR, f"function {signature}",
             f"{grantee} may execute the SECURITY DEFINER function {signature} (a function "
             "without its own grants lets PUBLIC execute it): it runs with its owner's rights",
             f"REVOKE EXECUTE ON FUNCTION {signature} FROM {grantee}; (then GRANT EXECUTE to "
@@ -379,16 +347,16 @@ def privileges_to_anon_or_public(ctx: Context) -> list[Finding]:
 
 
 def schema_create_for_public(ctx: Context) -> list[Finding]:
-    row = ctx.cur.execute(
-        "SELECT 1 FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode("
+    granted = ctx.value(
+        "SELECT true FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode("
         "COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a"
         " WHERE n.nspname = %s AND a.grantee = 0 AND a.privilege_type = 'CREATE'",
-        (SCHEMA,)).fetchone()
-    if row is None:
+        (SCHEMA,))
+    if not granted:
         return []
     schema = quote_ident(SCHEMA)
     return [Finding(
-        "schema_create_for_public", ERROR, f"schema {schema}",
+        "schema_create_for_public", Level.ERROR, f"schema {schema}",
         f"PUBLIC may create objects in schema {schema} (the default before PostgreSQL 15): "
         "any role can plant a function or operator that another role's unqualified name "
         "resolves to (CVE-2018-1058)",
@@ -415,7 +383,7 @@ def non_owner_ddl_privilege(ctx: Context) -> list[Finding]:
     for name, role, privileges in ctx.rows(_DDL_PRIVILEGES, (SCHEMA,)):
         table, grantee = qualified(SCHEMA, name), _grantee(role)
         found.append(Finding(
-            "non_owner_ddl_privilege", ERROR, f"table {table}",
+            "non_owner_ddl_privilege", Level.ERROR, f"table {table}",
             f"{grantee} holds {privileges} on {table}, but no role other than the owner may "
             "truncate it, add triggers to it or reference it",
             f"REVOKE {privileges} ON TABLE {table} FROM {grantee};"))
@@ -430,16 +398,17 @@ def declared_objects(ctx: Context) -> list[Finding]:
     # the model declares (policies, row-security flags, grants...) is compared as text.
     found: list[Finding] = []
     stack = ctx.settings.stack
-    for spec in ctx.specs:
-        live = live_ddl_or_none(ctx.cur, asdict(spec))
+    with ctx.conn.cursor() as cur:
+        lives = [(spec, live_ddl_or_none(cur, asdict(spec))) for spec in ctx.specs]
+    for spec, live in lives:
         if live is None:
             found.append(Finding(
-                "declared_object_missing", ERROR, spec.key,
+                "declared_object_missing", Level.ERROR, spec.key,
                 f"stack {stack!r} declares {spec.kind} {spec.name!r}, but it does not exist",
                 PULUMI_UP))
         elif live != spec.ddl:
             found.append(Finding(
-                "declared_object_drifted", ERROR, spec.key,
+                "declared_object_drifted", Level.ERROR, spec.key,
                 f"{spec.kind} {spec.name!r} differs from what stack {stack!r} declares:\n"
                 f"{short_diff(spec.ddl, live, MAX_DIFF_LINES)}",
                 PULUMI_UP))
@@ -447,68 +416,52 @@ def declared_objects(ctx: Context) -> list[Finding]:
 
 
 CHECKS: tuple[Check, ...] = (
-    Check(("rls_disabled_in_public",), rls_disabled_in_public),
-    Check(("rls_not_forced",), rls_not_forced),
-    Check(("policy_exists_rls_disabled",), policy_exists_rls_disabled),
-    Check(("rls_enabled_no_policy",), rls_enabled_no_policy),
-    Check(("function_search_path_mutable",), function_search_path_mutable),
-    Check(("security_definer_view",), security_definer_view),
-    Check(("extension_in_public",), extension_in_public),
-    Check(("rls_bypass_without_need",), rls_bypass_without_need),
-    Check(("policy_column_unindexed",), policy_column_unindexed),
-    Check(("privileges_to_anon_or_public",), privileges_to_anon_or_public),
-    Check(("schema_create_for_public",), schema_create_for_public),
-    Check(("declared_object_missing", "declared_object_drifted"), declared_objects),
-    Check(("non_owner_ddl_privilege",), non_owner_ddl_privilege),
+    finding_check("rls_disabled_in_public", "every table in public has row-level security",
+                  rls_disabled_in_public),
+    finding_check("rls_not_forced", "every declared table forces row-level security",
+                  rls_not_forced),
+    finding_check("policy_exists_rls_disabled",
+                  "no table in public has policies with row-level security disabled",
+                  policy_exists_rls_disabled),
+    finding_check("rls_enabled_no_policy",
+                  "every table in public with row-level security has a policy",
+                  rls_enabled_no_policy),
+    finding_check("function_search_path_mutable",
+                  "every function in public has a fixed search_path",
+                  function_search_path_mutable),
+    finding_check("security_definer_view", "every view in public runs as its caller",
+                  security_definer_view),
+    finding_check("extension_in_public", "no extension in public but the stack's own",
+                  extension_in_public),
+    finding_check("rls_bypass_without_need",
+                  "no role bypasses row-level security on public's tables without need",
+                  rls_bypass_without_need),
+    finding_check("policy_column_unindexed", "every column a policy reads leads an index",
+                  policy_column_unindexed),
+    finding_check("privileges_to_anon_or_public",
+                  "neither PUBLIC nor anon holds privileges on public's relations or "
+                  "SECURITY DEFINER functions", privileges_to_anon_or_public),
+    finding_check("schema_create_for_public", "PUBLIC may not create in schema public",
+                  schema_create_for_public),
+    finding_check("declared_objects", "every declared object exists exactly as declared",
+                  declared_objects, ("declared_object_missing", "declared_object_drifted")),
+    finding_check("non_owner_ddl_privilege",
+                  "no role but the owner holds TRUNCATE, TRIGGER or REFERENCES on a table",
+                  non_owner_ddl_privilege),
 )
 
 
-# --- the run and the report ----------------------------------------------------------------
+# --- the run and the command ---------------------------------------------------------------
 
 
 def run_audit(dsn: str, settings: Settings) -> Report:
     """Run every check against the database at `dsn`; AuditError when it cannot run."""
     with open_session(dsn, APPLICATION, AuditError) as conn:
-        try:
-            # Rolled back whatever happens, and READ ONLY, so no check can write.
-            with conn.transaction(force_rollback=True), conn.cursor() as cur:
-                cur.execute("SET TRANSACTION READ ONLY")
-                ctx = Context(cur, settings, tuple(build_model(settings)),
-                              conn.info.server_version)
-                findings = [finding for check in CHECKS for finding in check.run(ctx)]
-        except psycopg.Error as exc:
-            raise AuditError(f"the audit failed: {exc}") from exc
-    checked = [code for check in CHECKS for code in check.codes]
-    by_code = {code: sum(f.code == code for f in findings) for code in checked}
-    summary = {
-        "stack": settings.stack, "target": settings.target,
-        "database": database_identity(dsn), "findings": len(findings),
-        "errors": sum(f.level == ERROR for f in findings),
-        "warnings": sum(f.level == WARN for f in findings),
-        "by_code": {code: count for code, count in by_code.items() if count},
-    }
-    return Report(findings, checked, summary)
-
-
-def report_json(report: Report) -> dict[str, Any]:
-    return {"findings": [asdict(f) for f in report.findings], "checked": report.checked,
-            "summary": report.summary}
-
-
-def render_text(report: Report) -> str:
-    blocks = []
-    for f in report.findings:
-        message = f.message.replace("\n", "\n    ")
-        blocks.append(f"[{f.level}] {f.code}: {f.object}\n  {message}\n  fix: {f.fix}\n")
-    s = report.summary
-    where = f"{s['database']} (stack {s['stack']}, target {s['target']})"
-    total = (f"{s['findings']} findings ({s['errors']} errors, {s['warnings']} warnings)"
-             if report.findings else "no findings")
-    blocks.append(f"{total} from {len(report.checked)} checks on {where}\n")
-    return "\n".join(blocks)
-
-
-# --- the command ---------------------------------------------------------------------------
+        ctx = Context(conn, settings, tuple(build_model(settings)), dsn)
+        # READ ONLY and rolled back, so no check can write; a failed query means the audit
+        # could not run (exit code 2), not a finding.
+        return run_checks(Phase.AUDIT, CHECKS, ctx, database_identity(dsn), read_only=True,
+                          abort=AuditError)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -518,12 +471,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    """Audit the database for parsed arguments: 0 no findings, 1 findings."""
+    """Audit the database for parsed arguments: OK no findings, FAILED findings."""
     dsn = command_dsn(args.dsn, "audit", "audit")
     settings = load_stack_settings(args.stack, args.project_dir)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     report = run_audit(dsn, settings)
-    sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n" if args.json
-                     else render_text(report))
-    return EXIT_FINDINGS if report.findings else EXIT_OK
+    sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n" if args.json
+                     else report.text())
+    return ExitCode.OK if report.passed else ExitCode.FAILED

@@ -1,7 +1,7 @@
 """`python -m components preflight|validate`: the checks against any database.
 
-Exit codes: 0 every check passed, 1 a check failed, 2 the checks could not run (bad
-arguments, no database, the connection lost).
+Exit codes (components/errors.py): OK every check passed, FAILED a check failed, UNUSABLE
+the checks could not run (bad arguments, no database, the connection lost).
 """
 
 from __future__ import annotations
@@ -11,36 +11,30 @@ import json
 import sys
 
 from components.checks import preflight, validate
-from components.checks.core import (
-    EXIT_FAILED,
-    EXIT_OK,
-    Check,
-    CheckRunError,
-    Context,
-    Report,
-    run_checks,
-)
+from components.checks.core import Check, CheckRunError, Context, Phase, Report, run_checks
 from components.connection import command_dsn, database_identity, open_session
+from components.errors import ExitCode
 from components.model import build_model
 from components.settings import Settings
 from components.stackfile import add_stack_arguments, load_stack_settings
 
 APPLICATION = "mem0infra-checks"
-PHASES: dict[str, tuple[Check, ...]] = {"preflight": preflight.CHECKS,
-                                        "validate": validate.CHECKS}
+PHASES: dict[Phase, tuple[Check, ...]] = {Phase.PREFLIGHT: preflight.CHECKS,
+                                          Phase.VALIDATE: validate.CHECKS}
 HELP = {
-    "preflight": "check that the database given by --dsn can take the stack before any "
-                 "change: server and pgvector versions, pg_cron, the deploying role's "
-                 "privileges, the target's shape",
-    "validate": "check a deployed stack in the database given by --dsn: every declared "
-                "object, index validity and use, row-level security enforced, search "
-                "settings, a rolled-back mem0 round trip, the pooler",
+    Phase.PREFLIGHT: "check that the database given by --dsn can take the stack before "
+                     "any change: server and pgvector versions, pg_cron, the deploying "
+                     "role's privileges, the target's shape",
+    Phase.VALIDATE: "check a deployed stack in the database given by --dsn: every declared "
+                    "object, index validity and use, row-level security enforced, search "
+                    "settings, a rolled-back mem0 round trip, the pooler",
 }
 
 
-def run_phase(phase: str, dsn: str, settings: Settings) -> Report:
+def run_phase(phase: Phase | str, dsn: str, settings: Settings) -> Report:
     """Run one phase's checks on `dsn` (a URL or an `embedded:` spec); CheckRunError when
     the checks cannot run."""
+    phase = Phase(phase)
     with open_session(dsn, APPLICATION, CheckRunError) as conn:
         ctx = Context(conn, settings, tuple(build_model(settings)), dsn)
         return run_checks(phase, PHASES[phase], ctx, database_identity(dsn))
@@ -53,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    phase = args.command
+    phase = Phase(args.command)
     dsn = command_dsn(args.dsn, phase, f"run the {phase} on")
     settings = load_stack_settings(args.stack, args.project_dir)
     for warning in settings.warnings:
@@ -61,4 +55,4 @@ def command(args: argparse.Namespace) -> int:
     report = run_phase(phase, dsn, settings)
     sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n" if args.json
                      else report.text())
-    return EXIT_OK if report.passed else EXIT_FAILED
+    return ExitCode.OK if report.passed else ExitCode.FAILED

@@ -28,18 +28,25 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from components.checks.core import Phase
+from components.errors import ExitCode, Mem0InfraError
 from components.model import ObjectSpec
 from components.provider import current_connection
 from components.settings import PROJECT, settings_from_payload
 
-PHASES = ("preflight", "validate")
+PHASES = (Phase.PREFLIGHT, Phase.VALIDATE)
 # Inputs whose change runs the checks again; `connection` and `poolerUrl` are credentials
 # (a rotated password is not a changed schema).
 RUN_KEYS = ("phase", "database", "fingerprint", "settings", "benchmark")
 
 
-class ChecksFailed(Exception):
-    """A check failed: the message is the report's failures with their fixes."""
+class ChecksFailed(Mem0InfraError):
+    """A check failed: the message is the report's failures with their fixes.
+
+    Raised inside the Pulumi provider, where the engine reports it (no command exits with
+    it); its exit code is the one a failed check has on the command line."""
+
+    exit_code = ExitCode.FAILED
 
 
 def schema_fingerprint(specs: Sequence[ObjectSpec]) -> str:
