@@ -22,12 +22,14 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from components.errors import Mem0InfraError
+
 EMBEDDED_PREFIX = "embedded:"
 DSN_ENV = "MEM0_DATABASE_URL"  # where the CLI's --dsn defaults from
 
 
-class CommandDsnError(ValueError):
-    """A command was given no database, or one it must not use (exit code 2)."""
+class CommandDsnError(Mem0InfraError):
+    """A command was given no database, or one it must not use."""
 
 
 def command_dsn(given: str | None, command: str, purpose: str) -> str:
@@ -89,7 +91,7 @@ def running_embedded(data_dir: Path) -> str | None:
     return str(info.get_uri())
 
 
-class EmbeddedServerError(RuntimeError):
+class EmbeddedServerError(Mem0InfraError):
     """The embedded server did not start; the message carries what pgserver said."""
 
 

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from components.connection import running_embedded, start_embedded, stop_embedded
+from components.errors import ExitCode, Mem0InfraError
 from components.stackfile import load_stack_settings, project_dir
 
 __all__ = ["ACTIONS", "DevError", "add_arguments", "command"]
@@ -22,8 +23,8 @@ __all__ = ["ACTIONS", "DevError", "add_arguments", "command"]
 ACTIONS = ("start", "stop", "status")
 
 
-class DevError(ValueError):
-    """The stack has no embedded server (exit code 2)."""
+class DevError(Mem0InfraError):
+    """The stack has no embedded server."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,4 +60,4 @@ def command(args: argparse.Namespace) -> int:
     else:
         where = f": {uri}" if uri else ""
         print(f"embedded server of stack {args.stack} ({data_dir}): {message}{where}")
-    return 0
+    return ExitCode.OK

@@ -1,9 +1,10 @@
 """The `backup` and `restore` commands: arguments, settings, and exit codes.
 
-Exit codes as for every command: 0 done; 1 a check failed (restore refused the backup:
-not a backup, corrupt, truncated, checksums or layout that disagree; nothing changed);
-2 could not run (arguments, settings, no database, a role that cannot act as the service
-role, no such file or snapshot).
+Exit codes as for every command (components/errors.py): OK done; FAILED the restore
+refused the backup (not a backup, corrupt, truncated, checksums or layout that disagree;
+nothing changed), said in its own words rather than as `error:`; UNUSABLE could not run
+(arguments, settings, no database, a role that cannot act as the service role, no such
+file or snapshot).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from components.backup.report import backup_text, restore_text
 from components.backup.restore import RestoreRequest, run_restore
 from components.backup.tables import check_profile
 from components.connection import command_dsn
+from components.errors import ExitCode
 from components.settings import Settings
 from components.stackfile import add_stack_arguments, load_stack_settings
 
-EXIT_OK, EXIT_REFUSED = 0, 1
 _SIZE = re.compile(r"[1-9][0-9]*(kB|MB|GB|TB)")
 ROLE = ("a role that is the stack's service role, a member of it or a superuser (the "
         "command acts as the service role)")
@@ -96,7 +97,7 @@ def backup_command(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     sys.stdout.write(backup_text(result))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def restore_command(args: argparse.Namespace) -> int:
@@ -110,10 +111,10 @@ def restore_command(args: argparse.Namespace) -> int:
                              CommandProgress(sys.stderr, "restore"))
     except RestoreRefused as exc:
         print(f"restore refused, nothing was changed: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return exc.exit_code
     sys.stdout.write(restore_text(result))
     skipped = sum(len(o.skipped) for o in result.outcomes)
     if skipped:
         print(f"warning: {skipped} rows of the backup were not restored (listed above)",
               file=sys.stderr)
-    return EXIT_OK
+    return ExitCode.OK

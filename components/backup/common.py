@@ -7,6 +7,7 @@ import time
 from typing import TextIO
 
 from components.bench.progress import Progress
+from components.errors import ExitCode, Mem0InfraError
 
 FORMAT = "mem0infra-backup"
 FORMAT_VERSION = 1
@@ -22,15 +23,17 @@ DATABASE_TIMES = frozenset({"created_at", "updated_at", "added_at"})
 SHOW_IDS = 10
 
 
-class BackupError(ValueError):
-    """Backup or restore could not run (exit code 2): bad arguments or settings, no
-    database, a role that cannot act as the service role, a failed query."""
+class BackupError(Mem0InfraError):
+    """Backup or restore could not run: bad arguments or settings, no database, a role
+    that cannot act as the service role, a failed query."""
 
 
-class RestoreRefused(ValueError):
-    """The backup failed the restore's verification (exit code 1): not a backup, corrupt,
-    truncated, a checksum or row count that disagrees with the manifest, or a backup of
-    another layout. Raised before the first write; the transaction is rolled back."""
+class RestoreRefused(Mem0InfraError):
+    """The backup failed the restore's verification: not a backup, corrupt, truncated, a
+    checksum or row count that disagrees with the manifest, or a backup of another layout.
+    Raised before the first write; the transaction is rolled back."""
+
+    exit_code = ExitCode.FAILED
 
 
 class CommandProgress(Progress):

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import struct
 
+from components.errors import Mem0InfraError
+
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 HEADER = len(SIGNATURE) + 8  # signature, flags, extension length
 _INT16, _INT32 = struct.Struct(">h"), struct.Struct(">i")
 
 
-class CopyFormatError(ValueError):
-    """The bytes are not a binary COPY stream."""
+class CopyFormatError(Mem0InfraError):
+    """The bytes are not a binary COPY stream (a restore refuses the member instead)."""
 
 
 class RowCounter:
