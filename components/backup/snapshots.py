@@ -46,8 +46,9 @@ def _record(cur: psycopg.Cursor[Any], settings: Settings, snapshot: int
             f"this database has no {table}: deploy the current version of stack "
             f"{settings.stack!r} (it declares the snapshot tables), then take snapshots "
             "with its snapshot job or `SELECT mem0_backup.take_snapshot('7 days')`")
-    row = cur.execute(f"SELECT taken_at, memories, entities, relationships FROM {table}"
-                      " WHERE id = %s", (snapshot,)).fetchone()
+    row: tuple[Any, ...] | None = cur.execute(
+        f"SELECT taken_at, memories, entities, relationships FROM {table} WHERE id = %s",
+        (snapshot,)).fetchone()
     if row is None:
         there = cur.execute(f"SELECT id, taken_at FROM {table} ORDER BY id").fetchall()
         raise BackupError(f"no snapshot {snapshot} in {table}; the snapshots there: "
