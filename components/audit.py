@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 
 from components.checks.core import (
@@ -49,6 +50,7 @@ ANON = "anon"  # Supabase's role for unauthenticated API requests
 BYPASS_ROLES = ("service_role", "postgres", "supabase_admin")
 PULUMI_UP = "run `pulumi up` (or `python -m components render` and apply the script)"
 MAX_DIFF_LINES = 20
+ENABLE_RLS = "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;"
 
 
 class AuditError(Mem0InfraError):
@@ -93,14 +95,22 @@ def _or_redeploy(ctx: Context, kind: str, name: str, fix: str) -> str:
 # --- row-level security ---------------------------------------------------------------------
 
 
+def _table_findings(ctx: Context, code: str, level: Level, message: str, fix: str,
+                    applies: Callable[[bool, bool], bool]) -> list[Finding]:
+    """A finding for each table in public whose (RLS enabled, has policies) `applies`;
+    `fix` names the table as {table}."""
+    return [Finding(code, level, f"table {qualified(SCHEMA, name)}", message,
+                    _or_redeploy(ctx, "table", name,
+                                 fix.format(table=qualified(SCHEMA, name))))
+            for name, enabled, policies in _tables(ctx) if applies(enabled, policies)]
+
+
 def rls_disabled_in_public(ctx: Context) -> list[Finding]:
-    return [Finding(
-        "rls_disabled_in_public", Level.ERROR, f"table {qualified(SCHEMA, name)}",
+    return _table_findings(
+        ctx, "rls_disabled_in_public", Level.ERROR,
         "row-level security is disabled: every role with a grant on the table (through "
         "PostgREST, every API caller) reads and writes all of its rows",
-        _or_redeploy(ctx, "table", name,
-                     f"ALTER TABLE {qualified(SCHEMA, name)} ENABLE ROW LEVEL SECURITY;"))
-        for name, enabled, _ in _tables(ctx) if not enabled]
+        ENABLE_RLS, lambda enabled, _: not enabled)
 
 
 def rls_not_forced(ctx: Context) -> list[Finding]:
@@ -126,24 +136,21 @@ def rls_not_forced(ctx: Context) -> list[Finding]:
 
 
 def policy_exists_rls_disabled(ctx: Context) -> list[Finding]:
-    return [Finding(
-        "policy_exists_rls_disabled", Level.ERROR, f"table {qualified(SCHEMA, name)}",
+    return _table_findings(
+        ctx, "policy_exists_rls_disabled", Level.ERROR,
         "the table has policies, but row-level security is disabled, so none of them "
         "applies",
-        _or_redeploy(ctx, "table", name,
-                     f"ALTER TABLE {qualified(SCHEMA, name)} ENABLE ROW LEVEL SECURITY;"))
-        for name, enabled, policies in _tables(ctx) if policies and not enabled]
+        ENABLE_RLS, lambda enabled, policies: policies and not enabled)
 
 
 def rls_enabled_no_policy(ctx: Context) -> list[Finding]:
-    return [Finding(
-        "rls_enabled_no_policy", Level.WARN, f"table {qualified(SCHEMA, name)}",
+    return _table_findings(
+        ctx, "rls_enabled_no_policy", Level.WARN,
         "row-level security is enabled but the table has no policy: every role but the "
         "owner and BYPASSRLS roles sees no rows and may write none (probably a mistake)",
-        _or_redeploy(ctx, "table", name,
-                     f"CREATE POLICY <name> ON {qualified(SCHEMA, name)} FOR <command> TO "
-                     "<role> USING (<who may see a row>) WITH CHECK (<who may write it>);"))
-        for name, enabled, policies in _tables(ctx) if enabled and not policies]
+        "CREATE POLICY <name> ON {table} FOR <command> TO <role> USING (<who may see a row>)"
+        " WITH CHECK (<who may write it>);",
+        lambda enabled, policies: enabled and not policies)
 
 
 _POLICY_COLUMNS = f"""
