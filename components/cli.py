@@ -18,6 +18,7 @@ from components.checks.core import CheckRunError
 from components.connection import CommandDsnError
 from components.render import render_script
 from components.settings import SettingsError
+from components.settings import command as settings_command
 from components.stackfile import StackFileError, load_stack_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_arguments(commands.add_parser(
         "dev", help="start, stop or show the embedded server of a stack with target "
                     "embedded (it keeps running between commands)"))
+    settings_command.add_arguments(commands.add_parser("settings", help=settings_command.HELP))
     return parser
 
 
@@ -84,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return checks.command(args)
         if args.command == "dev":
             return dev.command(args)
+        if args.command == "settings":
+            return settings_command.command(args)
     except (SettingsError, StackFileError, CommandDsnError, bench.BenchError, dev.DevError,
             audit.AuditError, backup.BackupError, CheckRunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
