@@ -22,19 +22,11 @@ from components.checks import command as checks
 from components.checks.core import Phase
 from components.errors import ExitCode, Mem0InfraError
 from components.render import render_script
-from components.settings import SettingsError
-from components.stackfile import StackFileError, load_stack_settings
+from components.stackfile import load_stack_settings
 
 __all__ = ["COMMANDS", "Command", "main"]
 
 Handler = Callable[[argparse.Namespace], int]
-
-# Errors of modules whose owners are moving them onto Mem0InfraError (issue 15); each
-# exits UNUSABLE, as before. Once they derive from Mem0InfraError this tuple goes.
-_NOT_YET_REBASED: tuple[type[Exception], ...] = (SettingsError, StackFileError,
-                                                 bench.BenchError)
-_REPORTED: tuple[type[Exception], ...] = (Mem0InfraError, *_NOT_YET_REBASED)
-
 
 @dataclass(frozen=True)
 class Command:
@@ -89,6 +81,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("dev", "start, stop or show the embedded server of a stack with target "
                    "embedded (it keeps running between commands)",
             dev.add_arguments, dev.command),
+    Command("settings", settings_command.HELP,
+            settings_command.add_arguments, settings_command.command),
 )
 
 
@@ -104,16 +98,12 @@ def _parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_code(exc: Exception) -> ExitCode:
-    return exc.exit_code if isinstance(exc, Mem0InfraError) else ExitCode.UNUSABLE
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Handler = args.handler
     try:
         return handler(args)
-    except _REPORTED as exc:
+    except Mem0InfraError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return _exit_code(exc)
+        return exc.exit_code
 

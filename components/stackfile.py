@@ -13,11 +13,14 @@ from pathlib import Path
 import yaml
 
 from components.connection import DSN_ENV
+from components.errors import ExitCode, Mem0InfraError
 from components.settings import PROJECT, EncryptedValue, Settings, parse_settings
 
 
-class StackFileError(ValueError):
-    pass
+class StackFileError(Mem0InfraError, ValueError):
+    """A project or stack file is missing or malformed; the message names the file."""
+
+    exit_code = ExitCode.UNUSABLE
 
 
 def project_dir(start: Path | None = None) -> Path:

@@ -1,21 +1,25 @@
-"""The project files agree with the one place each truth lives (components/settings.py)."""
+"""The project files agree with the one place each truth lives (components/settings/)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from components.cli import main
 from components.settings import SETTINGS, settings_table_markdown
+from components.settings.pulumiyaml import CONFIG_HEADER, pulumi_config_block, with_config_block
 from components.stackfile import load_stack_settings, stack_names
 
 REPO = Path(__file__).resolve().parents[2]
 PULUMI_TYPES = {"string", "integer", "boolean", "array"}  # Pulumi.yaml's config types
 
 
-def project() -> dict:
-    return yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+def project() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    return document
 
 
 def test_pulumi_yaml_declares_every_setting_with_its_type_and_default() -> None:
@@ -31,6 +35,30 @@ def test_pulumi_yaml_declares_every_setting_with_its_type_and_default() -> None:
         assert "secret" not in entry, spec.key
         assert ("(secret)" in entry["description"]) == spec.secret, spec.key
         assert entry["description"]
+
+
+def test_pulumi_yaml_config_block_is_the_rendered_declarations() -> None:
+    """Regenerate with `python -m components settings --pulumi-yaml --write`."""
+    text = (REPO / "Pulumi.yaml").read_text()
+    assert text[text.index("\n" + CONFIG_HEADER) + 1:] == pulumi_config_block()
+    assert with_config_block(text) == text
+    declared = project()["config"]
+    for spec in SETTINGS:
+        assert declared[spec.key]["description"] == spec.description, spec.key
+
+
+def test_the_rendered_block_reads_back_as_the_declarations() -> None:
+    block = yaml.safe_load(pulumi_config_block())["config"]
+    assert block == {s.key: {"type": str(s.type), "default": s.default,
+                             "description": s.description} for s in SETTINGS}
+
+
+def test_the_settings_command_prints_the_block_and_the_table(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["settings", "--pulumi-yaml"]) == 0
+    assert capsys.readouterr().out == pulumi_config_block()
+    assert main(["settings", "--readme-table"]) == 0
+    assert capsys.readouterr().out == settings_table_markdown() + "\n"
 
 
 def test_pulumi_yaml_runs_python_from_the_project_venv_and_refreshes() -> None:

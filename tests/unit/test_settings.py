@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import typing
 
 import pytest
 
+from components.choice import Choice
+from components.errors import ExitCode, Mem0InfraError
 from components.settings import (
+    APP_ROLE_IDENTITIES,
+    CLIENT_PROFILES,
+    INDEX_MEASURES,
+    INDEX_METHODS,
+    ITERATIVE_SCANS,
+    SECRET_FIELDS,
     SETTINGS,
     SPECS_BY_KEY,
+    TARGETS,
+    TENANCIES,
+    AppRoleIdentity,
+    ClientProfile,
     EncryptedValue,
+    Fill,
+    IndexMeasure,
+    IndexMethod,
+    IterativeScan,
+    Settings,
     SettingsError,
+    Target,
+    Tenancy,
     parse_settings,
+    settings_from_payload,
+    settings_payload,
 )
+from components.settings.resolve import RESOLVERS
 
 URL = "postgresql://deployer:s3cret@db.example.internal:5432/postgres"
 REMOTE = {"databaseUrl": URL, "appRolePassword": "app-s3cret"}
@@ -284,7 +308,7 @@ def test_iterative_scan_auto_follows_the_target(raw: dict[str, object], resolved
 
 @pytest.mark.parametrize("key", ["readonlyRolePassword", "serviceRolePassword"])
 def test_postgres_needs_the_readonly_and_service_passwords(key: str) -> None:
-    raw = {k: v for k, v in POSTGRES.items() if k != key}
+    raw: dict[str, object] = {k: v for k, v in POSTGRES.items() if k != key}
     assert only_problem(raw) == missing_password(key)
     assert only_problem({**raw, key: ""}) == missing_password(key)
 
@@ -475,3 +499,141 @@ def test_the_optional_app_role_identity_is_warned_about() -> None:
     assert "appRoleIdentity optional" in warning and "trusted" in warning
     assert not parse_settings({"appRoleIdentity": "required"}, "dev").warnings
     assert not parse_settings({}, "dev").warnings
+
+
+# --- one declaration per setting: the Settings fields, the closed sets ------------------------
+
+def test_every_declaration_fills_a_settings_field_and_every_field_is_filled() -> None:
+    """A new setting without a field, or a new field without a setting, fails here."""
+    hints = typing.get_type_hints(Settings)
+    declared: set[str] = set()
+    for spec in SETTINGS:
+        group, dot, name = spec.field.rpartition(".")
+        if spec.fill == Fill.RESOLVED:
+            assert not dot and spec.field in RESOLVERS, spec.key
+        elif dot:
+            assert name in {f.name for f in dataclasses.fields(hints[group])}, spec.key
+        else:
+            assert spec.field in hints, spec.key
+        declared.add(spec.field)
+    plain = {s.field for s in SETTINGS if s.fill != Fill.RESOLVED}
+    assert len(plain) == len([s for s in SETTINGS if s.fill != Fill.RESOLVED])  # one key each
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    groups = {f.name for f in dataclasses.fields(Settings)
+              if dataclasses.is_dataclass(hints[f.name]) and f.name not in RESOLVERS}
+    for group in groups:
+        members = {f"{group}.{f.name}" for f in dataclasses.fields(hints[group])}
+        assert members <= declared, members - declared
+    assert set(RESOLVERS) <= fields
+    assert fields - groups == {f for f in declared if "." not in f} | set(RESOLVERS) | {
+        "stack", "warnings"}
+
+
+def test_the_fills_follow_the_declarations() -> None:
+    assert [s.key for s in SETTINGS if s.fill == Fill.SECRET] == [
+        s.key for s in SETTINGS if s.secret]
+    assert [s.key for s in SETTINGS if s.fill == Fill.SCHEDULE] == [
+        s.key for s in SETTINGS if s.cron]
+    assert SECRET_FIELDS == ("database_url", "app_role_password", "readonly_role_password",
+                             "service_role_password", "pooler_url")
+
+
+@pytest.mark.parametrize(("choice", "values"), [
+    (Target, TARGETS), (Tenancy, TENANCIES), (AppRoleIdentity, APP_ROLE_IDENTITIES),
+    (IndexMethod, INDEX_METHODS), (IndexMeasure, INDEX_MEASURES),
+    (ClientProfile, CLIENT_PROFILES), (IterativeScan, ITERATIVE_SCANS)])
+def test_closed_sets_are_enums_whose_tuples_keep_their_order(choice: type[Choice],
+                                                             values: tuple[str, ...]) -> None:
+    assert values == tuple(m.value for m in choice)
+    assert all(type(v) is str for v in values)
+    for member in choice:
+        assert member == member.value and str(member) == f"{member}" == member.value
+        assert repr(member) == repr(member.value)  # messages quote values with !r
+
+
+def test_settings_fields_hold_the_members_of_their_closed_sets() -> None:
+    s = parse_settings({**SUPABASE, "tenancy": "org", "vectorIndexMethod": "ivfflat"}, "prod")
+    assert s.target is Target.SUPABASE and s.tenancy is Tenancy.ORG
+    assert s.client_profile is ClientProfile.PYTHON
+    assert s.app_role_identity is AppRoleIdentity.TRUSTED
+    assert s.iterative_scan is IterativeScan.RELAXED_ORDER
+    assert s.vector_index.declared_method is IndexMethod.IVFFLAT
+    assert s.vector_index.method is IndexMethod.IVFFLAT
+    assert s.vector_index.measure is IndexMeasure.COSINE
+    assert "target='supabase'" in repr(s) and "method='ivfflat'" in repr(s)
+
+
+def test_settings_error_is_a_command_error_that_cannot_run() -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({"target": "mysql"}, "dev")
+    assert isinstance(caught.value, Mem0InfraError) and isinstance(caught.value, ValueError)
+    assert caught.value.exit_code == ExitCode.UNUSABLE
+
+
+# --- the checks' wire format ------------------------------------------------------------------
+
+PAYLOAD_RAW: dict[str, object] = {
+    **POSTGRES, "tenancy": "org", "vectorIndexMethod": "ivfflat", "expectedRows": 50000,
+    "dimensions": 3072, "appRoleIdentity": "optional", "snapshotSchedule": "0  3 * * *",
+    "poolerUrl": "postgresql://p:x@pool:6543/db", "ftsLanguage": "english"}
+# What the code before the settings package wrote for PAYLOAD_RAW (stack "staging"), as
+# it sits in the state of every CheckRun resource deployed since.
+TODAYS_PAYLOAD: dict[str, object] = {
+    "stack": "staging", "target": "postgres", "database_url_encrypted": False,
+    "embedded_data_dir": ".pgdata/staging", "dimensions": 3072, "collection": "memories",
+    "client_profile": "python", "app_role": "mem0_app", "hnsw_ef_search": 200,
+    "iterative_scan": "relaxed_order", "history_includes_vectors": False,
+    "fts_language": "english", "tenancy": "org", "shared_agent_knowledge": False,
+    "session_scope": False, "app_role_identity": "optional", "owner_role": "mem0_owner",
+    "readonly_role": "mem0_readonly", "service_role": "mem0_service",
+    "vector_index": {"declared_method": "ivfflat", "method": "ivfflat", "measure": "cosine",
+                     "m": 16, "ef_construction": 64, "lists": 50, "expected_rows": 50000,
+                     "reason": "vectorIndexMethod=ivfflat"},
+    "pooler_prepared_statements": False, "checks_benchmark": False,
+    "bench": {"rows": 10000, "users": 100, "insert_ms": 50, "search_ms": 100, "get_ms": 10,
+              "traverse_ms": 150},
+    "jobs": {"snapshot_schedule": "0 3 * * *", "snapshot_retention_days": 7,
+             "expired_purge_schedule": None, "session_cleanup_schedule": None,
+             "session_max_age_hours": 24, "history_retention_schedule": None,
+             "history_retention_days": 365, "analyze_schedule": None},
+    "protect": False, "allow_data_loss": False,
+    "warnings": ["appRoleIdentity optional: the planner cannot see through its rule, so "
+                 "mem0's searches are sequential scans, or (prepared) filtered HNSW scans that "
+                 "return short pages for small users; use trusted (the default) or required "
+                 "(docs/performance.md)"]}
+
+
+def _as_pulumi_returns(value: object) -> object:
+    """Pulumi's wire format: numbers as doubles, keys whose value is None dropped."""
+    if isinstance(value, dict):
+        return {k: _as_pulumi_returns(v) for k, v in value.items() if v is not None}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def test_the_payload_is_byte_identical_to_todays() -> None:
+    payload = settings_payload(parse_settings(PAYLOAD_RAW, "staging"))
+    assert json.dumps(payload) == json.dumps(TODAYS_PAYLOAD)
+    assert json.dumps(payload, sort_keys=True) == json.dumps(TODAYS_PAYLOAD, sort_keys=True)
+
+
+def test_the_payload_holds_plain_strings_and_no_secret() -> None:
+    payload = settings_payload(parse_settings(PAYLOAD_RAW, "staging"))
+    for value in (payload["target"], payload["tenancy"], payload["iterative_scan"],
+                  payload["vector_index"]["method"]):
+        assert type(value) is str
+    text = json.dumps(payload)
+    assert "s3cret" not in text and "p:x@pool" not in text
+
+
+def test_a_payload_in_state_written_by_todays_code_reads_back() -> None:
+    settings = parse_settings(PAYLOAD_RAW, "staging")
+    wire = _as_pulumi_returns(TODAYS_PAYLOAD)
+    assert isinstance(wire, dict)
+    back = settings_from_payload(wire, pooler_url="postgresql://p:x@pool:6543/db")
+    assert back == dataclasses.replace(settings, database_url=None, app_role_password=None,
+                                       readonly_role_password=None, service_role_password=None)
+    assert back.target is Target.POSTGRES and back.vector_index.method is IndexMethod.IVFFLAT
+    assert back.jobs.scheduled() == {"snapshotSchedule": "0 3 * * *"}
+    assert type(back.dimensions) is int and type(back.vector_index.lists) is int
