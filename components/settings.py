@@ -41,7 +41,7 @@ TEXT_SEARCH_CONFIGS = (
     "simple", "spanish", "swedish", "tamil", "turkish", "yiddish")
 # mem0 2.2.1 asks for LIMIT max(top_k*4, 60): 80 with its default top_k of 20, and an
 # HNSW scan returns at most ef_search rows (shared/reference/mem0-contract.md 4).
-MEM0_DEFAULT_LIMIT = 80
+from components.mem0 import DEFAULT_SEARCH_LIMIT as MEM0_DEFAULT_LIMIT  # noqa: E402, I001
 # The TypeScript SDK's match_vectors() reads a table hard-coded as `memories`.
 TYPESCRIPT_TABLE = "memories"
 
