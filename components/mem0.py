@@ -86,13 +86,14 @@ class Statements:
         return (f"SELECT id, vector {self.distance} %s::{self.vector_type} AS distance,"
                 f" payload FROM {self.table}{where} ORDER BY distance LIMIT %s")
 
-    def keyword_search(self) -> str:
-        """BM25-like keyword search over text_lemmatized with one payload-key filter; its
-        parameters: the query twice, the key, its value, the limit."""
+    def keyword_search(self, filtered: bool = True) -> str:
+        """Keyword search over text_lemmatized (its GIN index), by one payload key or over
+        every row; parameters: the query twice, [the key, its value,] the limit."""
         document = "to_tsvector('simple', payload->>'text_lemmatized')"
         query = "plainto_tsquery('simple', %s)"
+        where = " AND payload->>%s = %s" if filtered else ""
         return (f"SELECT id, ts_rank_cd({document}, {query}) AS score, payload"
-                f" FROM {self.table} WHERE {document} @@ {query} AND payload->>%s = %s"
+                f" FROM {self.table} WHERE {document} @@ {query}{where}"
                 " ORDER BY score DESC LIMIT %s")
 
     def get(self) -> str:

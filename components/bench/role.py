@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 
 from components.access import COMMANDS, GRAPH, HISTORY, MEMORY, TableAccess, table_access
-from components.bench.common import APPLICATION, BenchError, Names, _set
+from components.bench.common import APPLICATION, BenchError, Names, set_setting
 from components.bench.scratch import drop_leftover
 from components.bench.server import Server, pgvector_defaults, search_settings
 from components.connection import open_session
@@ -209,7 +209,7 @@ def open_measured(dsn: str, settings_of: Names, server: Server, role: str | None
         if stack_settings:
             values.update(search_settings(settings_of.settings, server))
         for name, value in values.items():
-            _set(conn, name, value)
+            set_setting(conn, name, value)
         row = conn.execute("SELECT current_user::text").fetchone()
         return Session(conn, row[0] if row else "", values, identity)
     except BaseException:

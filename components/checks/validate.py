@@ -198,7 +198,6 @@ def check_planner(ctx: Context) -> Outcome:
     s = ctx.settings
     statements = _statements(ctx)
     query = _vector(ctx)
-    limit = mem0.DEFAULT_SEARCH_LIMIT
     index_names = {spec.name for spec in ctx.of_kind("index") if spec.table == s.collection}
     vector_idx = f"{s.collection}_vector_idx"
     cases: list[tuple[str, str, list[Any], set[str]]] = [
@@ -206,8 +205,9 @@ def check_planner(ctx: Context) -> Outcome:
         ("user-filtered search", statements.search(),
          [*mem0.search_params(query, "validate-user")],
          {f"{s.collection}_user_id_idx", vector_idx} & index_names),
-        ("keyword search", statements.keyword_search(),
-         ["coffee", "coffee", mem0.USER_KEY, "validate-user", limit],
+        # Unfiltered: with mem0's user filter the planner may rightly take the user index.
+        ("keyword search", statements.keyword_search(filtered=False),
+         ["coffee", "coffee", mem0.DEFAULT_SEARCH_LIMIT],
          {f"{s.collection}_text_lemmatized_idx"} & index_names),
     ]
     if vector_idx in index_names:

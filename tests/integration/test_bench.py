@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from components import bench
-from components.bench import measure, role
+from components.bench import measure, role, run
 from components.bench.thresholds import LIMITS
 from components.cli import main
 from tests.conftest import TestDatabase, stack_settings
@@ -308,7 +308,7 @@ def test_bench_drops_its_schema_when_interrupted(
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench, "_build_indexes", interrupt)  # after the load, mid-run
+    monkeypatch.setattr(run, "build_indexes", interrupt)  # after the load, mid-run
 
     assert main(small_run(with_pgvector.dsn)) == bench.EXIT_INTERRUPTED
     assert with_pgvector.scalar(SCRATCH_LEFT) == 0
@@ -544,7 +544,7 @@ def test_compare_builds_mem0s_own_table_and_reports_both_sides(
         with_pgvector: TestDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     seen: dict[str, Any] = {}
-    build = bench.build_mem0_table
+    build = run.build_mem0_table
 
     def inspect(conn: psycopg.Connection[Any], n: Any, progress: Any) -> dict[str, Any]:
         built = build(conn, n, progress)
@@ -561,7 +561,7 @@ def test_compare_builds_mem0s_own_table_and_reports_both_sides(
                                         " WHERE tgrelid = %s::regclass", (table,)).fetchone()
         return built
 
-    monkeypatch.setattr(bench, "build_mem0_table", inspect)
+    monkeypatch.setattr(run, "build_mem0_table", inspect)
     public_before = with_pgvector.scalar(PUBLIC_RELATIONS)
 
     report = run_json(with_pgvector.dsn, capsys, "--compare", "mem0-default",
@@ -631,7 +631,7 @@ def test_the_role_and_both_schemas_are_dropped_when_a_measurement_fails(
         seen.append(sides[0].conn.execute("SELECT current_user::text").fetchone())
         raise failure("stop")
 
-    monkeypatch.setattr(bench, "run_measurements", fail)
+    monkeypatch.setattr(run, "run_measurements", fail)
     public_before = with_pgvector.scalar(PUBLIC_RELATIONS)
 
     code = main(small_run(with_pgvector.dsn, "--compare", "mem0-default",
