@@ -22,6 +22,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -290,6 +291,15 @@ def _page_metrics(runs: Runs) -> dict[str, dict[str, Any]]:
     return metrics
 
 
+def _side_search_metrics(truths: dict[str, list[Rows]], side: str,
+                         runs: Runs) -> dict[str, dict[str, Any]]:
+    return _search_metrics(runs, truths[side])
+
+
+def _named_traverse_summary(metric: str, _side: str, runs: Runs) -> dict[str, Any]:
+    return {metric: _traverse_summary(runs)}
+
+
 def _traverse_summary(runs: Runs) -> dict[str, Any]:
     return {**latency_summary(runs.latencies),
             "neighbours_mean": round(sum(map(len, runs.results)) / len(runs.results), 2)}
@@ -370,7 +380,7 @@ def run_measurements(sides: Sequence[Side], server: Server, drawn: Draw,
     for probes, scoped, label in ((user, True, f"search_user ({len(classes)} size classes)"),
                                   (unfiltered, False, "search_unfiltered")):
         runs, truths = _search(sides, probes, scoped, label, progress)
-        keep(runs, lambda name, r, t=truths: _search_metrics(r, t[name]))
+        keep(runs, partial(_side_search_metrics, truths))
     gets = [Probe("get_by_id", u, (i,), expected=1) for i, u in drawn.gets]
     with progress.bar("measuring get_by_id", len(gets)) as bar:
         keep(_timed(sides, get_sql, gets, bar.advance), lambda _n, r: _page_metrics(r))
@@ -382,8 +392,8 @@ def run_measurements(sides: Sequence[Side], server: Server, drawn: Draw,
         name = f"traverse_{hops}hop"
         walks = [Probe(name, u, (i,)) for i, u in drawn.traversals[hops]]
         with progress.bar(f"measuring {name}", len(walks)) as bar:
-            keep(_timed(sides[:1], lambda n, h=hops: traverse_sql(n, h), walks, bar.advance),
-                 lambda _n, r, m=name: {m: _traverse_summary(r)})
+            keep(_timed(sides[:1], partial(traverse_sql, hops=hops), walks, bar.advance),
+                 partial(_named_traverse_summary, name))
     plans = {side: _ordered(p, classes) for side, p in _plans(sides, server, user,
                                                                   unfiltered).items()}
     rows = [Probe("insert", json.loads(row[2]).get("user_id"), row) for row in inserts]

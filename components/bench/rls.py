@@ -424,8 +424,8 @@ def _check(variants: Sequence[Variant], samples: Sequence[Sample],
             if got != base["get_by_id"].results[number]:
                 miss(variant.name, "get_by_id", sample.user, "another row than without RLS")
             for query in ("search_user", "list_user"):
-                rows = mine[query].results[number]
-                foreign = [r for r in rows if own.get(_key(r), object()) != r[-1]]
+                found = mine[query].results[number]
+                foreign = [r for r in found if own.get(_key(r), object()) != r[-1]]
                 if foreign:
                     miss(variant.name, query, sample.user,
                          f"{len(foreign)} rows that are not the user's visible rows")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from pgvector import Vector
@@ -77,7 +77,7 @@ def user_queries(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
     if held_out:  # real text: one of the user's held-out texts, as it was embedded
         source = (f"SELECT vector FROM {n.obj(QUERY_TABLE)} WHERE user_id = s.u"
                   " ORDER BY pg_catalog.random() LIMIT 1")
-        query, params = "m.vector::text", ()
+        query, params = "m.vector::text", cast(tuple[Any, ...], ())
     else:
         source = (f"SELECT vector FROM {n.memories} WHERE payload ->> 'user_id' = s.u"
                   " ORDER BY pg_catalog.random() LIMIT 1")

@@ -56,8 +56,11 @@ def drop_leftover(conn: psycopg.Connection[Any], dsn: str, what: str,
 
 def drop_scratch(conn: psycopg.Connection[Any], dsn: str, scratch: str) -> None:
     statement = f"DROP SCHEMA IF EXISTS {quote_ident(scratch)} CASCADE"
-    drop_leftover(conn, dsn, f"the scratch schema {scratch}",
-                  lambda c: c.execute(statement), f"{statement};")
+
+    def drop(c: psycopg.Connection[Any]) -> None:
+        c.execute(statement)
+
+    drop_leftover(conn, dsn, f"the scratch schema {scratch}", drop, f"{statement};")
 
 
 def build_indexes(conn: psycopg.Connection[Any], indexes: Sequence[tuple[str, str]],
