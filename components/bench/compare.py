@@ -26,6 +26,9 @@ from components.bench.scratch import build_indexes, table_sizes, vacuum_analyze
 from components.identifiers import qualified, quote_ident
 from components.settings import MAX_INDEXED_DIMENSIONS, Settings
 
+__all__ = ["CHOICES", "MEM0_VERSION", "SUFFIX", "build_mem0_table", "check_compare",
+           "compare_names", "index_ddl", "table_ddl"]
+
 CHOICES = ("mem0-default",)
 SUFFIX = "_mem0"
 MEM0_VERSION = "2.2.1"

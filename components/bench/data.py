@@ -19,6 +19,10 @@ from components.bench.users import USERS_TABLE, create_users_table, stride
 from components.identifiers import quote_ident
 from components.model import RELATIONSHIPS_TABLE
 
+__all__ = ["COMMON_SHARE", "DATA_MODEL", "LOAD_BATCH", "NOISE_SHARE", "QUERY_NOISE_SHARE",
+           "TOPICS", "TOPIC_SHARE", "USER_SHARE", "WORDS", "Mem0Row", "load_memories",
+           "stage_inserts"]
+
 LOAD_BATCH = 5_000  # rows per INSERT ... SELECT: bounds the per-statement trigger queue
 
 

@@ -21,6 +21,9 @@ from psycopg import sql
 from components.bench.common import set_setting
 from components.bench.server import Server
 
+__all__ = ["Params", "describe", "exact_plan", "explain_analyze", "explain_generic",
+           "index_methods", "prepared_plans", "used_plan"]
+
 Params = Sequence[Any]
 
 _VECTOR_LITERAL = re.compile(r"'\[[^\]']*\]'")

@@ -9,6 +9,8 @@ from typing import Any
 
 from components.bench.report import megabytes
 
+__all__ = ["NONE", "render_markdown"]
+
 NONE = "-"  # an empty cell: no recall (not a search), no limit (no setting for it)
 
 

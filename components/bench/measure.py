@@ -47,6 +47,11 @@ from components.bench.users import SizeClass
 from components.model import NEIGHBOURS_FUNCTION
 from components.plans import indexes_in
 
+__all__ = ["HOPS", "MEASUREMENTS", "MEM0", "PER_CLASS", "STACK", "STACK_ONLY", "Latencies",
+           "Measured", "Params", "Probe", "Rows", "Runs", "Side", "Tick", "family_of",
+           "get_sql", "insert_sql", "latency_summary", "list_sql", "metric_name", "percentile",
+           "percentiles", "run_measurements", "search_params", "search_sql", "traverse_sql"]
+
 # Measurement families, in the report's order; those in PER_CLASS have one metric per size
 # class, named <family>_<class key> (search_user_10k, list_user_10 ...).
 MEASUREMENTS = ("insert", "search_user", "search_unfiltered", "get_by_id", "list_user",

@@ -16,6 +16,8 @@ from typing import Any
 
 from components.bench.common import BenchError
 
+__all__ = ["DPI", "MEM0_LABEL", "ROW_IN", "WIDTH_IN", "check_available", "write_plot"]
+
 WIDTH_IN, ROW_IN, DPI = 9.0, 0.75, 120
 
 

@@ -9,6 +9,8 @@ from components.bench.common import LIMIT, LIST_LIMIT, RECALL_AT, WARMUP, Names,
 from components.bench.data import DATA_MODEL
 from components.bench.server import Server
 
+__all__ = ["megabytes", "render_text", "run_parameters"]
+
 
 def run_parameters(n: Names, server: Server, options: Options, session: dict[str, Any],
                 skipped: list[str], measured_as: dict[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,10 @@ from components.identifiers import quote_ident
 from components.model import build_model, policy_ddl
 from components.settings import SUPABASE_END_USER_ROLES, Settings
 
+__all__ = ["BASELINE", "EXIT_RESULTS_DIFFER", "IDENTITY_SQL", "MAX_MISMATCHES",
+           "POLICY_PREFIX", "QUERIES", "SEED_FUNCTION", "VARIANTS", "Cell", "Digest", "Sample",
+           "Variant", "measure_rls", "rls_role"]
+
 QUERIES = ("search_user", "get_by_id", "list_user")
 VARIANTS = ("none", "project", "project-app", "seed")
 BASELINE = "none"

@@ -38,6 +38,11 @@ from components.connection import open_session
 from components.identifiers import quote_ident
 from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE, policy_ddl
 
+__all__ = ["IDENTITY_SQL", "MODES", "POLICY_PREFIX", "AppAccess", "Session", "app_access",
+           "check_can_create_roles", "create_role", "drop_role", "grant_app_access",
+           "grant_functions", "lift_app_access", "open_measured", "role_name",
+           "settings_in_effect"]
+
 MODES = ("app", "owner")
 POLICY_PREFIX = "bench_app_"
 # mem0's identity setting, which the app role's policies read through mem0_user_id().

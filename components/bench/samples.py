@@ -22,6 +22,9 @@ from components.bench.data import QUERY_NOISE_SHARE
 from components.bench.realdata import QUERY_TABLE
 from components.bench.users import SizeClass, pick, user_id
 
+__all__ = ["Draw", "Rows", "UserQuery", "draw", "random_ids", "unfiltered_queries",
+           "user_queries"]
+
 Rows = list[tuple[Any, ...]]
 
 

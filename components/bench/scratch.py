@@ -18,6 +18,9 @@ from components.connection import connect
 from components.identifiers import quote_ident
 from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE
 
+__all__ = ["MAINTENANCE_WORK_MEM", "build_indexes", "drop_leftover", "drop_scratch",
+           "scratch_sizes", "table_sizes", "vacuum_analyze", "vacuum_scratch"]
+
 MAINTENANCE_WORK_MEM = "1GB"  # pgvector builds hnsw much faster while the graph fits in it
 
 

@@ -12,6 +12,9 @@ from components.identifiers import qualified, quote_ident
 from components.model import app_role_search_settings, version_tuple
 from components.settings import Settings
 
+__all__ = ["MIN_PGVECTOR", "SERVER_SETTINGS", "Server", "inspect_server", "pgvector_defaults",
+           "search_settings", "set_search_settings"]
+
 MIN_PGVECTOR = (0, 5, 0)  # hnsw indexes and the element-wise vector product
 
 
