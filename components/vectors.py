@@ -5,7 +5,7 @@ project's sessions cannot see: they run with an empty search_path (`connection.c
 and on Supabase pgvector lives in schema `extensions`. `register` finds the type by its
 qualified name instead and installs the package's dumpers and loaders on one connection:
 `pgvector.Vector` (and numpy arrays) are then sent as pgvector's type, text or binary, and
-vector columns come back as numpy arrays.
+vector columns come back as `pgvector.Vector`.
 
 Where code must bind a vector exactly as mem0 does (a list of floats, see components.mem0),
 it passes the list and registers nothing.
