@@ -22,6 +22,7 @@ from components.checks import command as checks
 from components.checks.core import Phase
 from components.errors import ExitCode, Mem0InfraError
 from components.render import render_script
+from components.settings import command as settings_command
 from components.stackfile import load_stack_settings
 
 __all__ = ["COMMANDS", "Command", "main"]

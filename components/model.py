@@ -34,10 +34,10 @@ from components.access import (
     table_access,
 )
 from components.identifiers import qualified, quote_ident, quote_literal
+from components.mem0 import DEFAULT_SEARCH_LIMIT
 from components.settings import (
     HALFVEC_PGVECTOR,
     JOB_SETTINGS,
-    MEM0_DEFAULT_LIMIT,
     SUPABASE_END_USER_ROLES,
     Settings,
 )
@@ -361,7 +361,7 @@ class _Builder:
                                for name in sorted(values)),
             depends_on=(role.key, extension.key), requires=requires,
             comment="search settings for the sessions of the app role: ef_search covers "
-                    f"mem0's LIMIT {MEM0_DEFAULT_LIMIT} (pgvector's default 40 silently "
+                    f"mem0's LIMIT {DEFAULT_SEARCH_LIMIT} (pgvector's default 40 silently "
                     "returns 40 rows); iterative scans keep filtered searches full"))
 
 

@@ -10,16 +10,9 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
+from components.mem0 import CONNECTION_GUIDANCE
 from components.resources import Mem0Backend
 from components.settings import PROJECT, Settings, settings_from_pulumi_config
-
-POOLER_GUIDANCE = (
-    "Connect mem0 directly or through a session-mode pooler (Supabase: port 5432). Behind a "
-    "transaction-mode pooler (Supavisor port 6543, PgBouncer pool_mode=transaction) psycopg's "
-    "server-side prepared statements break: pass mem0 a pool that disables them, "
-    "config['vector_store']['config']['connection_pool'] = psycopg_pool.ConnectionPool("
-    "conninfo, kwargs={'prepare_threshold': None}, open=False), instead of connection_string. "
-    "Budget 3 x maxconn connections per Memory (main store, entities, spare).")
 
 
 def mem0_config(settings: Settings, connection_uri: pulumi.Input[str]) -> dict[str, Any]:
@@ -84,5 +77,5 @@ def run() -> None:
         "sessionScope": settings.session_scope, "owner": settings.owner_role,
         "readonlyRole": settings.readonly_role, "serviceRole": settings.service_role})
     pulumi.export("mem0Config", mem0_config(settings, backend.app_connection_uri))
-    pulumi.export("poolerGuidance", POOLER_GUIDANCE)
+    pulumi.export("poolerGuidance", CONNECTION_GUIDANCE)
     pulumi.export("checks", backend.checks.summary)

@@ -23,6 +23,9 @@ from components.settings import (
 )
 from components.stackfile import add_stack_arguments, load_stack_settings
 
+__all__ = ["add_arguments", "bench_options", "bench_settings", "check_dimensions",
+           "check_profile"]
+
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:

@@ -7,25 +7,29 @@ from typing import Any
 
 import psycopg
 
+from components import mem0
 from components.connection import DSN_ENV as DSN_ENV  # re-exported: bench.DSN_ENV
+from components.errors import Mem0InfraError
 from components.identifiers import qualified, quote_ident
-from components.settings import MEM0_DEFAULT_LIMIT, Settings
+from components.settings import Settings
+
+__all__ = ["APPLICATION", "DEFAULT_SAMPLES", "DEFAULT_SEED", "DSN_ENV", "LIMIT", "LIST_LIMIT",
+           "RECALL_AT", "WARMUP", "BenchError", "Names", "Options", "set_setting"]
 
 APPLICATION = "mem0infra-bench"
-# mem0 2.2.1's search LIMIT by default: Memory.search over-fetches max(top_k * 4, 60) rows
-# with top_k 20 (mem0-contract.md 4).
-LIMIT = MEM0_DEFAULT_LIMIT
+LIMIT = mem0.DEFAULT_SEARCH_LIMIT  # what Memory.search asks with its default top_k
 RECALL_AT = (10, LIMIT)  # recall@10 (what a top-10 caller keeps) and of the whole page
-LIST_LIMIT = 100  # mem0's list (get_all) binds its limit; 100 is its default page
-# Untimed runs before each measurement: psycopg prepares a statement on its 6th execution
-# (prepare_threshold=5), so the timed runs see what a long-lived mem0 pool connection sees.
-WARMUP = 5
+LIST_LIMIT = mem0.DEFAULT_LIST_LIMIT  # mem0's list binds its limit; 100 is its default page
+# Untimed runs before each measurement: psycopg prepares a statement after this many
+# executions, so the timed runs see what a long-lived mem0 pool connection sees.
+WARMUP = mem0.PREPARE_THRESHOLD
 DEFAULT_SAMPLES = 200  # timed runs per measurement
 DEFAULT_SEED = 0.25  # of the generated data (PostgreSQL's setseed)
 
 
-class BenchError(ValueError):
-    """The bench could not run (exit code 2): bad arguments, no database, no pgvector."""
+class BenchError(Mem0InfraError):
+    """The bench could not run (exit code 2, ExitCode.UNUSABLE): bad arguments, no
+    database, no pgvector."""
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,17 @@ class Names:
     def vector(self) -> str:
         return qualified(self.settings.extension_schema, "vector")
 
+    @property
+    def statements(self) -> mem0.Statements:
+        """mem0's statements on this schema's memories table."""
+        return mem0.Statements.qualified_names(self.memories, self.settings.extension_schema)
+
     def op(self, symbol: str) -> str:
         # The session's search_path is empty: pgvector's operators must be named with schema.
         return f"OPERATOR({quote_ident(self.settings.extension_schema)}.{symbol})"
 
 
-def _set(conn: psycopg.Connection[Any], name: str, value: str, local: bool = False) -> None:
+def set_setting(conn: psycopg.Connection[Any], name: str, value: str,
+                local: bool = False) -> None:
+    """set_config(name, value, local): a setting's value bound, never formatted."""
     conn.execute("SELECT pg_catalog.set_config(%s, %s, %s)", (name, value, local))

@@ -22,9 +22,12 @@ import psycopg
 
 from components.bench.common import BenchError, Names
 from components.bench.progress import Progress
-from components.bench.scratch import _build_indexes, table_sizes, vacuum_analyze
+from components.bench.scratch import build_indexes, table_sizes, vacuum_analyze
 from components.identifiers import qualified, quote_ident
 from components.settings import MAX_INDEXED_DIMENSIONS, Settings
+
+__all__ = ["CHOICES", "MEM0_VERSION", "SUFFIX", "build_mem0_table", "check_compare",
+           "compare_names", "index_ddl", "table_ddl"]
 
 CHOICES = ("mem0-default",)
 SUFFIX = "_mem0"
@@ -77,7 +80,7 @@ def build_mem0_table(conn: psycopg.Connection[Any], n: Names,
     copied = conn.execute(f"INSERT INTO {c.memories} (id, vector, payload)"
                           f" SELECT id, vector, payload FROM {n.memories}").rowcount
     copy_s = round(time.perf_counter() - started, 3)
-    build = _build_indexes(conn, index_ddl(c), progress, "building mem0's indexes")
+    build = build_indexes(conn, index_ddl(c), progress, "building mem0's indexes")
     build["vacuum_analyze_s"] = vacuum_analyze(conn, [c.memories])
     return {
         "against": "mem0-default",

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from hashlib import md5
 from typing import Any
 
 import psycopg
+from pgvector import Vector
 
+from components import mem0
 from components.bench.common import WARMUP, Names, Options
 from components.bench.progress import Progress
 from components.bench.realdata import load_texts
 from components.bench.users import USERS_TABLE, create_users_table, stride
 from components.identifiers import quote_ident
 from components.model import RELATIONSHIPS_TABLE
+
+__all__ = ["COMMON_SHARE", "DATA_MODEL", "LOAD_BATCH", "NOISE_SHARE", "QUERY_NOISE_SHARE",
+           "TOPICS", "TOPIC_SHARE", "USER_SHARE", "WORDS", "Mem0Row", "load_memories",
+           "stage_inserts"]
 
 LOAD_BATCH = 5_000  # rows per INSERT ... SELECT: bounds the per-statement trigger queue
 
@@ -134,7 +137,7 @@ def _pool_size(options: Options) -> int:
     return math.isqrt(options.rows + options.samples + WARMUP) + 1  # P*P covers every row
 
 
-def _load(conn: psycopg.Connection[Any], n: Names, options: Options, counts: Sequence[int],
+def load_memories(conn: psycopg.Connection[Any], n: Names, options: Options, counts: Sequence[int],
           progress: Progress) -> dict[str, Any]:
     """The memories (`counts[u]` for user u) and their relationships, timed."""
     for ddl in _helper_functions(n):
@@ -145,6 +148,7 @@ def _load(conn: psycopg.Connection[Any], n: Names, options: Options, counts: Seq
     if options.embedder == "minilm":
         load = load_texts(conn, n, counts, options.uuid_user_ids, options.seed, progress)
         return {**load, **_relationships(conn, n, progress)}
+    # mem0.payload()'s keys and values, built in the server for speed.
     statement = (
         f"INSERT INTO {n.memories} (id, vector, payload)"
         " SELECT pg_catalog.gen_random_uuid(), x.vector, pg_catalog.jsonb_build_object("
@@ -202,11 +206,7 @@ def _load_relationships(conn: psycopg.Connection[Any], n: Names) -> int:
 Mem0Row = tuple[str, list[float], str]  # id, vector, payload as mem0 sends them
 
 
-def _parse_vector(text: str) -> list[float]:
-    return [float(x) for x in text.strip("[]").split(",")]
-
-
-def _stage_inserts(conn: psycopg.Connection[Any], n: Names, options: Options) -> list[Mem0Row]:
+def stage_inserts(conn: psycopg.Connection[Any], n: Names, options: Options) -> list[Mem0Row]:
     """New memories for the insert measurement, from the same generator as the load."""
     lo = options.rows
     hi = lo + options.samples + WARMUP - 1
@@ -218,9 +218,8 @@ def _stage_inserts(conn: psycopg.Connection[Any], n: Names, options: Options) ->
 
 
 def _mem0_row(user_id: str, body: str, vector: str) -> Mem0Row:
-    # As mem0 2.x builds it: uuid4 id, the vector as a float list, the payload as JSON text.
-    now = datetime.now(UTC).isoformat()
-    payload = {"data": body, "hash": md5(body.encode()).hexdigest(), "role": "user",
-               "user_id": user_id, "created_at": now, "updated_at": now,
-               "text_lemmatized": body}
-    return str(uuid.uuid4()), _parse_vector(vector), json.dumps(payload)
+    # As mem0 2.x builds it: uuid4 id, the vector as a float list (bound as mem0 binds it),
+    # the payload as JSON text.
+    now = mem0.timestamp()
+    return (str(uuid.uuid4()), Vector.from_text(vector).to_list(),
+            mem0.payload_json(body, user_id=user_id, created_at=now, updated_at=now))

@@ -15,10 +15,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from pgvector import Vector
 from psycopg import sql
 
-from components.bench.common import _set
+from components.bench.common import set_setting
 from components.bench.server import Server
+
+__all__ = ["Params", "describe", "exact_plan", "explain_analyze", "explain_generic",
+           "index_methods", "prepared_plans", "used_plan"]
 
 Params = Sequence[Any]
 
@@ -32,11 +36,11 @@ _REMOVED = re.compile(r"Rows Removed by Filter: (\d+)")
 
 
 @contextmanager
-def _exact_plan(conn: psycopg.Connection[Any]) -> Iterator[None]:
+def exact_plan(conn: psycopg.Connection[Any]) -> Iterator[None]:
     """A transaction whose plans cannot use an index: a sequential scan, exact distances."""
     with conn.transaction():
         for name in ("enable_indexscan", "enable_bitmapscan", "enable_indexonlyscan", "jit"):
-            _set(conn, name, "off", local=True)
+            set_setting(conn, name, "off", local=True)
         yield
 
 
@@ -45,10 +49,10 @@ def _shorten(rows: Sequence[tuple[Any, ...]]) -> list[str]:
     return [_VECTOR_LITERAL.sub("'[...]'", row[0]) for row in rows]
 
 
-def _explain(conn: psycopg.Connection[Any], statement: str, params: Params,
+def explain_analyze(conn: psycopg.Connection[Any], statement: str, params: Params,
              exact: bool = False) -> list[str]:
     """The custom plan: EXPLAIN (ANALYZE, BUFFERS) with the parameters folded in."""
-    with _exact_plan(conn) if exact else conn.transaction():
+    with exact_plan(conn) if exact else conn.transaction():
         rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params,
                             prepare=False).fetchall()
     return _shorten(rows)
@@ -59,19 +63,16 @@ def _dollar(statement: str) -> str:
     return re.sub(r"%s", lambda _: f"${next(numbers)}", statement)
 
 
-def _vector_text(values: Sequence[float]) -> str:
-    return "[" + ",".join(repr(v) for v in values) + "]"
-
-
-def _explain_generic(conn: psycopg.Connection[Any], statement: str,
+def explain_generic(conn: psycopg.Connection[Any], statement: str,
                      params: Params) -> list[str]:
     """The plan a prepared statement switches to after five custom plans, if cheaper."""
     name = "mem0_bench_generic"
     conn.execute(f"PREPARE {name} AS {_dollar(statement)}")
-    values = [_vector_text(p) if isinstance(p, list) else p for p in params]
+    # EXECUTE takes literals: a vector as pgvector's text form.
+    values = [Vector(p).to_text() if isinstance(p, list) else p for p in params]
     try:
         with conn.transaction():
-            _set(conn, "plan_cache_mode", "force_generic_plan", local=True)
+            set_setting(conn, "plan_cache_mode", "force_generic_plan", local=True)
             rows = conn.execute(sql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE {}({})").format(
                 sql.Identifier(name), sql.SQL(", ").join(map(sql.Literal, values)))).fetchall()
     finally:
@@ -79,7 +80,7 @@ def _explain_generic(conn: psycopg.Connection[Any], statement: str,
     return _shorten(rows)
 
 
-def _prepared_plans(conn: psycopg.Connection[Any], server: Server,
+def prepared_plans(conn: psycopg.Connection[Any], server: Server,
                     statement: str) -> dict[str, int] | None:
     """How often the timed runs' prepared statement was planned generic vs custom."""
     if server.version_num < 140000:  # the counters are new in PostgreSQL 14

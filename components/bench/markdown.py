@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.bench.report import _mb
+from components.bench.report import megabytes
+
+__all__ = ["NONE", "render_markdown"]
 
 NONE = "-"  # an empty cell: no recall (not a search), no limit (no setting for it)
 
@@ -139,8 +141,8 @@ def _load_and_sizes(report: dict[str, Any]) -> list[str]:
     if "compare" in report:
         sizes.update({f"mem0-default {table}": size
                       for table, size in report["compare"]["sizes"].items()})
-    lines += [f"| {table} | {_mb(s['total_bytes'])} | {_mb(s['table_bytes'])} "
-              f"| {_mb(s['indexes_bytes'])} |" for table, s in sizes.items()]
+    lines += [f"| {table} | {megabytes(s['total_bytes'])} | {megabytes(s['table_bytes'])} "
+              f"| {megabytes(s['indexes_bytes'])} |" for table, s in sizes.items()]
     return [*lines, ""]
 
 

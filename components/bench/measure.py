@@ -18,23 +18,25 @@ Each summary goes to the report; the raw latencies stay out of the JSON document
 from __future__ import annotations
 
 import json
-import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import psycopg
 
+from components import mem0
 from components.bench.common import LIMIT, LIST_LIMIT, RECALL_AT, WARMUP, Names
 from components.bench.data import Mem0Row
 from components.bench.explain import (
-    _exact_plan,
-    _explain,
-    _explain_generic,
-    _prepared_plans,
     describe,
+    exact_plan,
+    explain_analyze,
+    explain_generic,
     index_methods,
+    prepared_plans,
     used_plan,
 )
 from components.bench.progress import Progress
@@ -44,6 +46,11 @@ from components.bench.server import Server
 from components.bench.users import SizeClass
 from components.model import NEIGHBOURS_FUNCTION
 from components.plans import indexes_in
+
+__all__ = ["HOPS", "MEASUREMENTS", "MEM0", "PER_CLASS", "STACK", "STACK_ONLY", "Latencies",
+           "Measured", "Params", "Probe", "Rows", "Runs", "Side", "Tick", "family_of",
+           "get_sql", "insert_sql", "latency_summary", "list_sql", "metric_name", "percentile",
+           "percentiles", "run_measurements", "search_params", "search_sql", "traverse_sql"]
 
 # Measurement families, in the report's order; those in PER_CLASS have one metric per size
 # class, named <family>_<class key> (search_user_10k, list_user_10 ...).
@@ -141,19 +148,26 @@ def _timed(sides: Sequence[Side], statement_of: Callable[[Names], str],
     return runs
 
 
-def _percentile(ordered: Sequence[float], p: float) -> float:
-    position = (len(ordered) - 1) * p / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def percentile(latencies: Sequence[float], p: int) -> float:
+    """The p-th percentile (1..99) by linear interpolation between the two nearest ranks,
+    the inclusive definition (numpy's default): the median of 1, 2, 3, 4 is 2.5."""
+    return percentiles(latencies, (p,))[0]
 
 
-def _summary(latencies: Sequence[float]) -> dict[str, Any]:
+def percentiles(latencies: Sequence[float], points: Sequence[int]) -> list[float]:
+    """`percentile` of each of `points`, from one sort."""
+    if len(latencies) == 1:  # statistics.quantiles needs two
+        return [latencies[0] for _ in points]
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return [cuts[p - 1] for p in points]
+
+
+def latency_summary(latencies: Sequence[float]) -> dict[str, Any]:
+    """Count, mean, p50, p95, p99, min and max, in ms rounded to the microsecond."""
     ordered = sorted(latencies)
+    p50, p95, p99 = percentiles(ordered, (50, 95, 99))
     return {"count": len(ordered), "mean_ms": round(sum(ordered) / len(ordered), 3),
-            "p50_ms": round(_percentile(ordered, 50), 3),
-            "p95_ms": round(_percentile(ordered, 95), 3),
-            "p99_ms": round(_percentile(ordered, 99), 3),
+            "p50_ms": round(p50, 3), "p95_ms": round(p95, 3), "p99_ms": round(p99, 3),
             "min_ms": round(ordered[0], 3), "max_ms": round(ordered[-1], 3)}
 
 
@@ -175,18 +189,18 @@ def _pages(found: Sequence[Rows], expected: Sequence[int]) -> dict[str, Any]:
 # --- searches -------------------------------------------------------------------------------
 
 def search_sql(n: Names, user_scoped: bool) -> str:
-    """mem0's statement (contract 3 and 8): the filter key and the limit are bound too."""
-    where = " WHERE payload->>%s = %s" if user_scoped else ""
-    return (f"SELECT id, vector {n.op('<=>')} %s::{n.vector} AS distance, payload"
-            f" FROM {n.memories}{where} ORDER BY distance LIMIT %s")
+    """mem0's search (components.mem0): by the user's key, or over every row."""
+    return n.statements.search(filtered=user_scoped)
 
 
-def search_params(user: str, vector: list[float], user_scoped: bool) -> Params:
-    return (vector, "user_id", user, LIMIT) if user_scoped else (vector, LIMIT)
+def search_params(user: str | None, vector: list[float], user_scoped: bool) -> Params:
+    """The search's parameters, in mem0's order; the vector a list, bound as mem0 binds it
+    (psycopg sends float8[] and `%s::vector` converts it): the bench times mem0's own."""
+    return mem0.search_params(vector, user if user_scoped else None)
 
 
 def _exact(conn: psycopg.Connection[Any], statement: str, params: Params) -> Rows:
-    with _exact_plan(conn):
+    with exact_plan(conn):
         # Not prepared: a cached generic plan ignores planner settings changed after it.
         return conn.execute(statement, params, prepare=False).fetchall()
 
@@ -212,7 +226,7 @@ def _recall(found: Rows, exact: Rows, k: int) -> float:
 
 def _search_summary(latencies: Sequence[float], found: Sequence[Rows],
                     exact: Sequence[Rows], users: set[str | None]) -> dict[str, Any]:
-    out = {**_summary(latencies), "limit": LIMIT}
+    out = {**latency_summary(latencies), "limit": LIMIT}
     for k in RECALL_AT:
         recalls = [_recall(f, e, k) for f, e in zip(found, exact, strict=True)]
         out[f"recall_at_{k}_mean"] = round(sum(recalls) / len(recalls), 4)
@@ -253,18 +267,17 @@ def _search_metrics(runs: Runs, truths: Sequence[Rows]) -> dict[str, dict[str, A
 # --- get, list, traversal, insert -----------------------------------------------------------
 
 def get_sql(n: Names) -> str:
-    return f"SELECT id, payload FROM {n.memories} WHERE id = %s"
+    return n.statements.get()
 
 
 def list_sql(n: Names) -> str:
-    # mem0's list (get_all): no ORDER BY, its limit bound.
-    return f"SELECT id, payload FROM {n.memories} WHERE payload->>%s = %s LIMIT %s"
+    return n.statements.list()
 
 
 def insert_sql(n: Names) -> str:
-    # mem0's INSERT; the float list reaches vector(N) through pgvector's assignment cast, as
-    # mem0's does. On the stack's copy the indexes and the history trigger are in place.
-    return f"INSERT INTO {n.memories} (id, vector, payload) VALUES (%s, %s, %s)"
+    # The float list reaches vector(N) through pgvector's assignment cast, as mem0's does. On
+    # the stack's copy the indexes and the history trigger are in place.
+    return n.statements.insert()
 
 
 def traverse_sql(n: Names, hops: int) -> str:
@@ -277,14 +290,23 @@ def _page_metrics(runs: Runs) -> dict[str, dict[str, Any]]:
     for metric, numbers in _by_metric(runs).items():
         found = [runs.results[i] for i in numbers]
         expected = [runs.probes[i].expected or 0 for i in numbers]
-        metrics[metric] = {**_summary([runs.latencies[i] for i in numbers]),
+        metrics[metric] = {**latency_summary([runs.latencies[i] for i in numbers]),
                            **_pages(found, expected),
                            "users": len({runs.probes[i].user for i in numbers})}
     return metrics
 
 
+def _side_search_metrics(truths: dict[str, list[Rows]], side: str,
+                         runs: Runs) -> dict[str, dict[str, Any]]:
+    return _search_metrics(runs, truths[side])
+
+
+def _named_traverse_summary(metric: str, _side: str, runs: Runs) -> dict[str, Any]:
+    return {metric: _traverse_summary(runs)}
+
+
 def _traverse_summary(runs: Runs) -> dict[str, Any]:
-    return {**_summary(runs.latencies),
+    return {**latency_summary(runs.latencies),
             "neighbours_mean": round(sum(map(len, runs.results)) / len(runs.results), 2)}
 
 
@@ -309,17 +331,17 @@ def _plans(sides: Sequence[Side], server: Server, user: Sequence[Probe],
             for side in sides:
                 statement = search_sql(side.names, scoped)
                 side.session.act_for(probe.user)
-                custom = _explain(side.conn, statement, probe.params)
-                counts = _prepared_plans(side.conn, server, statement)
+                custom = explain_analyze(side.conn, statement, probe.params)
+                counts = prepared_plans(side.conn, server, statement)
                 plan: dict[str, Any] = {
                     "statement": statement, "timed_runs": counts, "used": used_plan(counts),
                     "custom": describe(custom, methods, side.session.settings),
                     "custom_plan_indexes": indexes_in(custom), "custom_plan": custom}
-                generic = _explain_generic(side.conn, statement, probe.params)
+                generic = explain_generic(side.conn, statement, probe.params)
                 plan.update(generic=describe(generic, methods, side.session.settings),
                             generic_plan_indexes=indexes_in(generic), generic_plan=generic)
                 if side.name == STACK:
-                    exact = _explain(side.conn, statement, probe.params, exact=True)
+                    exact = explain_analyze(side.conn, statement, probe.params, exact=True)
                     plan["exact_plan_indexes"] = indexes_in(exact)
                 out[side.name][metric] = plan
     return out
@@ -363,7 +385,7 @@ def run_measurements(sides: Sequence[Side], server: Server, drawn: Draw,
     for probes, scoped, label in ((user, True, f"search_user ({len(classes)} size classes)"),
                                   (unfiltered, False, "search_unfiltered")):
         runs, truths = _search(sides, probes, scoped, label, progress)
-        keep(runs, lambda name, r, t=truths: _search_metrics(r, t[name]))
+        keep(runs, partial(_side_search_metrics, truths))
     gets = [Probe("get_by_id", u, (i,), expected=1) for i, u in drawn.gets]
     with progress.bar("measuring get_by_id", len(gets)) as bar:
         keep(_timed(sides, get_sql, gets, bar.advance), lambda _n, r: _page_metrics(r))
@@ -375,14 +397,14 @@ def run_measurements(sides: Sequence[Side], server: Server, drawn: Draw,
         name = f"traverse_{hops}hop"
         walks = [Probe(name, u, (i,)) for i, u in drawn.traversals[hops]]
         with progress.bar(f"measuring {name}", len(walks)) as bar:
-            keep(_timed(sides[:1], lambda n, h=hops: traverse_sql(n, h), walks, bar.advance),
-                 lambda _n, r, m=name: {m: _traverse_summary(r)})
+            keep(_timed(sides[:1], partial(traverse_sql, hops=hops), walks, bar.advance),
+                 partial(_named_traverse_summary, name))
     plans = {side: _ordered(p, classes) for side, p in _plans(sides, server, user,
                                                                   unfiltered).items()}
     rows = [Probe("insert", json.loads(row[2]).get("user_id"), row) for row in inserts]
     with progress.bar("measuring insert", len(rows)) as bar:
         keep(_timed(sides, insert_sql, rows, bar.advance, write=True),
-             lambda _n, r: {"insert": _summary(r.latencies)})
+             lambda _n, r: {"insert": latency_summary(r.latencies)})
     labels = {metric_name(f, c): c.label for f in PER_CLASS for c in classes}
     for side_metrics in metrics.values():
         for name in side_metrics.keys() & labels.keys():

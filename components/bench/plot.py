@@ -16,6 +16,8 @@ from typing import Any
 
 from components.bench.common import BenchError
 
+__all__ = ["DPI", "MEM0_LABEL", "ROW_IN", "WIDTH_IN", "check_available", "write_plot"]
+
 WIDTH_IN, ROW_IN, DPI = 9.0, 0.75, 120
 
 
@@ -67,7 +69,7 @@ def write_plot(report: Mapping[str, Any], latencies: Mapping[str, Sequence[float
             if verdict:
                 color = "tab:red" if verdict["passed"] else "darkred"
                 axes.vlines(verdict["limit_ms"], y - 0.4, y + 0.4, colors=color, linewidth=2,
-                            label=None if limit_labelled else "limit (p95)")
+                            label="_nolegend_" if limit_labelled else "limit (p95)")
                 limit_labelled = True
                 axes.annotate(f"{verdict['limit_ms']} ms ({verdict['setting']})"
                               + ("" if verdict["passed"] else " FAIL"),

@@ -11,6 +11,8 @@ import time
 from types import TracebackType
 from typing import TextIO
 
+__all__ = ["BAR_WIDTH", "REDRAW_S", "Bar", "Progress"]
+
 BAR_WIDTH = 20
 # Redraw at most this often: a measurement calls the bar after every run (sub-millisecond
 # runs), and writing to the terminal between timed runs should cost next to nothing.

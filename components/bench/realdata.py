@@ -15,17 +15,16 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from hashlib import md5
 from typing import Any
 
 import psycopg
-from psycopg.types import TypeInfo
 from psycopg.types.json import Jsonb
 
+from components import mem0
 from components.bench.common import BenchError, Names
 from components.bench.progress import Progress
 from components.bench.users import user_id
+from components.vectors import VectorTypeMissing, register
 
 __all__ = ["DATA_MODEL", "EMBEDDERS", "EMBEDDER_DIMENSIONS", "HELD_OUT", "QUERY_TABLE",
            "load_texts"]
@@ -42,25 +41,16 @@ BATCH = 512  # texts per encode call: one bar step, and a bounded COPY chunk
 
 
 def _register_vector(conn: psycopg.Connection[Any], n: Names) -> int:
-    """pgvector's binary dumper for numpy rows, for the stack's extension schema (the
-    bench's search_path is empty, so the type is looked up by its qualified name); returns
+    """pgvector's binary dumper for numpy rows, for the stack's extension schema; returns
     the type's oid, which COPY's set_types takes."""
     try:
-        from pgvector.psycopg.vector import register_vector_info
-    except ImportError as exc:
-        raise BenchError("--embedder minilm loads through the pgvector package; install it "
-                         "with .venv/bin/pip install -r requirements.txt") from exc
-    info = TypeInfo.fetch(conn, n.vector)
-    if info is None:
-        raise BenchError(f"pgvector's type {n.vector} is not in this database")
-    register_vector_info(conn, info)
-    return info.oid
+        return register(conn, n.settings.extension_schema)
+    except VectorTypeMissing as exc:
+        raise BenchError(str(exc)) from exc
 
 
 def _payload(user: str, text: str, at: str) -> Jsonb:
-    return Jsonb({"data": text, "hash": md5(text.encode()).hexdigest(), "role": "user",
-                  "user_id": user, "created_at": at, "updated_at": at,
-                  "text_lemmatized": text})
+    return Jsonb(mem0.payload(text, user_id=user, created_at=at, updated_at=at))
 
 
 def load_texts(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
@@ -81,7 +71,7 @@ def load_texts(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
     work = [(number, m.text, i >= count)
             for number, count in enumerate(counts)
             for i, m in enumerate(user_memories(number, count + HELD_OUT, seed))]
-    at = datetime.now(UTC).isoformat()
+    at = mem0.timestamp()
     embed_s = 0.0
     started = time.perf_counter()
     memory_copy = (f"COPY {n.memories} (id, vector, payload) FROM STDIN (FORMAT binary)")

@@ -9,8 +9,10 @@ from components.bench.common import LIMIT, LIST_LIMIT, RECALL_AT, WARMUP, Names,
 from components.bench.data import DATA_MODEL
 from components.bench.server import Server
 
+__all__ = ["megabytes", "render_text", "run_parameters"]
 
-def _parameters(n: Names, server: Server, options: Options, session: dict[str, Any],
+
+def run_parameters(n: Names, server: Server, options: Options, session: dict[str, Any],
                 skipped: list[str], measured_as: dict[str, Any]) -> dict[str, Any]:
     s, index = n.settings, n.settings.vector_index
     settings = session["settings"]
@@ -42,7 +44,7 @@ def _parameters(n: Names, server: Server, options: Options, session: dict[str, A
     }
 
 
-def _mb(size: int) -> str:
+def megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
 
 
@@ -155,9 +157,11 @@ def _latency_cells(m: dict[str, Any]) -> str:
 
 
 def _size_line(label: str, size: dict[str, Any]) -> str:
-    top = ", ".join(f"{name} {_mb(b)}" for name, b in list(size["per_index_bytes"].items())[:3])
-    return (f"size {label}: {_mb(size['total_bytes'])} total = table+toast "
-            f"{_mb(size['table_bytes'])} + indexes {_mb(size['indexes_bytes'])} ({top})")
+    top = ", ".join(f"{name} {megabytes(b)}"
+                    for name, b in list(size["per_index_bytes"].items())[:3])
+    return (f"size {label}: {megabytes(size['total_bytes'])} total = table+toast "
+            f"{megabytes(size['table_bytes'])} + indexes "
+            f"{megabytes(size['indexes_bytes'])} ({top})")
 
 
 def _text_metrics(report: dict[str, Any]) -> list[str]:

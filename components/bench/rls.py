@@ -48,33 +48,36 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
+from pgvector import Vector
 
 from components.access import MEMORY, USER_ID_FUNCTION, table_access
 from components.bench.common import LIMIT, LIST_LIMIT, WARMUP, BenchError, Names, Options
-from components.bench.data import QUERY_NOISE_SHARE, _parse_vector
-from components.bench.explain import _explain, _explain_generic, _prepared_plans, used_plan
+from components.bench.data import QUERY_NOISE_SHARE
+from components.bench.explain import explain_analyze, explain_generic, prepared_plans, used_plan
 from components.bench.measure import (
     Params,
     Rows,
-    _percentile,
-    _summary,
-    get_sql,
-    list_sql,
+    latency_summary,
+    percentile,
     search_params,
-    search_sql,
 )
 from components.bench.role import grant_functions, role_name
 from components.bench.server import Server
+from components.errors import ExitCode
 from components.identifiers import quote_ident
 from components.model import build_model, policy_ddl
-from components.settings import SUPABASE_END_USER_ROLES, Settings
+from components.settings import SUPABASE_END_USER_ROLES, AppRoleIdentity, Settings, Target
+
+__all__ = ["BASELINE", "EXIT_RESULTS_DIFFER", "IDENTITY_SQL", "MAX_MISMATCHES",
+           "POLICY_PREFIX", "QUERIES", "SEED_FUNCTION", "VARIANTS", "Cell", "Digest", "Sample",
+           "Variant", "measure_rls", "rls_role"]
 
 QUERIES = ("search_user", "get_by_id", "list_user")
 VARIANTS = ("none", "project", "project-app", "seed")
 BASELINE = "none"
 SEED_FUNCTION = "uid"  # the seed's auth.uid(), in the scratch schema
 POLICY_PREFIX = "bench_rls_"
-EXIT_RESULTS_DIFFER = 1
+EXIT_RESULTS_DIFFER = ExitCode.FAILED  # a variant changed what a user's query returns
 # Both identity sources, set for every sample in every variant (untimed): a variant reads
 # the one it needs, and the other is empty, as the identity functions expect when unset.
 IDENTITY_SQL = ("SELECT pg_catalog.set_config('mem0.user_id', %s, true),"
@@ -130,7 +133,7 @@ def _postgres_target(settings: Settings) -> Settings:
     """The same stack with a plain PostgreSQL's identity: the JWT's sub, else mem0.user_id."""
     if settings.target != "supabase":
         return settings
-    return replace(settings, target="postgres",
+    return replace(settings, target=Target.POSTGRES,
                    readonly_role=settings.readonly_role or "mem0_readonly")
 
 
@@ -181,7 +184,7 @@ def _variants(n: Names) -> list[Variant]:
     s = n.settings
     table = [(s.collection, MEMORY)]
     [users] = table_access(s, n.scratch, table, n.memories)
-    optional = replace(s, app_role_identity="optional")
+    optional = replace(s, app_role_identity=AppRoleIdentity.OPTIONAL)
     [app] = table_access(optional, n.scratch, table, n.memories)
     user_rule = users.rules[_end_user_role(s)]["SELECT"]
     app_rule = app.rules[s.app_role]["SELECT"]
@@ -236,13 +239,14 @@ def _samples(conn: psycopg.Connection[Any], n: Names, count: int) -> list[Sample
         "  WHERE payload ->> 'user_id' = s.u ORDER BY pg_catalog.random() LIMIT 1) AS m"
         " ORDER BY s.i",
         (n.settings.dimensions, math.sqrt(QUERY_NOISE_SHARE), rotation)).fetchall()
-    return [Sample(user, memory_id, _parse_vector(vector)) for user, memory_id, vector in rows]
+    return [Sample(user, memory_id, Vector.from_text(vector).to_list())
+            for user, memory_id, vector in rows]
 
 
 def _statements(n: Names) -> dict[str, str]:
     # mem0's statements (contract 3 and 8; list and get select id and payload only).
-    return {"search_user": search_sql(n, True), "get_by_id": get_sql(n),
-            "list_user": list_sql(n)}
+    return {"search_user": n.statements.search(), "get_by_id": n.statements.get(),
+            "list_user": n.statements.list()}
 
 
 def _params(query: str, sample: Sample) -> Params:
@@ -334,9 +338,9 @@ def _plan(conn: psycopg.Connection[Any], server: Server, statement: str, variant
     and which of them the timed runs used."""
     conn.execute(IDENTITY_SQL, _identity(variant, sample.user))
     params = _params(query, sample)
-    custom = _explain(conn, statement, params)
-    generic = _explain_generic(conn, statement, params)
-    counts = _prepared_plans(conn, server, statement)
+    custom = explain_analyze(conn, statement, params)
+    generic = explain_generic(conn, statement, params)
+    counts = prepared_plans(conn, server, statement)
     used = used_plan(counts)
     return {"used": used, "timed_runs": counts,
             **_shape(generic if used == "generic" else custom, variant.function),
@@ -424,8 +428,8 @@ def _check(variants: Sequence[Variant], samples: Sequence[Sample],
             if got != base["get_by_id"].results[number]:
                 miss(variant.name, "get_by_id", sample.user, "another row than without RLS")
             for query in ("search_user", "list_user"):
-                rows = mine[query].results[number]
-                foreign = [r for r in rows if own.get(_key(r), object()) != r[-1]]
+                found = mine[query].results[number]
+                foreign = [r for r in found if own.get(_key(r), object()) != r[-1]]
                 if foreign:
                     miss(variant.name, query, sample.user,
                          f"{len(foreign)} rows that are not the user's visible rows")
@@ -477,7 +481,7 @@ def measure_rls(conn: psycopg.Connection[Any], n: Names, server: Server, options
 
 def _ratio(latencies: Sequence[float], baseline: Sequence[float]) -> float:
     # From the unrounded medians: a rounded one could be 0.000.
-    return round(_percentile(sorted(latencies), 50) / _percentile(sorted(baseline), 50), 3)
+    return round(percentile(latencies, 50) / percentile(baseline, 50), 3)
 
 
 def _report(n: Names, role: str, identity: str, variants: Sequence[Variant],
@@ -490,7 +494,7 @@ def _report(n: Names, role: str, identity: str, variants: Sequence[Variant],
         queries: dict[str, Any] = {}
         for query in QUERIES:
             cell = cells[variant.name][query]
-            summary = _summary(cell.latencies)
+            summary = latency_summary(cell.latencies)
             same = sum(_identical(r, b, query == "search_user")
                        for r, b in zip(cell.results, base[query].results, strict=True))
             queries[query] = {

@@ -31,12 +31,17 @@ from typing import Any
 import psycopg
 
 from components.access import COMMANDS, GRAPH, HISTORY, MEMORY, TableAccess, table_access
-from components.bench.common import APPLICATION, BenchError, Names, _set
+from components.bench.common import APPLICATION, BenchError, Names, set_setting
 from components.bench.scratch import drop_leftover
 from components.bench.server import Server, pgvector_defaults, search_settings
 from components.connection import open_session
 from components.identifiers import quote_ident
 from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE, policy_ddl
+
+__all__ = ["IDENTITY_SQL", "MODES", "POLICY_PREFIX", "AppAccess", "Session", "app_access",
+           "check_can_create_roles", "create_role", "drop_role", "grant_app_access",
+           "grant_functions", "lift_app_access", "open_measured", "role_name",
+           "settings_in_effect"]
 
 MODES = ("app", "owner")
 POLICY_PREFIX = "bench_app_"
@@ -209,7 +214,7 @@ def open_measured(dsn: str, settings_of: Names, server: Server, role: str | None
         if stack_settings:
             values.update(search_settings(settings_of.settings, server))
         for name, value in values.items():
-            _set(conn, name, value)
+            set_setting(conn, name, value)
         row = conn.execute("SELECT current_user::text").fetchone()
         return Session(conn, row[0] if row else "", values, identity)
     except BaseException:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import psycopg
+from pgvector import Vector
 
 from components.bench.common import WARMUP, BenchError, Names
-from components.bench.data import QUERY_NOISE_SHARE, _parse_vector
+from components.bench.data import QUERY_NOISE_SHARE
 from components.bench.realdata import QUERY_TABLE
 from components.bench.users import SizeClass, pick, user_id
+
+__all__ = ["Draw", "Rows", "UserQuery", "draw", "random_ids", "unfiltered_queries",
+           "user_queries"]
 
 Rows = list[tuple[Any, ...]]
 
@@ -76,7 +80,7 @@ def user_queries(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
     if held_out:  # real text: one of the user's held-out texts, as it was embedded
         source = (f"SELECT vector FROM {n.obj(QUERY_TABLE)} WHERE user_id = s.u"
                   " ORDER BY pg_catalog.random() LIMIT 1")
-        query, params = "m.vector::text", ()
+        query, params = "m.vector::text", cast(tuple[Any, ...], ())
     else:
         source = (f"SELECT vector FROM {n.memories} WHERE payload ->> 'user_id' = s.u"
                   " ORDER BY pg_catalog.random() LIMIT 1")
@@ -89,7 +93,7 @@ def user_queries(conn: psycopg.Connection[Any], n: Names, counts: Sequence[int],
         f" CROSS JOIN LATERAL ({source}) AS m ORDER BY s.i", (*params, ids)).fetchall()
     if len(rows) != len(ids):  # the generator gives every user a memory
         raise BenchError(f"{len(ids) - len(rows)} of the drawn users have no memory")
-    return [UserQuery(size, user, counts[number], _parse_vector(vector))
+    return [UserQuery(size, user, counts[number], Vector.from_text(vector).to_list())
             for size, number, (user, vector) in zip(turns, numbers, rows, strict=True)]
 
 
@@ -98,13 +102,13 @@ def unfiltered_queries(conn: psycopg.Connection[Any], n: Names, count: int,
     if held_out:
         rows = _sample(conn, f"SELECT user_id, vector::text FROM {n.obj(QUERY_TABLE)}"
                              " ORDER BY pg_catalog.random() LIMIT %s::bigint", (), count)
-        return [(user, _parse_vector(vector)) for user, vector in rows]
+        return [(user, Vector.from_text(vector).to_list()) for user, vector in rows]
     rows = _sample(
         conn,
         f"SELECT m.payload ->> 'user_id', {n.obj('bench_unit')}(m.vector::{n.vector} {n.op('+')}"
         f" {_noise(n)})::text FROM (SELECT payload, vector FROM {n.memories}"
         " ORDER BY pg_catalog.random() LIMIT %s::bigint) AS m", _noise_params(n), count)
-    return [(user, _parse_vector(vector)) for user, vector in rows]
+    return [(user, Vector.from_text(vector).to_list()) for user, vector in rows]
 
 
 def random_ids(conn: psycopg.Connection[Any], n: Names, count: int) -> list[tuple[str, str]]:

@@ -12,11 +12,14 @@ from typing import Any
 
 import psycopg
 
-from components.bench.common import APPLICATION, Names, _set
+from components.bench.common import APPLICATION, Names, set_setting
 from components.bench.progress import Progress
 from components.connection import connect
 from components.identifiers import quote_ident
 from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE
+
+__all__ = ["MAINTENANCE_WORK_MEM", "build_indexes", "drop_leftover", "drop_scratch",
+           "scratch_sizes", "table_sizes", "vacuum_analyze", "vacuum_scratch"]
 
 MAINTENANCE_WORK_MEM = "1GB"  # pgvector builds hnsw much faster while the graph fits in it
 
@@ -54,19 +57,22 @@ def drop_leftover(conn: psycopg.Connection[Any], dsn: str, what: str,
                   file=sys.stderr)
 
 
-def _drop_scratch(conn: psycopg.Connection[Any], dsn: str, scratch: str) -> None:
+def drop_scratch(conn: psycopg.Connection[Any], dsn: str, scratch: str) -> None:
     statement = f"DROP SCHEMA IF EXISTS {quote_ident(scratch)} CASCADE"
-    drop_leftover(conn, dsn, f"the scratch schema {scratch}",
-                  lambda c: c.execute(statement), f"{statement};")
+
+    def drop(c: psycopg.Connection[Any]) -> None:
+        c.execute(statement)
+
+    drop_leftover(conn, dsn, f"the scratch schema {scratch}", drop, f"{statement};")
 
 
-def _build_indexes(conn: psycopg.Connection[Any], indexes: Sequence[tuple[str, str]],
+def build_indexes(conn: psycopg.Connection[Any], indexes: Sequence[tuple[str, str]],
                    progress: Progress, label: str = "building indexes") -> dict[str, Any]:
     """Build each (name, DDL), timed one by one."""
     workers = conn.execute(
         "SELECT pg_catalog.current_setting('max_parallel_workers')").fetchone()
-    _set(conn, "maintenance_work_mem", MAINTENANCE_WORK_MEM)
-    _set(conn, "max_parallel_maintenance_workers", str(workers[0] if workers else 0))
+    set_setting(conn, "maintenance_work_mem", MAINTENANCE_WORK_MEM)
+    set_setting(conn, "max_parallel_maintenance_workers", str(workers[0] if workers else 0))
     notices: list[str] = []
 
     def keep(diagnostic: psycopg.errors.Diagnostic) -> None:
@@ -100,7 +106,7 @@ def _tables(n: Names) -> dict[str, str]:
             RELATIONSHIPS_TABLE: n.obj(RELATIONSHIPS_TABLE)}
 
 
-def _vacuum_analyze(conn: psycopg.Connection[Any], n: Names) -> float:
+def vacuum_scratch(conn: psycopg.Connection[Any], n: Names) -> float:
     return vacuum_analyze(conn, _tables(n).values())
 
 
@@ -114,7 +120,7 @@ def vacuum_analyze(conn: psycopg.Connection[Any], tables: Iterable[str]) -> floa
     return round(time.perf_counter() - started, 3)
 
 
-def _sizes(conn: psycopg.Connection[Any], n: Names) -> dict[str, Any]:
+def scratch_sizes(conn: psycopg.Connection[Any], n: Names) -> dict[str, Any]:
     return table_sizes(conn, _tables(n))
 
 

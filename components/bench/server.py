@@ -7,10 +7,13 @@ from typing import Any
 
 import psycopg
 
-from components.bench.common import BenchError, _set
+from components.bench.common import BenchError, set_setting
 from components.identifiers import qualified, quote_ident
 from components.model import app_role_search_settings, version_tuple
 from components.settings import Settings
+
+__all__ = ["MIN_PGVECTOR", "SERVER_SETTINGS", "Server", "inspect_server", "pgvector_defaults",
+           "search_settings", "set_search_settings"]
 
 MIN_PGVECTOR = (0, 5, 0)  # hnsw indexes and the element-wise vector product
 
@@ -28,7 +31,7 @@ SERVER_SETTINGS = ("shared_buffers", "work_mem", "effective_cache_size", "jit", 
                    "max_parallel_workers_per_gather", "random_page_cost")
 
 
-def _server(conn: psycopg.Connection[Any], settings: Settings) -> Server:
+def inspect_server(conn: psycopg.Connection[Any], settings: Settings) -> Server:
     row = conn.execute(
         "SELECT e.extversion, n.nspname FROM pg_catalog.pg_extension e"
         " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
@@ -63,12 +66,12 @@ def search_settings(settings: Settings, server: Server) -> dict[str, str]:
     return values
 
 
-def _search_session(conn: psycopg.Connection[Any], settings: Settings,
+def set_search_settings(conn: psycopg.Connection[Any], settings: Settings,
                     server: Server) -> dict[str, str]:
     """`search_settings`, set for this session."""
     values = search_settings(settings, server)
     for name, value in values.items():
-        _set(conn, name, value)
+        set_setting(conn, name, value)
     return values
 
 

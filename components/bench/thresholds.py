@@ -9,6 +9,8 @@ from typing import Any
 
 from components.settings import BenchThresholds
 
+__all__ = ["LIMITS", "Limit", "all_passed", "evaluate", "failures"]
+
 
 @dataclass(frozen=True)
 class Limit:

@@ -32,6 +32,10 @@ import psycopg
 
 from components.bench.common import Names
 
+__all__ = ["DISTRIBUTIONS", "GOLDEN", "SUFFIXES", "USERS_TABLE", "SizeClass", "classes",
+           "create_users_table", "describe", "pick", "size_class", "stride", "user_counts",
+           "user_id"]
+
 DISTRIBUTIONS = ("uniform", "zipf")
 USERS_TABLE = "bench_users"
 GOLDEN = (math.sqrt(5) - 1) / 2  # the stride's share of rows: scatters neighbours far apart

@@ -23,22 +23,22 @@ The inserts are undone (rolled back) and every connection the check opened is cl
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import re
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import psycopg
 from psycopg import pq
 
+from components import mem0
 from components.checks.core import Context, Outcome, failed, not_applicable, passed
-from components.identifiers import qualified, quote_ident
+from components.identifiers import qualified
+from components.vectors import probe_vector
 
 APPLICATION = "mem0infra-pooler-check"
 CONNECT_TIMEOUT_S = 10
@@ -47,21 +47,15 @@ CONNECT_TIMEOUT_S = 10
 # an executemany (mem0's insert) at its first, and uses it from then on, so 8 rounds run
 # every statement prepared, then again on the other server connection.
 ROUNDS = 8
-PSYCOPG_PREPARE_THRESHOLD = 5
 PREPARING = ("psycopg prepares mem0's insert (an executemany) at once and any other statement "
-             f"at its {PSYCOPG_PREPARE_THRESHOLD + 1}th execution on a connection")
-SEARCH_LIMIT = 80  # mem0's LIMIT for its default top_k of 20 (mem0-contract.md 4)
+             f"at its {mem0.PREPARE_THRESHOLD + 1}th execution on a connection")
 HOLD_WAIT_S = 10.0  # how long the second client may take to get a server connection
 HOLD_MAX_S = 15.0  # and the longest it holds one (a pool of one would block the check)
 # SQLSTATEs of a prepared statement that is not where the client left it: 26000 "prepared
 # statement ... does not exist", 42P05 "prepared statement ... already exists".
 PREPARED_STATEMENT_ERRORS = ("26000", "42P05")
-FIX_PREPARED = (
-    "set poolerPreparedStatements to false and give mem0 a pool that turns them off: "
-    "config['vector_store']['config']['connection_pool'] = psycopg_pool.ConnectionPool("
-    "conninfo, kwargs={'prepare_threshold': None}, open=False) instead of connection_string "
-    "(the stack's poolerGuidance output); or connect mem0 through a session-mode pooler "
-    "(Supabase: port 5432) or directly")
+FIX_PREPARED = ("set poolerPreparedStatements to false and connect mem0 as the stack's "
+                "poolerGuidance output says: " + mem0.CONNECTION_GUIDANCE)
 
 
 def check_pooler(ctx: Context) -> Outcome:
@@ -110,7 +104,7 @@ class _PoolerRun:
         self.secrets = [p for p in (password,) if p]
         # The application's connections: psycopg's default prepares statements; with
         # poolerPreparedStatements false the application passes prepare_threshold=None
-        # (components.program.POOLER_GUIDANCE), and so does the check.
+        # (components.mem0.CONNECTION_GUIDANCE), and so does the check.
         self.kwargs: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S,
                                        "application_name": APPLICATION}
         if not self.prepared:
@@ -121,9 +115,8 @@ class _PoolerRun:
         # the statements it drives are mem0's with the names qualified, so that a failure
         # among them is the pooler's (its mode, prepared statements), not a search_path
         # that a shared server connection may have had changed by another client.
-        self.table = qualified("public", s.collection)
-        self.vector = f"%s::{qualified(s.extension_schema, 'vector')}"
-        self.distance = f"OPERATOR({quote_ident(s.extension_schema)}.<=>)"
+        self.sql = mem0.Statements.qualified_names(qualified("public", s.collection),
+                                                   s.extension_schema)
         self.client: psycopg.Connection[Any] | None = None
         self.holder: _Holder | None = None
         self.pids: list[int] = []
@@ -161,19 +154,18 @@ class _PoolerRun:
         that see it gone: two transactions, committed like mem0's (psycopg's rollback would
         also forget the connection's prepared statements, which mem0's commits keep)."""
         memory_id = str(uuid.uuid4())
-        vector = _vector(self.ctx.settings.dimensions, len(self.pids))
+        # A list of floats, as mem0 binds a vector (psycopg sends float8[]): the parameter
+        # types are part of what psycopg prepares, so the check binds no pgvector type.
+        vector = probe_vector(self.ctx.settings.dimensions, len(self.pids))
         text = f"pooler check {memory_id}"
-        now = datetime.now(UTC).isoformat()
-        payload = json.dumps({"data": text, "hash": uuid.uuid4().hex, "role": "user",
-                              "user_id": user_id, "created_at": now, "updated_at": now,
-                              "text_lemmatized": text})
+        now = mem0.timestamp()
+        payload = mem0.payload_json(text, user_id=user_id, digest=uuid.uuid4().hex,
+                                    created_at=now, updated_at=now)
         self._begin()
-        self._mem0("insert", f"INSERT INTO {self.table} (id, vector, payload) VALUES "
-                   "(%s, %s, %s)", [(memory_id, vector, payload)], many=True)
-        got = self._mem0("get by id", f"SELECT id, payload FROM {self.table} WHERE id = %s",
-                         (memory_id,))
-        found = self._mem0("user-filtered search", self._search_sql(),
-                           (vector, "user_id", user_id, SEARCH_LIMIT))
+        self._mem0("insert", self.sql.insert(), [(memory_id, vector, payload)], many=True)
+        got = self._mem0("get by id", self.sql.get(), (memory_id,))
+        found = self._mem0("user-filtered search", self.sql.search(),
+                           mem0.search_params(vector, user_id))
         self._verify_prepared()
         self._undo()
         if len(got) != 1 or not found or str(found[0][0]) != memory_id:
@@ -185,20 +177,15 @@ class _PoolerRun:
                 "needs transaction or session mode), or row-level security hides the row "
                 "from poolerUrl's user: check poolerUrl's pool mode and user")
         self._begin()
-        gone = self._mem0("get by id", f"SELECT id, payload FROM {self.table} WHERE id = %s",
-                          (memory_id,))
-        still = self._mem0("user-filtered search", self._search_sql(),
-                           (vector, "user_id", user_id, SEARCH_LIMIT))
+        gone = self._mem0("get by id", self.sql.get(), (memory_id,))
+        still = self._mem0("user-filtered search", self.sql.search(),
+                           mem0.search_params(vector, user_id))
         self._verify_prepared()
         self._commit()
         if gone or any(str(row[0]) == memory_id for row in still):
             raise _Failure(f"through poolerUrl {self.where}, a rolled-back insert is still "
                            "visible", "the pooler does not pass ROLLBACK through; check "
                            "poolerUrl's pooler")
-
-    def _search_sql(self) -> str:
-        return (f"SELECT id, vector {self.distance} {self.vector} AS distance, payload "
-                f"FROM {self.table} WHERE payload->>%s = %s ORDER BY distance LIMIT %s")
 
     def _resolve_names(self) -> str:
         """Fail unless the pooler reaches the stack's server and database and mem0's
@@ -491,12 +478,6 @@ class _Holder:
 def _is_prepared_statement_error(exc: psycopg.Error) -> bool:
     return (exc.sqlstate in PREPARED_STATEMENT_ERRORS
             or "prepared statement" in str(exc).lower())
-
-
-def _vector(dims: int, seed: int) -> list[float]:
-    """A vector as mem0 passes one: a list of floats (psycopg sends float8[], and
-    `::vector` or the column's assignment cast makes it pgvector's)."""
-    return [((i * 7 + seed) % 10 + 1) / 10 for i in range(dims)]
 
 
 def _password(url: str) -> str | None:

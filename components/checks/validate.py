@@ -20,7 +20,9 @@ from dataclasses import asdict
 from typing import Any
 
 import psycopg
+from pgvector import Vector
 
+from components import mem0
 from components.access import MEMBERSHIP_TABLE
 from components.checks.core import (
     Check,
@@ -42,6 +44,7 @@ from components.model import (
 )
 from components.plans import indexes_in
 from components.settings import SUPABASE_END_USER_ROLES
+from components.vectors import probe_vector, register
 
 PULUMI_UP = "run `pulumi up`: it restores what the stack declares (`pulumi refresh " \
     "--preview-only` shows the drift first)"
@@ -174,9 +177,17 @@ def _python_profile(ctx: Context) -> bool:
     return ctx.settings.client_profile == "python"
 
 
-def _vector_literal(ctx: Context, seed: int = 1) -> str:
-    dims = ctx.settings.dimensions
-    return "[" + ",".join(str(((i * 7 + seed) % 10 + 1) / 10) for i in range(dims)) + "]"
+def _statements(ctx: Context) -> mem0.Statements:
+    """mem0's statements on the stack's memories table, qualified for an empty search_path;
+    pgvector's adapters registered on the check's session, so vectors bind as its type."""
+    s = ctx.settings
+    register(ctx.conn, s.extension_schema)
+    return mem0.Statements.qualified_names(qualified("public", s.collection),
+                                           s.extension_schema)
+
+
+def _vector(ctx: Context, seed: int = 1) -> Vector:
+    return Vector(probe_vector(ctx.settings.dimensions, seed))
 
 
 def check_planner(ctx: Context) -> Outcome:
@@ -185,29 +196,23 @@ def check_planner(ctx: Context) -> Outcome:
     if not _python_profile(ctx):
         return not_applicable("planner checks cover clientProfile python")
     s = ctx.settings
-    table = qualified("public", s.collection)
-    vector = f"%s::{qualified(s.extension_schema, 'vector')}"
-    distance = f"OPERATOR({quote_ident(s.extension_schema)}.<=>)"
-    query = _vector_literal(ctx)
+    statements = _statements(ctx)
+    query = _vector(ctx)
     index_names = {spec.name for spec in ctx.of_kind("index") if spec.table == s.collection}
     vector_idx = f"{s.collection}_vector_idx"
     cases: list[tuple[str, str, list[Any], set[str]]] = [
-        ("get by id", f"SELECT id, payload FROM {table} WHERE id = %s",
-         [str(uuid.uuid4())], {f"{s.collection}_pkey"}),
-        ("user-filtered search",
-         f"SELECT id, vector {distance} {vector} AS distance, payload FROM {table}"
-         " WHERE payload->>%s = %s ORDER BY distance LIMIT %s",
-         [query, "user_id", "validate-user", 80],
+        ("get by id", statements.get(), [str(uuid.uuid4())], {f"{s.collection}_pkey"}),
+        ("user-filtered search", statements.search(),
+         [*mem0.search_params(query, "validate-user")],
          {f"{s.collection}_user_id_idx", vector_idx} & index_names),
-        ("keyword search",
-         f"SELECT id, payload FROM {table} WHERE pg_catalog.to_tsvector('simple',"
-         " payload->>'text_lemmatized') @@ pg_catalog.plainto_tsquery('simple', %s) LIMIT %s",
-         ["coffee", 80], {f"{s.collection}_text_lemmatized_idx"} & index_names),
+        # Unfiltered: with mem0's user filter the planner may rightly take the user index.
+        ("keyword search", statements.keyword_search(filtered=False),
+         ["coffee", "coffee", mem0.DEFAULT_SEARCH_LIMIT],
+         {f"{s.collection}_text_lemmatized_idx"} & index_names),
     ]
     if vector_idx in index_names:
-        cases.append(("unfiltered search",
-                      f"SELECT id, vector {distance} {vector} AS distance, payload FROM {table}"
-                      " ORDER BY distance LIMIT %s", [query, 80], {vector_idx}))
+        cases.append(("unfiltered search", statements.search(filtered=False),
+                      [*mem0.search_params(query, None)], {vector_idx}))
     chosen, usable, unusable = [], [], []
     for label, statement, params, expected in cases:
         if not expected:
@@ -254,12 +259,11 @@ def _as(ctx: Context, role: str, user_id: str | None) -> None:
                 ctx.conn.execute("SELECT pg_catalog.set_config(%s, %s, true)", (name, value))
 
 
-def _payload(ctx: Context, user_id: str, org_id: str | None, text: str) -> str:
-    payload: dict[str, Any] = {"user_id": user_id, "data": text, "text_lemmatized": text,
-                               "hash": uuid.uuid4().hex}
-    if org_id is not None:
-        payload["org_id"] = org_id
-    return json.dumps(payload)
+def _payload(user_id: str, org_id: str | None, text: str) -> str:
+    # mem0's keys that the policies and indexes read; no role or timestamps.
+    org = {} if org_id is None else {"org_id": org_id}
+    return mem0.payload_json(text, user_id=user_id, digest=uuid.uuid4().hex, role=None,
+                             **org)
 
 
 class _Probe:
@@ -268,9 +272,8 @@ class _Probe:
     def __init__(self, ctx: Context) -> None:
         s = ctx.settings
         self.ctx = ctx
-        self.table = qualified("public", s.collection)
-        self.vector = f"%s::{qualified(s.extension_schema, 'vector')}"
-        self.distance = f"OPERATOR({quote_ident(s.extension_schema)}.<=>)"
+        self.sql = _statements(ctx)
+        self.table = self.sql.table
         self.org = f"validate-org-{uuid.uuid4().hex[:8]}" if s.tenancy == "org" else None
 
     def run(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -282,12 +285,11 @@ class _Probe:
         return cur.rowcount
 
     def insert(self, memory_id: str, user_id: str, text: str, seed: int = 1) -> None:
-        self.run(f"INSERT INTO {self.table} (id, vector, payload) VALUES (%s, {self.vector}, %s)",
-                 (memory_id, _vector_literal(self.ctx, seed), _payload(self.ctx, user_id,
-                                                                      self.org, text)))
+        self.run(self.sql.insert(),
+                 (memory_id, _vector(self.ctx, seed), _payload(user_id, self.org, text)))
 
     def get(self, memory_id: str) -> list[tuple[Any, ...]]:
-        return self.run(f"SELECT id, payload FROM {self.table} WHERE id = %s", (memory_id,))
+        return self.run(self.sql.get(), (memory_id,))
 
     def join_org(self, user: str, org: str | None = None) -> None:
         """Org tenancy: the user becomes a member of the probe's organisation, or of
@@ -365,11 +367,10 @@ def check_rls_enforced(ctx: Context) -> Outcome:
     history = qualified("public", HISTORY_TABLE)
     if not _refused(ctx, probe, f"SELECT 1 FROM {history} WHERE memory_id = %s", (memory_id,)):
         leaks.append(f"read its history in {HISTORY_TABLE}")
-    if not _refused(ctx, probe, f"INSERT INTO {probe.table} (id, vector, payload) VALUES"
-                    f" (%s, {probe.vector}, %s)", (str(uuid.uuid4()), _vector_literal(ctx),
-                                                   _payload(ctx, owner, probe.org, "forged"))):
+    if not _refused(ctx, probe, probe.sql.insert(), (str(uuid.uuid4()), _vector(ctx),
+                                                     _payload(owner, probe.org, "forged"))):
         leaks.append("wrote a memory in its name")
-    if not _refused(ctx, probe, f"DELETE FROM {probe.table} WHERE id = %s", (memory_id,)):
+    if not _refused(ctx, probe, probe.sql.delete(), (memory_id,)):
         leaks.append("deleted it")
     if leaks:
         extra = _undeclared_policies(ctx)
@@ -408,15 +409,11 @@ def check_round_trip(ctx: Context) -> Outcome:
         if len(probe.get(ids[0])) != 1:
             return failed("a memory just inserted was not found by id", PULUMI_UP)
         step = "update"
-        probe.run(f"UPDATE {probe.table} SET vector = {probe.vector} WHERE id = %s",
-                  (_vector_literal(ctx, 4), ids[0]))
-        probe.run(f"UPDATE {probe.table} SET payload = %s WHERE id = %s",
-                  (_payload(ctx, user, probe.org, "validate updated"), ids[0]))
+        probe.run(probe.sql.update_vector(), (_vector(ctx, 4), ids[0]))
+        probe.run(probe.sql.update_payload(),
+                  (_payload(user, probe.org, "validate updated"), ids[0]))
         step = "search"
-        found = probe.run(
-            f"SELECT id, vector {probe.distance} {probe.vector} AS distance, payload"
-            f" FROM {probe.table} WHERE payload->>%s = %s ORDER BY distance LIMIT %s",
-            (_vector_literal(ctx, 4), "user_id", user, 80))
+        found = probe.run(probe.sql.search(), mem0.search_params(_vector(ctx, 4), user))
         if not found or str(found[0][0]) != ids[0]:
             return failed(f"mem0's search did not return the nearest memory first "
                           f"({len(found)} rows)", "check the vector index and the app role's "
@@ -434,7 +431,7 @@ def check_round_trip(ctx: Context) -> Outcome:
                           "2-hop memories", PULUMI_UP)
         step = "delete"
         for memory_id in ids:
-            probe.run(f"DELETE FROM {probe.table} WHERE id = %s", (memory_id,))
+            probe.run(probe.sql.delete(), (memory_id,))
         step = "history"
         operations = [op for (op,) in probe.run(
             f"SELECT operation FROM {qualified('public', HISTORY_TABLE)}"

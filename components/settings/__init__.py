@@ -44,7 +44,6 @@ from components.settings.payload import SECRET_FIELDS, settings_from_payload, se
 from components.settings.spec import (
     JOB_SETTINGS,
     MAX_COLLECTION_LENGTH,
-    MEM0_DEFAULT_LIMIT,
     PROJECT,
     PROJECT_ROLE_KEYS,
     SETTINGS,
@@ -82,7 +81,6 @@ __all__ = [
     "MAX_DIMENSIONS",
     "MAX_HALFVEC_INDEXED_DIMENSIONS",
     "MAX_INDEXED_DIMENSIONS",
-    "MEM0_DEFAULT_LIMIT",
     "PROJECT",
     "PROJECT_ROLE_KEYS",
     "SECRET_FIELDS",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.choice import Choice
+from components.mem0 import DEFAULT_SEARCH_LIMIT
 from components.settings.choices import (
     TEXT_SEARCH_CONFIGS,
     AppRoleIdentity,
@@ -26,7 +27,6 @@ from components.vectorindex import MAX_DIMENSIONS, MAX_LISTS, IndexMeasure, Inde
 __all__ = [
     "JOB_SETTINGS",
     "MAX_COLLECTION_LENGTH",
-    "MEM0_DEFAULT_LIMIT",
     "PROJECT",
     "PROJECT_ROLE_KEYS",
     "SETTINGS",
@@ -46,9 +46,6 @@ PROJECT = "mem0infra"
 # its own but the app role. `postgres` owns what the dashboard and migrations create.
 SUPABASE_OWNER, SUPABASE_SERVICE_ROLE = "postgres", "service_role"
 SUPABASE_END_USER_ROLES = ("anon", "authenticated")
-# mem0 2.2.1 asks for LIMIT max(top_k*4, 60): 80 with its default top_k of 20, and an
-# HNSW scan returns at most ef_search rows (shared/reference/mem0-contract.md 4).
-MEM0_DEFAULT_LIMIT = 80
 # The TypeScript SDK's match_vectors() reads a table hard-coded as `memories`.
 TYPESCRIPT_TABLE = "memories"
 # Longest suffix the model appends to the collection name (`<collection>_entities_...`),
@@ -152,7 +149,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("hnswEfSearch", INTEGER, 200,
                 "hnsw.ef_search for appRole: at least mem0's LIMIT of 80, or searches "
                 "silently return fewer rows; 200 keeps recall@10 of a user's filtered "
-                "search at 0.99.", "hnsw_ef_search", minimum=MEM0_DEFAULT_LIMIT, maximum=1000),
+                "search at 0.99.", "hnsw_ef_search", minimum=DEFAULT_SEARCH_LIMIT, maximum=1000),
     SettingSpec("iterativeScan", STRING, "auto",
                 "hnsw.iterative_scan for appRole (pgvector >= 0.8), so filtered searches "
                 "return full pages; auto means relaxed_order, except off on embedded "

@@ -27,6 +27,7 @@ import yaml
 from psycopg import sql
 from psycopg.types.json import Json
 
+from components import mem0
 from components.backup import (
     BackupError,
     BackupRequest,
@@ -131,14 +132,10 @@ def vector(rng: random.Random) -> list[float]:
 
 
 def payload(text: str, user: str | None, **extra: object) -> dict[str, object]:
-    """mem0's flat payload (mem0-contract.md 7)."""
-    found: dict[str, object] = {
-        "data": text, "hash": hashlib.md5(text.encode()).hexdigest(),
-        "created_at": "2025-03-01T09:30:00.123456-08:00", "role": "user",
-        "text_lemmatized": text.lower(), **extra}
-    if user is not None:
-        found.update(user_id=user, org_id=ORGS[user])
-    return found
+    """mem0's flat payload (components.mem0.payload), with a fixed creation time."""
+    owner = {} if user is None else {"user_id": user, "org_id": ORGS[user]}
+    return mem0.payload(text, created_at="2025-03-01T09:30:00.123456-08:00",
+                        lemmatized=text.lower(), **{**extra, **owner})
 
 
 def mem0_insert(conn: psycopg.Connection, table: str, rows: list[tuple[str, Any, dict]]

@@ -23,11 +23,14 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from pgvector import Vector
+from pgvector.psycopg import register_vector
 
-from components import bench
-from components.bench import measure, role
+from components import bench, vectors
+from components.bench import measure, role, run
 from components.bench.thresholds import LIMITS
 from components.cli import main
+from components.connection import connect
 from tests.conftest import TestDatabase, stack_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -308,7 +311,7 @@ def test_bench_drops_its_schema_when_interrupted(
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench, "_build_indexes", interrupt)  # after the load, mid-run
+    monkeypatch.setattr(run, "build_indexes", interrupt)  # after the load, mid-run
 
     assert main(small_run(with_pgvector.dsn)) == bench.EXIT_INTERRUPTED
     assert with_pgvector.scalar(SCRATCH_LEFT) == 0
@@ -544,7 +547,7 @@ def test_compare_builds_mem0s_own_table_and_reports_both_sides(
         with_pgvector: TestDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     seen: dict[str, Any] = {}
-    build = bench.build_mem0_table
+    build = run.build_mem0_table
 
     def inspect(conn: psycopg.Connection[Any], n: Any, progress: Any) -> dict[str, Any]:
         built = build(conn, n, progress)
@@ -561,7 +564,7 @@ def test_compare_builds_mem0s_own_table_and_reports_both_sides(
                                         " WHERE tgrelid = %s::regclass", (table,)).fetchone()
         return built
 
-    monkeypatch.setattr(bench, "build_mem0_table", inspect)
+    monkeypatch.setattr(run, "build_mem0_table", inspect)
     public_before = with_pgvector.scalar(PUBLIC_RELATIONS)
 
     report = run_json(with_pgvector.dsn, capsys, "--compare", "mem0-default",
@@ -631,7 +634,7 @@ def test_the_role_and_both_schemas_are_dropped_when_a_measurement_fails(
         seen.append(sides[0].conn.execute("SELECT current_user::text").fetchone())
         raise failure("stop")
 
-    monkeypatch.setattr(bench, "run_measurements", fail)
+    monkeypatch.setattr(run, "run_measurements", fail)
     public_before = with_pgvector.scalar(PUBLIC_RELATIONS)
 
     code = main(small_run(with_pgvector.dsn, "--compare", "mem0-default",
@@ -781,3 +784,22 @@ def test_real_text_memories_and_queries_through_minilm(
     # Real neighbours, exact enough: the stack's plans are exact for these small users.
     assert metrics["search_user_10"]["recall_at_10_mean"] == 1.0
     assert with_pgvector.scalar(SCRATCH_LEFT) == 0
+
+
+def test_pgvector_adapters_find_the_type_in_extensions_with_an_empty_search_path(
+        database: TestDatabase) -> None:
+    """Supabase's layout: pgvector in schema `extensions`, which the project's sessions
+    (search_path '') cannot see by name; `vectors.register` finds it qualified, so a
+    pgvector.Vector binds as the type and a vector column loads as one."""
+    with database.connect() as conn:
+        conn.execute("CREATE SCHEMA extensions")
+        conn.execute("CREATE EXTENSION vector WITH SCHEMA extensions")
+    with connect(database.dsn, autocommit=True) as conn:
+        with pytest.raises(psycopg.ProgrammingError):
+            register_vector(conn)  # the package's own lookup by the bare name
+        oid = vectors.register(conn, "extensions")
+        row = conn.execute("SELECT %s::extensions.vector, pg_catalog.pg_typeof(%s)::oid",
+                           (Vector([1.5, -2.0]), Vector([0.25]))).fetchone()
+        assert row is not None and row[0].to_list() == [1.5, -2.0] and row[1] == oid
+        with pytest.raises(vectors.VectorTypeMissing, match="WITH SCHEMA public"):
+            vectors.register(conn, "public")

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
+from components import mem0
 from components.connection import connect
 from components.introspect import catalog_snapshot
 from tests.conftest import APP_PASSWORD, TestDatabase, app_role_for
@@ -30,8 +31,8 @@ if TYPE_CHECKING:
 DIMS = 64
 COLLECTION = "memories"  # the stack's default `collection`
 # mem0's unfiltered semantic search, verbatim (mem0-contract.md 3; pgvector.py `search`).
-MEM0_SEARCH_SQL = ('SELECT id, vector <=> %s::vector AS distance, payload FROM "memories" '
-                   "ORDER BY distance LIMIT %s")
+MEM0_SEARCH_SQL = mem0.Statements.verbatim(COLLECTION).search(filtered=False)
+LIMIT = mem0.DEFAULT_SEARCH_LIMIT  # 80: Memory.search's default top_k 20, over-fetched
 # Rows for the LIMIT 80 test. Below this the planner sorts a sequential scan, which returns
 # 80 rows whatever ef_search is and so proves nothing. pgvector costs an HNSW scan by
 # ef_search, so the role's ef_search=100 keeps 64-dim searches off the index up to ~3000
@@ -256,14 +257,15 @@ def test_limit_80_returns_80_rows(deployment: Deployment, make_memory,
         conn.execute("SELECT NULL::vector")
         assert conn.execute("SHOW hnsw.ef_search").fetchone() == ("200",)
         assert conn.execute("SHOW hnsw.iterative_scan").fetchone() == ("relaxed_order",)
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + MEM0_SEARCH_SQL, (query, 80)))
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + MEM0_SEARCH_SQL,
+                                                     (query, LIMIT)))
     assert f"Index Scan using {COLLECTION}_vector_idx" in plan, plan
 
-    unfiltered = m.vector_store.search(query="q", vectors=query, top_k=80, filters=None)
-    filtered = m.vector_store.search(query="q", vectors=query, top_k=80,
+    unfiltered = m.vector_store.search(query="q", vectors=query, top_k=LIMIT, filters=None)
+    filtered = m.vector_store.search(query="q", vectors=query, top_k=LIMIT,
                                      filters={"user_id": "erin"})
-    assert len({r.id for r in unfiltered}) == 80
-    assert len({r.id for r in filtered}) == 80
+    assert len({r.id for r in unfiltered}) == LIMIT == 80
+    assert len({r.id for r in filtered}) == LIMIT
 
     # Memory.search itself asks for LIMIT 80 (top_k 20, over-fetched 4x) and gets 80 rows.
     asked: list[tuple[int, int]] = []
@@ -275,14 +277,15 @@ def test_limit_80_returns_80_rows(deployment: Deployment, make_memory,
         return found
 
     m.vector_store.search = watched_search
-    assert len(m.search("what does erin remember?", filters={"user_id": "erin"})["results"]) == 20
-    assert asked == [(80, 80)]
+    assert len(m.search("what does erin remember?", filters={"user_id": "erin"})["results"]) \
+        == mem0.DEFAULT_TOP_K == 20
+    assert asked == [(LIMIT, LIMIT)]
 
     # Control: pgvector's defaults in the same role's session cap the same SQL at 40 rows.
     with deployment.as_role() as conn:
         conn.execute("SET hnsw.ef_search = 40")
         conn.execute("SET hnsw.iterative_scan = off")
-        assert len(conn.execute(MEM0_SEARCH_SQL, (query, 80)).fetchall()) == 40
+        assert len(conn.execute(MEM0_SEARCH_SQL, (query, LIMIT)).fetchall()) == 40
 
 
 # --- 4. memory_history -------------------------------------------------------------------------

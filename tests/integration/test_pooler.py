@@ -180,7 +180,7 @@ def test_mem0_through_a_transaction_pooler_and_the_check_passes(
 
     url = app_url(transaction_pooler, stack)
     before = row_counts(stack)
-    # mem0's real Memory, given a pool without prepared statements (POOLER_GUIDANCE).
+    # mem0's real Memory, given a pool without prepared statements (mem0.CONNECTION_GUIDANCE).
     pool = ConnectionPool(conninfo=url, kwargs={"prepare_threshold": None}, open=False,
                           min_size=2, max_size=4)
     pool.open(wait=True, timeout=10)

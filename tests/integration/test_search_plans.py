@@ -27,8 +27,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from components.connection import role_url
+from components.mem0 import DEFAULT_SEARCH_LIMIT as MEM0_DEFAULT_LIMIT
+from components.mem0 import Statements
 from components.plans import indexes_in
-from components.settings import MEM0_DEFAULT_LIMIT
 from tests.conftest import APP_PASSWORD, TestDatabase, app_role_for
 from tests.support.supabase import deployed_stack
 from tests.support.testbed import PgServer
@@ -36,10 +37,9 @@ from tests.support.testbed import PgServer
 DIMS = 16
 BIG, SMALL = "user-big", "user-small"
 ROWS_BIG, ROWS_SMALL, ROWS_OTHERS, OTHERS = 4000, 5, 16000, 400
-SEARCH = ("SELECT id, vector <=> %s::vector AS distance, payload FROM memories"
-          " WHERE payload->>%s = %s ORDER BY distance LIMIT %s")
-UNFILTERED = ("SELECT id, vector <=> %s::vector AS distance, payload FROM memories"
-              " ORDER BY distance LIMIT %s")
+# mem0's searches as it sends them: unqualified names, found through the app role's path.
+SEARCH = Statements.verbatim("memories").search()
+UNFILTERED = Statements.verbatim("memories").search(filtered=False)
 
 
 def _fill(database: TestDatabase) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from components import bench
+from components.bench import run
 from components.bench.measure import MEASUREMENTS
 from components.bench.thresholds import LIMITS, Limit, all_passed, evaluate, failures
 from components.settings import BenchThresholds, parse_settings
@@ -117,7 +118,7 @@ def test_the_command_exits_1_and_names_each_exceeded_limit(
         capsys: pytest.CaptureFixture[str]) -> None:
     verdicts = evaluate(metrics_with({"get_by_id": 12.5, "traverse_2hop": 150.0}), LIMITS_MS)
 
-    code = bench._exit_code(report_with(verdicts))
+    code = run.exit_code(report_with(verdicts))
 
     err = capsys.readouterr().err
     assert code == bench.EXIT_THRESHOLD == 1
@@ -127,7 +128,7 @@ def test_the_command_exits_1_and_names_each_exceeded_limit(
 
 
 def test_the_command_exits_0_when_every_limit_holds(capsys: pytest.CaptureFixture[str]) -> None:
-    code = bench._exit_code(report_with(evaluate(metrics_with({}), LIMITS_MS)))
+    code = run.exit_code(report_with(evaluate(metrics_with({}), LIMITS_MS)))
 
     assert code == 0
     assert capsys.readouterr().err == ""
