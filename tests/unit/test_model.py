@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.model import FAMILIES, ObjectSpec, build_model
+from components.kinds import Family
+from components.model import ObjectSpec, build_model
 from components.render import render_script
 from components.settings import parse_settings
 
@@ -24,7 +25,7 @@ def test_dependencies_come_first_and_families_are_grouped() -> None:
         assert set(spec.depends_on) <= seen, spec.key
         seen.add(spec.key)
     families = [s.family for s in specs]
-    assert families == sorted(families, key=FAMILIES.index)
+    assert families == sorted(families, key=list(Family).index)
     assert specs[0].key == "extension:public.vector"
 
 
