@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from components.access import (
     BACKEND,
@@ -33,7 +34,26 @@ from components.access import (
     needs_run_id,
     table_access,
 )
-from components.identifiers import qualified, quote_ident, quote_literal
+from components.identifiers import qualified, quote_ident
+from components.kinds import Family, Kind, kind_spec
+from components.kinds.cron_job import CronJobFields
+from components.kinds.cron_job import cron_job_ddl as cron_job_ddl  # re-exported
+from components.kinds.cron_job import job_setting as job_setting  # re-exported
+from components.kinds.cron_job import parse_cron_job_ddl as parse_cron_job_ddl  # re-exported
+from components.kinds.default_privileges import DefaultPrivilegesFields
+from components.kinds.extension import ExtensionFields
+from components.kinds.function import FunctionFields
+from components.kinds.grant import GrantFields
+from components.kinds.index import IndexFields
+from components.kinds.policy import PolicyFields
+from components.kinds.policy import policy_ddl as policy_ddl  # re-exported
+from components.kinds.role import RoleFields
+from components.kinds.role_settings import RoleSettingsFields
+from components.kinds.row_security import RowSecurityFields
+from components.kinds.schema import SchemaFields
+from components.kinds.statistics import StatisticsFields
+from components.kinds.table import table_fields
+from components.kinds.trigger import TriggerFields
 from components.mem0 import DEFAULT_SEARCH_LIMIT
 from components.settings import (
     HALFVEC_PGVECTOR,
@@ -42,12 +62,6 @@ from components.settings import (
     Settings,
 )
 from components.templates import render_template
-
-KINDS = ("extension", "role", "schema", "table", "function", "index", "statistics", "trigger",
-         "grant", "default_privileges", "row_security", "policy", "role_settings", "cron_job")
-# Component families in the order they are declared (dependencies first).
-FAMILIES = ("extensions", "roles", "tables", "functions", "indexes", "triggers", "grants",
-            "policies", "search_settings", "jobs")
 
 HISTORY_TABLE = "memory_history"
 RELATIONSHIPS_TABLE = "memory_relationships"
@@ -67,22 +81,6 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version.split(" ", 1)[0]))
 
 
-def index_ddl(definition: str) -> str:
-    """The canonical text of an index from its one-line definition (pg_get_indexdef's form,
-    without the semicolon): USING, WITH and WHERE each begin a line, so a preview shows a
-    changed method, parameter or predicate as its own SQL line."""
-    head, _, using = definition.partition(" USING ")
-    using, _, where = using.partition(" WHERE ")
-    using, _, parameters = using.rpartition(" WITH (") if " WITH (" in using else \
-        (using, "", "")
-    lines = [head, f"  USING {using}"]
-    if parameters:
-        lines.append(f"  WITH ({parameters}")
-    if where:
-        lines.append(f"  WHERE {where}")
-    return "\n".join(lines) + ";"
-
-
 @dataclass(frozen=True)
 class Requirement:
     """A server feature an object needs; checked before it is applied."""
@@ -99,10 +97,13 @@ class Requirement:
 
 @dataclass(frozen=True)
 class ObjectSpec:
-    kind: str  # one of KINDS
+    """One SQL object the stack declares: its identity, its kind's structured `fields`
+    (components.kinds) and the canonical DDL rendered from them (what a preview diffs)."""
+
+    kind: Kind
     schema: str  # "" for cluster-wide objects (roles, role settings)
     name: str
-    family: str  # one of FAMILIES: which component owns it
+    family: Family  # which component owns it
     ddl: str  # canonical CREATE statement(s)
     drop_sql: str
     table: str = ""  # the table an index or trigger belongs to
@@ -114,6 +115,9 @@ class ObjectSpec:
     requires: tuple[Requirement, ...] = ()
     comment: str = ""  # why the object looks the way it does; shown by `render`
     notes: str = ""  # plain words a preview shows beside the DDL (a table's access matrix)
+    # The kind's fields (a frozen dataclass of components.kinds.<kind>); None in a spec
+    # made by hand, whose apply derives what it needs from the other inputs.
+    fields: Any = None
 
     @property
     def key(self) -> str:
@@ -161,128 +165,111 @@ class _Builder:
         self.specs.append(spec)
         return spec
 
+    def object(self, kind: Kind, fields: Any, schema: str, name: str, ddl: str, drop_sql: str,
+               **rest: Any) -> ObjectSpec:
+        """Add a spec of `kind`, in the family its kind belongs to."""
+        return self.add(ObjectSpec(kind=kind, schema=schema, name=name,
+                                   family=kind_spec(kind).family, ddl=ddl, drop_sql=drop_sql,
+                                   fields=fields, **rest))
+
     # --- object kinds ----------------------------------------------------------------------
 
     def extension(self) -> ObjectSpec:
         schema = self.settings.extension_schema
-        return self.add(ObjectSpec(
-            kind="extension", schema=schema, name="vector", family="extensions",
-            ddl=render_template("extension", name="vector", schema=quote_ident(schema)),
-            drop_sql="DROP EXTENSION IF EXISTS vector;",
+        fields = ExtensionFields("vector", schema)
+        return self.object(
+            Kind.EXTENSION, fields, schema, fields.name, fields.ddl(), fields.drop_sql(),
             comment=f"pgvector, in schema {schema}"
-            + (" (where Supabase keeps extensions)" if schema == "extensions" else "")))
+            + (" (where Supabase keeps extensions)" if schema == "extensions" else ""))
 
     def role(self, name: str, login: bool, bypass_rls: bool, comment: str) -> ObjectSpec:
-        spec = self.add(ObjectSpec(
-            kind="role", schema="", name=name, family="roles",
-            ddl=render_template("role", role=quote_ident(name),
-                                login="LOGIN" if login else "NOLOGIN",
-                                bypass="BYPASSRLS" if bypass_rls else "NOBYPASSRLS"),
-            drop_sql=f"DROP ROLE IF EXISTS {quote_ident(name)};", comment=comment))
+        fields = RoleFields(name, login, bypass_rls)
+        spec = self.object(Kind.ROLE, fields, "", name, fields.ddl(), fields.drop_sql(),
+                           comment=comment)
         self.roles[name] = spec
         return spec
 
-    def _owned(self, ddl: str, object_sql: str) -> tuple[str, tuple[str, ...]]:
-        """The DDL with its ownership line, and the owner role's key when the model makes it."""
+    def _owner(self) -> tuple[str, tuple[str, ...]]:
+        """The owner role as SQL ("" when objects get no ownership line), and its key when
+        the model makes it."""
         if self.owner is None:
-            return ddl, ()
+            return "", ()
         owner_spec = self.roles.get(self.owner)
-        return (f"{ddl}\nALTER {object_sql} OWNER TO {quote_ident(self.owner)};",
-                (owner_spec.key,) if owner_spec else ())
+        return quote_ident(self.owner), (owner_spec.key,) if owner_spec else ()
 
     def schema_(self, name: str, comment: str) -> ObjectSpec:
         assert self.owner is not None, "only an owned stack declares schemas"
         owner = self.roles.get(self.owner)
-        return self.add(ObjectSpec(
-            kind="schema", schema="", name=name, family="tables",
-            ddl=render_template("schema", schema=quote_ident(name),
-                                owner=quote_ident(self.owner)),
-            drop_sql=f"DROP SCHEMA IF EXISTS {quote_ident(name)};",
-            depends_on=(owner.key,) if owner else (), comment=comment))
+        fields = SchemaFields(name, self.owner)
+        return self.object(Kind.SCHEMA, fields, "", name, fields.ddl(), fields.drop_sql(),
+                           depends_on=(owner.key,) if owner else (), comment=comment)
 
     def table(self, template: str, name: str, after: ObjectSpec | tuple[ObjectSpec, ...],
               comment: str, in_schema: str | None = None,
               requires: tuple[Requirement, ...] = (), **values: str) -> ObjectSpec:
         schema = in_schema or self.schema
-        table = qualified(schema, name)
-        ddl, owner = self._owned(render_template(template, table=table, **values),
-                                 f"TABLE {table}")
-        return self.add(ObjectSpec(
-            kind="table", schema=schema, name=name, family="tables", ddl=ddl,
-            drop_sql=f"DROP TABLE IF EXISTS {table};",
+        owner, owner_key = self._owner()
+        # Tables are written as SQL templates in canonical form: their fields are read
+        # from the template (which must render back to the same text) and its ownership.
+        fields = table_fields(
+            render_template(template, table=qualified(schema, name), **values), owner)
+        return self.object(
+            Kind.TABLE, fields, schema, name, fields.ddl(), fields.drop_sql(),
             depends_on=(*(a.key for a in (after if isinstance(after, tuple) else (after,))),
-                        *owner), data_bearing=True, requires=requires, comment=comment))
+                        *owner_key), data_bearing=True, requires=requires, comment=comment)
 
     def index(self, table: ObjectSpec, name: str, using: str, comment: str,
-              unique: bool = False, where: str = "",
+              unique: bool = False, where: str = "", parameters: str = "",
               requires: tuple[Requirement, ...] = ()) -> ObjectSpec:
-        head = "CREATE UNIQUE INDEX" if unique else "CREATE INDEX"
-        predicate = f" WHERE {where}" if where else ""
-        return self.add(ObjectSpec(
-            kind="index", schema=self.schema, name=name, table=table.name, family="indexes",
-            ddl=index_ddl(f"{head} {quote_ident(name)} ON {table.qualified_name} USING {using}"
-                          f"{predicate}"),
-            drop_sql=f"DROP INDEX IF EXISTS {qualified(self.schema, name)};",
-            depends_on=(table.key,), requires=requires, comment=comment))
+        fields = IndexFields(name, table.qualified_name, using, unique, parameters, where)
+        return self.object(
+            Kind.INDEX, fields, self.schema, name, fields.ddl(), fields.drop_sql(self.schema),
+            table=table.name, depends_on=(table.key,), requires=requires, comment=comment)
 
     def statistics(self, table: ObjectSpec, name: str, kinds: str, on: str,
                    comment: str) -> ObjectSpec:
         """Extended statistics, as pg_get_statisticsobjdef prints them (ANALYZE fills them)."""
-        return self.add(ObjectSpec(
-            kind="statistics", schema=self.schema, name=name, table=table.name,
-            family="indexes",
-            ddl=f"CREATE STATISTICS {qualified(self.schema, name)} ({kinds}) ON {on} FROM "
-                f"{table.qualified_name};",
-            drop_sql=f"DROP STATISTICS IF EXISTS {qualified(self.schema, name)};",
-            depends_on=(table.key,), comment=comment))
+        fields = StatisticsFields(self.schema, name, kinds, on, table.qualified_name)
+        return self.object(Kind.STATISTICS, fields, self.schema, name, fields.ddl(),
+                           fields.drop_sql(), table=table.name, depends_on=(table.key,),
+                           comment=comment)
 
     def function(self, template: str, name: str, arguments: str, after: tuple[ObjectSpec, ...],
                  comment: str, in_schema: str | None = None, **values: str) -> ObjectSpec:
         schema = in_schema or self.schema
-        function = qualified(schema, name)
-        ddl, owner = self._owned(render_template(template, function=function, **values),
-                                 f"FUNCTION {function}({arguments})")
-        return self.add(ObjectSpec(
-            kind="function", schema=schema, name=name, family="functions", ddl=ddl,
-            drop_sql=f"DROP FUNCTION IF EXISTS {function}({arguments});",
-            arguments=arguments, depends_on=(*(s.key for s in after), *owner),
-            comment=comment))
+        owner, owner_key = self._owner()
+        fields = FunctionFields(schema, name, arguments, owner)
+        definition = render_template(template, function=qualified(schema, name), **values)
+        return self.object(
+            Kind.FUNCTION, fields, schema, name, fields.ddl(definition), fields.drop_sql(),
+            arguments=arguments, depends_on=(*(s.key for s in after), *owner_key),
+            comment=comment)
 
     def trigger(self, table: ObjectSpec, name: str, timing: str, function: ObjectSpec,
                 comment: str) -> ObjectSpec:
-        return self.add(ObjectSpec(
-            kind="trigger", schema=self.schema, name=name, table=table.name, family="triggers",
-            ddl=f"CREATE TRIGGER {quote_ident(name)} {timing} ON {table.qualified_name} "
-                f"FOR EACH ROW EXECUTE FUNCTION {function.qualified_name}();",
-            drop_sql=f"DROP TRIGGER IF EXISTS {quote_ident(name)} ON {table.qualified_name};",
-            depends_on=(table.key, function.key), comment=comment))
+        fields = TriggerFields(name, timing, table.qualified_name, function.qualified_name)
+        return self.object(Kind.TRIGGER, fields, self.schema, name, fields.ddl(),
+                           fields.drop_sql(), table=table.name,
+                           depends_on=(table.key, function.key), comment=comment)
 
     def grant(self, privileges: str, on: str, object_name: str, role: str,
               after: ObjectSpec | None, comment: str, schema: str | None = None) -> ObjectSpec:
         """What `role` holds on `on`: exactly `privileges`; none at all when empty (the
         role's privileges are revoked, say those Supabase's default privileges gave it)."""
-        revoke = revoke_all_sql(on, role)
         role_spec = self.roles.get(role)
-        return self.add(ObjectSpec(
-            kind="grant", schema=schema if schema is not None else self.schema,
-            name=f"{object_name}-to-{role}", family="grants",
-            ddl=f"GRANT {privileges} ON {on} TO {grantee_sql(role)};" if privileges else revoke,
-            drop_sql=revoke if privileges else "",
-            role=role, on=on,
+        fields = GrantFields(privileges, on, role)
+        return self.object(
+            Kind.GRANT, fields, schema if schema is not None else self.schema,
+            f"{object_name}-to-{role}", fields.ddl(), fields.drop_sql(), role=role, on=on,
             depends_on=((role_spec.key,) if role_spec else ()) + ((after.key,) if after else ()),
-            comment=comment))
+            comment=comment)
 
     def row_security(self, table: ObjectSpec, notes: str) -> ObjectSpec:
-        name = table.qualified_name
-        return self.add(ObjectSpec(
-            kind="row_security", schema=table.schema, name=table.name, table=table.name,
-            family="policies",
-            ddl=f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY;\n"
-                f"ALTER TABLE {name} FORCE ROW LEVEL SECURITY;",
-            drop_sql=f"ALTER TABLE {name} NO FORCE ROW LEVEL SECURITY;\n"
-                     f"ALTER TABLE {name} DISABLE ROW LEVEL SECURITY;",
-            depends_on=(table.key,), notes=notes,
-            comment="every row is checked, for the owner too; the matrix says by which rule"))
+        fields = RowSecurityFields(table.qualified_name, enabled=True, forced=True)
+        return self.object(
+            Kind.ROW_SECURITY, fields, table.schema, table.name, fields.ddl(),
+            fields.drop_sql(), table=table.name, depends_on=(table.key,), notes=notes,
+            comment="every row is checked, for the owner too; the matrix says by which rule")
 
     def policies(self, table: ObjectSpec, access: TableAccess,
                  functions: tuple[ObjectSpec, ...], after: tuple[ObjectSpec, ...]) -> None:
@@ -298,17 +285,16 @@ class _Builder:
                 name = f"{table.name}_{command.lower()}_{audience}"
                 used = tuple(f.key for f in functions
                              if f.name + "()" in f"{using} {check}")
-                self.add(ObjectSpec(
-                    kind="policy", schema=self.schema, name=name, table=table.name,
-                    family="policies",
-                    ddl=policy_ddl(name, table.qualified_name, command, roles, using, check),
-                    drop_sql=f"DROP POLICY IF EXISTS {quote_ident(name)} ON "
-                             f"{table.qualified_name};",
+                fields = PolicyFields(name, table.qualified_name, command, tuple(roles),
+                                      using or "", check or "")
+                self.object(
+                    Kind.POLICY, fields, self.schema, name, fields.ddl(), fields.drop_sql(),
+                    table=table.name,
                     depends_on=(table.key, *used,
                                 *(self.roles[r].key for r in sorted(roles) if r in self.roles),
                                 *(a.key for a in after)),
                     comment=f"{command} for {', '.join(sorted(roles))}: "
-                            f"{access.rules[roles[0]][command].words}"))
+                            f"{access.rules[roles[0]][command].words}")
 
     def revoke_execute(self, function: ObjectSpec, needed_by: tuple[str, ...]) -> None:
         """A definer-rights function: callable only by the roles that need it. PUBLIC and
@@ -325,16 +311,11 @@ class _Builder:
                        schema=function.schema)
 
     def default_privileges(self, owner: ObjectSpec) -> ObjectSpec:
-        role = quote_ident(owner.name)
-        return self.add(ObjectSpec(
-            kind="default_privileges", schema="", name=f"{owner.name}-functions",
-            role=owner.name, family="grants",
-            ddl=f"ALTER DEFAULT PRIVILEGES FOR ROLE {role} REVOKE EXECUTE ON FUNCTIONS "
-                "FROM PUBLIC;",
-            drop_sql=f"ALTER DEFAULT PRIVILEGES FOR ROLE {role} GRANT EXECUTE ON FUNCTIONS "
-                     "TO PUBLIC;",
-            depends_on=(owner.key,),
-            comment="functions the owner creates later are nobody's to call until granted"))
+        fields = DefaultPrivilegesFields(owner.name, public_executes=False)
+        return self.object(
+            Kind.DEFAULT_PRIVILEGES, fields, "", f"{owner.name}-functions", fields.ddl(),
+            fields.drop_sql(), role=owner.name, depends_on=(owner.key,),
+            comment="functions the owner creates later are nobody's to call until granted")
 
     def cron_job(self, job: str, command: str, after: tuple[ObjectSpec, ...],
                  comment: str) -> ObjectSpec:
@@ -342,81 +323,28 @@ class _Builder:
         name = cron_job_name(self.settings, job)
         schedule = self.settings.jobs.schedule(job)
         assert schedule, f"{JOB_SETTINGS[job]} schedules no job"
-        return self.add(ObjectSpec(
-            kind="cron_job", schema="", name=name, family="jobs",
-            ddl=cron_job_ddl(name, schedule, command),
-            drop_sql=f"SELECT cron.unschedule({quote_literal(name)});",
-            depends_on=tuple(a.key for a in after), comment=comment))
+        fields = CronJobFields(name, schedule, command)
+        return self.object(Kind.CRON_JOB, fields, "", name, fields.ddl(), fields.drop_sql(),
+                           depends_on=tuple(a.key for a in after), comment=comment)
 
     def search_settings(self, role: ObjectSpec, extension: ObjectSpec) -> ObjectSpec | None:
         values, requires = app_role_search_settings(self.settings)
         if not values:
             return None
-        return self.add(ObjectSpec(
-            kind="role_settings", schema="", name=f"{role.name}-settings", role=role.name,
-            family="search_settings",
-            ddl="\n".join(role_setting_line(role.name, name, value)
-                          for name, value in sorted(values.items())),
-            drop_sql="\n".join(f"ALTER ROLE {quote_ident(role.name)} RESET {name};"
-                               for name in sorted(values)),
-            depends_on=(role.key, extension.key), requires=requires,
+        fields = RoleSettingsFields(role.name, tuple(sorted(values.items())))
+        return self.object(
+            Kind.ROLE_SETTINGS, fields, "", f"{role.name}-settings", fields.ddl(),
+            fields.drop_sql(), role=role.name, depends_on=(role.key, extension.key),
+            requires=requires,
             comment="search settings for the sessions of the app role: ef_search covers "
                     f"mem0's LIMIT {DEFAULT_SEARCH_LIMIT} (pgvector's default 40 silently "
-                    "returns 40 rows); iterative scans keep filtered searches full"))
-
-
-def grantee_sql(role: str) -> str:
-    return "PUBLIC" if role == "PUBLIC" else quote_ident(role)
-
-
-def revoke_all_sql(on: str, role: str) -> str:
-    """Take every privilege `role` holds on `on` ("TABLE public.t"): the start of every
-    grant's apply, and the whole of a grant that declares none."""
-    return f"REVOKE ALL ON {on} FROM {grantee_sql(role)};"
+                    "returns 40 rows); iterative scans keep filtered searches full")
 
 
 def cron_job_name(settings: Settings, job: str) -> str:
     """A job's name in cron.job: unique per stack and collection (pg_cron keys jobs by name
     and user, across every database it serves)."""
     return f"mem0:{settings.stack}:{settings.collection}:{job}"
-
-
-_CRON_JOB_DDL = re.compile(r"^SELECT cron\.schedule\('((?:[^']|'')*)', '((?:[^']|'')*)', "
-                           r"(?:\$job\$(.*)\$job\$|'((?:[^']|'')*)')\);$", re.DOTALL)
-
-
-def job_setting(name: str) -> str:
-    """The setting that schedules the job of that cron.job name."""
-    return JOB_SETTINGS.get(name.rsplit(":", 1)[-1], "the job's schedule setting")
-
-
-def parse_cron_job_ddl(ddl: str) -> tuple[str, str, str]:
-    """(name, schedule, command) of a canonical job text: `cron_job_ddl`'s inverse."""
-    match = _CRON_JOB_DDL.match(ddl)
-    if match is None:
-        raise ValueError(f"not a canonical cron job statement: {ddl[:80]!r}")
-    name, schedule, dollar, literal = match.groups()
-    command = dollar if dollar is not None else literal.replace("''", "'")
-    return name.replace("''", "'"), schedule.replace("''", "'"), command
-
-
-def cron_job_ddl(name: str, schedule: str, command: str) -> str:
-    """A pg_cron job's canonical text, as `components.introspect` rebuilds it from cron.job:
-    the call that schedules it in the database it runs in."""
-    quoted = f"$job${command}$job$" if "$job$" not in command else quote_literal(command)
-    return f"SELECT cron.schedule({quote_literal(name)}, {quote_literal(schedule)}, {quoted});"
-
-
-def policy_ddl(name: str, table: str, command: str, roles: list[str], using: str | None,
-               check: str | None) -> str:
-    """A policy's canonical text, as `components.introspect` rebuilds it from pg_policy."""
-    lines = [f"CREATE POLICY {quote_ident(name)} ON {table} AS PERMISSIVE FOR {command} "
-             f"TO {', '.join(grantee_sql(r) for r in sorted(roles))}"]
-    if using is not None:
-        lines.append(f"    USING ({using})")
-    if check is not None:
-        lines.append(f"    WITH CHECK ({check})")
-    return "\n".join(lines) + ";"
 
 
 def _audience(settings: Settings, roles: list[str]) -> str:
@@ -466,14 +394,6 @@ def ivfflat_probes(lists: int) -> int:
     return max(1, math.isqrt(lists - 1) + 1) if lists > 1 else 1
 
 
-def role_setting_line(role: str, name: str, value: str) -> str:
-    """The canonical `ALTER ROLE ... SET` line, as the model writes it and introspection
-    rebuilds it. search_path is a list: written bare, as `SET search_path TO a, b` stores it
-    (a quoted string would become one schema name)."""
-    shown = value if name == "search_path" else quote_literal(value)
-    return f"ALTER ROLE {quote_ident(role)} SET {name} TO {shown};"
-
-
 def _vector_column(settings: Settings, column: str) -> str:
     # vector_l2_ops is pgvector's default operator class for ivfflat (hnsw has none, and no
     # halfvec class is a default), and the catalog omits a default class when it prints an
@@ -491,15 +411,15 @@ def _vector_index(b: _Builder, table: ObjectSpec, column: str) -> None:
     if index.method == "none":
         return
     if index.method == "hnsw":
-        options = f"m='{index.m}', ef_construction='{index.ef_construction}'"
+        parameters = f"m='{index.m}', ef_construction='{index.ef_construction}'"
     else:
-        options = f"lists='{index.lists}'"
+        parameters = f"lists='{index.lists}'"
     half = (f"; over halfvec({b.settings.dimensions}), since pgvector indexes at most 2000 "
             "dimensions of type vector" if b.settings.vector_column_type == "halfvec" else "")
     b.index(table, f"{table.name}_vector_idx",
-            f"{index.method} ({_vector_column(b.settings, column)}) WITH ({options})",
+            f"{index.method} ({_vector_column(b.settings, column)})",
             f"{index.method} chosen by {index.reason}; measure {index.measure}{half}",
-            requires=vector_requires(b.settings))
+            parameters=parameters, requires=vector_requires(b.settings))
 
 
 def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec, str]]:
@@ -861,7 +781,8 @@ def build_model(settings: Settings, schema: str = "public",
     if owned and settings.client_profile == "python":
         live = {t.name: t for t, _nature in tables}
         _jobs(b, live, _snapshots(b, extension, live))
-    specs = sorted(b.specs, key=lambda s: FAMILIES.index(s.family))  # stable: keeps order
+    families = list(Family)
+    specs = sorted(b.specs, key=lambda s: families.index(s.family))  # stable: keeps order
     _check_order(specs)
     return specs
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from components.identifiers import quote_ident, quote_literal
-from components.model import ObjectSpec, build_model, revoke_all_sql
+from components.kinds import Kind
+from components.kinds.grant import revoke_all_sql
+from components.model import ObjectSpec, build_model
 from components.settings import Settings
 
 
 def _statement(spec: ObjectSpec) -> str:
-    if spec.kind == "grant" and not spec.ddl.startswith("REVOKE"):
+    if spec.kind == Kind.GRANT and spec.fields.privileges:
         # A grant declares all the role holds: take away what default privileges gave it
         # (Supabase hands every new table to anon, authenticated and service_role).
         return f"{revoke_all_sql(spec.on, spec.role)}\n{spec.ddl}"
-    if spec.kind == "cron_job":
+    if spec.kind == Kind.CRON_JOB:
         # pg_cron keeps every job of the server in one database: this line runs there.
         return ("-- run in pg_cron's database (cron.database_name); from another database, "
                 "call\n-- cron.schedule_in_database(name, schedule, command, "
                 "'<this database>') instead\n" + spec.ddl)
-    if spec.kind != "role":
+    if spec.kind != Kind.ROLE:
         return spec.ddl
     # Roles belong to the cluster, not the database: another database may have made it.
     return "\n".join([

@@ -15,7 +15,8 @@ from pulumi import dynamic
 from components.checks.provider import ChecksProvider, schema_fingerprint
 from components.connection import database_identity, embedded_spec, role_url
 from components.embedded import EmbeddedPostgres
-from components.model import FAMILIES, ObjectSpec, build_model
+from components.kinds import Family, Kind
+from components.model import ObjectSpec, build_model
 from components.provider import SqlObjectProvider, object_inputs
 from components.settings import Settings, settings_payload
 
@@ -92,9 +93,9 @@ class _Family(pulumi.ComponentResource):
             # nothing to drop.
             # Not triggers (their function can only be dropped after them) nor grants (a
             # role can only be dropped once its grants are revoked).
-            owner = registry.get(f"table:{spec.schema}.{spec.table}") \
-                if spec.kind in ("index", "statistics") else None
-            password = settings.role_password(spec.name) if spec.kind == "role" else None
+            owner = registry.get(f"{Kind.TABLE}:{spec.schema}.{spec.table}") \
+                if spec.kind in (Kind.INDEX, Kind.STATISTICS) else None
+            password = settings.role_password(spec.name) if spec.kind == Kind.ROLE else None
             label = f"{spec.schema}.{spec.name}" if spec.schema else spec.name
             resource = SqlObject(
                 f"{name}-{label}", spec, connection, database, settings.allow_data_loss,
@@ -146,11 +147,12 @@ class LifecycleJobs(_Family):
     TYPE = "mem0:index:LifecycleJobs"
 
 
-COMPONENTS: dict[str, type[_Family]] = {
-    "extensions": Extensions, "roles": Roles, "tables": MemoryTables, "functions": Functions,
-    "indexes": Indexes, "triggers": Triggers, "grants": Grants, "policies": Policies,
-    "search_settings": SearchSettings, "jobs": LifecycleJobs}
-assert tuple(COMPONENTS) == FAMILIES, "every model family has its component, in order"
+COMPONENTS: dict[Family, type[_Family]] = {
+    Family.EXTENSIONS: Extensions, Family.ROLES: Roles, Family.TABLES: MemoryTables,
+    Family.FUNCTIONS: Functions, Family.INDEXES: Indexes, Family.TRIGGERS: Triggers,
+    Family.GRANTS: Grants, Family.POLICIES: Policies, Family.SEARCH_SETTINGS: SearchSettings,
+    Family.JOBS: LifecycleJobs}
+assert list(COMPONENTS) == list(Family), "every model family has its component, in order"
 
 
 class Mem0Backend(pulumi.ComponentResource):
@@ -183,7 +185,7 @@ class Mem0Backend(pulumi.ComponentResource):
         self.preflight = CheckRun(f"{name}-preflight", "preflight", settings, fingerprint,
                                   connection, database, opts=child)
         registry: dict[str, SqlObject] = {}
-        self.families: dict[str, _Family] = {}
+        self.families: dict[Family, _Family] = {}
         for family, component in COMPONENTS.items():
             members = [s for s in specs if s.family == family]
             if members:
@@ -193,7 +195,8 @@ class Mem0Backend(pulumi.ComponentResource):
         self.checks = PostDeployChecks(f"{name}-checks", settings, fingerprint, connection,
                                        database, list(registry.values()), child)
         # mem0's tables (schema public); the snapshot copies in mem0_backup are not its.
-        self.tables = sorted(s.name for s in specs if s.kind == "table" and s.schema == "public")
+        self.tables = sorted(s.name for s in specs
+                             if s.kind == Kind.TABLE and s.schema == "public")
         self.database = database
         self.register_outputs({"tables": self.tables, "database": database,
                                "checks": self.checks.summary})

@@ -1,15 +1,20 @@
 """Plan the ALTER TABLE statements that turn one canonical table definition into another.
 
-Pure text work on the canonical form (one column or constraint per line, see
-`components.introspect`). A table is never dropped and recreated to apply a change: rows
-must survive. Steps that would destroy data say so (`loses_data`), and the provider refuses
-them on a table with rows unless the stack sets `allowDataLoss`.
+Pure work on a table's shape: its columns, constraints, storage and owner. `parse_table`
+reads the canonical text (one column or constraint per line, `components.kinds.table`),
+which is how the SQL templates declare tables; the provider plans from the declared fields
+and the shape introspection reads, never from its own SQL. A table is never dropped and
+recreated to apply a change: rows must survive. Steps that would destroy data say so
+(`loses_data`), and the provider refuses them on a table with rows unless the stack sets
+`allowDataLoss`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+
+from components.errors import ExitCode, Mem0InfraError
 
 _HEADER = re.compile(r"^CREATE (UNLOGGED )?TABLE (\S+) \($")
 _OWNER = re.compile(r"^ALTER TABLE (\S+) OWNER TO (\S+);$")
@@ -45,23 +50,32 @@ class Step:
     drop_indexes_on: str = ""
 
 
-class UnsupportedTableChange(ValueError):
-    pass
+class UnsupportedTableChange(Mem0InfraError, ValueError):
+    """A change the planner will not make in place; the message says what to do instead."""
+
+    exit_code = ExitCode.FAILED
 
 
 def parse_table(ddl: str) -> TableShape:
+    """The shape of a canonical table text (as introspection prints it and the SQL
+    templates are written)."""
     lines = ddl.strip().splitlines()
     owner_line = _OWNER.match(lines[-1]) if lines else None
     if owner_line:
         lines = lines[:-1]
+    settings: list[re.Match[str]] = []
+    while lines and (line_match := _STORAGE.match(lines[-1]) or _OPTIONS.match(lines[-1])):
+        settings.insert(0, line_match)
+        lines = lines[:-1]
     storage: dict[str, str] = {}
     options: dict[str, str] = {}
-    while lines and (line_match := _STORAGE.match(lines[-1]) or _OPTIONS.match(lines[-1])):
+    for line_match in settings:  # in written order, which the canonical text keeps
         if line_match.re is _STORAGE:
             storage[line_match.group(1)] = line_match.group(2)
         else:
-            options.update(item.split("=", 1) for item in line_match.group(1).split(", "))
-        lines = lines[:-1]
+            for item in line_match.group(1).split(", "):
+                option, _, value = item.partition("=")
+                options[option] = value
     header = _HEADER.match(lines[0]) if lines else None
     if header is None or lines[-1] != ");":
         raise ValueError(f"not a canonical CREATE TABLE statement: {ddl[:80]!r}")
@@ -144,7 +158,12 @@ def _column_change(table: str, name: str, old: str, new: str) -> list[Step]:
 
 
 def plan_table_change(old_ddl: str, new_ddl: str) -> list[Step]:
-    old, new = parse_table(old_ddl), parse_table(new_ddl)
+    """The steps from one canonical table text to another."""
+    return plan_shape_change(parse_table(old_ddl), parse_table(new_ddl))
+
+
+def plan_shape_change(old: TableShape, new: TableShape) -> list[Step]:
+    """The steps that turn table `old` into `new` (the provider's: live into declared)."""
     if old.table != new.table:
         raise UnsupportedTableChange(f"cannot turn table {old.table} into {new.table} in place")
     table = new.table

@@ -35,6 +35,7 @@ from components.checks.core import (
 from components.checks.pooler import check_pooler
 from components.identifiers import qualified, quote_ident
 from components.introspect import INVALID_INDEX_NOTE, live_ddl_or_none, short_diff
+from components.kinds import Kind, kind_spec
 from components.model import (
     HISTORY_TABLE,
     NEIGHBOURS_FUNCTION,
@@ -55,11 +56,7 @@ MAX_LISTED = 8  # objects named in one check's detail
 
 
 def _label(spec: ObjectSpec) -> str:
-    if spec.kind in ("extension", "role", "schema", "cron_job"):
-        return f"{spec.kind.replace('_', ' ')} {spec.name}"
-    if spec.kind == "role_settings":
-        return f"settings of role {spec.role}"
-    return f"{spec.kind} {spec.qualified_name}"
+    return kind_spec(spec.kind).label(asdict(spec))
 
 
 def _compare(ctx: Context, specs: Sequence[ObjectSpec]) -> tuple[list[str], list[str]]:
@@ -101,7 +98,7 @@ def _catalog_check(kinds: tuple[str, ...], what: str) -> Callable[[Context], Out
 
 def check_extension(ctx: Context) -> Outcome:
     """pgvector installed where the stack declares it, at a version its objects need."""
-    problems, _ = _compare(ctx, ctx.of_kind("extension"))
+    problems, _ = _compare(ctx, ctx.of_kind(Kind.EXTENSION))
     if problems:
         return failed("\n".join(problems),
                       "CREATE EXTENSION vector (on Supabase: Database > Extensions), or "
@@ -156,9 +153,9 @@ def check_search_settings(ctx: Context) -> Outcome:
 
 
 def check_cron_jobs(ctx: Context) -> Outcome:
-    if not ctx.of_kind("cron_job"):
+    if not ctx.of_kind(Kind.CRON_JOB):
         return not_applicable("the stack schedules no pg_cron jobs")
-    return _catalog_check(("cron_job",), "pg_cron jobs")(ctx)
+    return _catalog_check((Kind.CRON_JOB,), "pg_cron jobs")(ctx)
 
 
 # --- behaviour checks: the planner ---------------------------------------------------------
@@ -198,7 +195,7 @@ def check_planner(ctx: Context) -> Outcome:
     s = ctx.settings
     statements = _statements(ctx)
     query = _vector(ctx)
-    index_names = {spec.name for spec in ctx.of_kind("index") if spec.table == s.collection}
+    index_names = {spec.name for spec in ctx.of_kind(Kind.INDEX) if spec.table == s.collection}
     vector_idx = f"{s.collection}_vector_idx"
     cases: list[tuple[str, str, list[Any], set[str]]] = [
         ("get by id", statements.get(), [str(uuid.uuid4())], {f"{s.collection}_pkey"}),
@@ -303,7 +300,7 @@ class _Probe:
 
 
 def _undeclared_policies(ctx: Context) -> list[str]:
-    declared = {(s.table, s.name) for s in ctx.of_kind("policy")}
+    declared = {(s.table, s.name) for s in ctx.of_kind(Kind.POLICY)}
     tables = sorted({t for t, _ in declared})
     return [f"{table}.{name}" for table, name in ctx.rows(
         "SELECT c.relname::text, p.polname::text FROM pg_catalog.pg_policy p"
@@ -453,23 +450,23 @@ CHECKS: tuple[Check, ...] = (
     Check("extension", "pgvector installed in its schema at the version the stack needs",
           check_extension),
     Check("roles", "the stack's roles with their attributes",
-          _catalog_check(("role",), "roles")),
+          _catalog_check((Kind.ROLE,), "roles")),
     Check("tables", "the memory tables with their columns, types and vector dimensions",
-          _catalog_check(("schema", "table"), "tables"), after=("extension",)),
+          _catalog_check((Kind.SCHEMA, Kind.TABLE), "tables"), after=("extension",)),
     Check("indexes", "every declared index (and extended statistics) exists, as declared, "
-          "and is valid", _catalog_check(("index", "statistics"), "indexes"),
+          "and is valid", _catalog_check((Kind.INDEX, Kind.STATISTICS), "indexes"),
           after=("extension",)),
     Check("functions", "the identity, history, search and traversal functions",
-          _catalog_check(("function",), "functions"), after=("extension",)),
+          _catalog_check((Kind.FUNCTION,), "functions"), after=("extension",)),
     Check("triggers", "the history and timestamp triggers, enabled",
-          _catalog_check(("trigger",), "triggers"), after=("extension",)),
+          _catalog_check((Kind.TRIGGER,), "triggers"), after=("extension",)),
     Check("grants", "each role holds exactly its privileges",
-          _catalog_check(("grant", "default_privileges"), "grants"), after=("extension",)),
+          _catalog_check((Kind.GRANT, Kind.DEFAULT_PRIVILEGES), "grants"), after=("extension",)),
     Check("row_security", "row-level security enabled and forced on every table",
-          _catalog_check(("row_security",), "tables' row-security flags"),
+          _catalog_check((Kind.ROW_SECURITY,), "tables' row-security flags"),
           after=("extension",)),
     Check("policies", "every row-level-security policy with its declared expressions",
-          _catalog_check(("policy",), "policies"), after=("extension",)),
+          _catalog_check((Kind.POLICY,), "policies"), after=("extension",)),
     Check("search_settings", "the app role's search settings (hnsw.ef_search, iterative "
           "scans) in effect", check_search_settings, after=("extension",)),
     Check("cron_jobs", "the stack's pg_cron jobs scheduled", check_cron_jobs),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.model import FAMILIES, ObjectSpec, build_model
+from components.kinds import Family
+from components.model import ObjectSpec, build_model
 from components.render import render_script
 from components.settings import parse_settings
 
@@ -24,7 +25,7 @@ def test_dependencies_come_first_and_families_are_grouped() -> None:
         assert set(spec.depends_on) <= seen, spec.key
         seen.add(spec.key)
     families = [s.family for s in specs]
-    assert families == sorted(families, key=FAMILIES.index)
+    assert families == sorted(families, key=list(Family).index)
     assert specs[0].key == "extension:public.vector"
 
 
@@ -334,3 +335,52 @@ def test_requirements_compare_versions_as_numbers() -> None:
     iterative = Requirement("vector", "0.8.0", "hint")
     assert iterative.met_by("0.8.0") and iterative.met_by("0.10.1")
     assert not iterative.met_by("0.7.4") and not iterative.met_by(None)
+
+
+@pytest.mark.parametrize("raw", [{}, POSTGRES, SUPABASE, {"clientProfile": "typescript"},
+                                 {**POSTGRES, "tenancy": "org", "analyzeSchedule": "@daily",
+                                  "snapshotSchedule": "0 3 * * *"}])
+def test_every_spec_carries_fields_that_render_its_ddl_and_survive_json(
+        raw: dict[str, object]) -> None:
+    """The provider applies from the fields it gets back from state: they must come back
+    equal through JSON (Pulumi keeps lists, not tuples), and render the DDL a preview
+    diffs, byte for byte."""
+    import json
+
+    from components.kinds import REGISTRY, Kind, fields_from_json, fields_json
+    from components.provider import object_inputs
+
+    assert list(REGISTRY) == list(Kind)
+    for spec in build_model(parse_settings(raw, "dev")):
+        kind = REGISTRY[spec.kind]
+        assert spec.family == kind.family and isinstance(spec.fields, kind.fields), spec.key
+        stored = json.loads(json.dumps(object_inputs(spec, "dsn", "db", False)["fields"]))
+        assert fields_from_json(kind.fields, stored) == spec.fields, spec.key
+        assert kind.fields_of({"fields": stored}) == spec.fields, spec.key
+        assert stored == fields_json(spec.fields)
+        if spec.kind == Kind.FUNCTION:
+            assert spec.ddl.endswith(f"\nALTER FUNCTION {spec.fields.signature} OWNER TO "
+                                     f"{spec.fields.owner};")
+        else:
+            assert spec.fields.ddl() == spec.ddl, spec.key
+            drop = spec.fields.drop_sql(spec.schema) if spec.kind == Kind.INDEX \
+                else spec.fields.drop_sql()
+            assert drop == spec.drop_sql, spec.key
+
+
+def test_inputs_without_fields_still_give_what_apply_needs() -> None:
+    """State written before fields existed (provider version 4): the kinds that need
+    fields there derive them from the other inputs."""
+    from components.kinds import REGISTRY, Kind
+
+    specs = model(**POSTGRES, analyzeSchedule="@daily")
+    for key in ("role_settings:mem0_app-settings", "cron_job:mem0:dev:memories:analyze",
+                "extension:public.vector"):
+        spec = specs[key]
+        old = {**spec.__dict__, "fields": None}
+        derived = REGISTRY[Kind(spec.kind)].fields_of(old)
+        assert derived is not None, key
+        if spec.kind == Kind.ROLE_SETTINGS:
+            assert derived.names == spec.fields.names  # only the names: resets and reads
+        else:
+            assert derived == spec.fields, key

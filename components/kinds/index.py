@@ -1,0 +1,120 @@
+"""Kind `index`: an index as `pg_get_indexdef()` prints it, one clause a line.
+
+Apply builds the index (CONCURRENTLY when its table has rows, dropping a failed build's
+INVALID leftover); a changed index is built beside the old one under a temporary name and
+swapped in one transaction, so searches always have an index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from components.identifiers import MAX_IDENTIFIER_LENGTH, qualified, quote_ident
+from components.kinds.apply import (
+    DDL_TIMEOUT,
+    INDEX_BUILD_TIMEOUT,
+    execute_checked,
+    relation_has_storage,
+    set_timeout,
+    verify,
+)
+from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef
+from components.kinds.table import relation
+
+INVALID_INDEX_NOTE = "-- INVALID: a failed or interrupted build left this index unusable"
+
+
+@dataclass(frozen=True)
+class IndexFields:
+    name: str
+    table: str  # schema-qualified
+    using: str  # the method and its column list: "btree (user_id, created_at DESC)"
+    unique: bool = False
+    parameters: str = ""  # inside WITH (...): "m='16', ef_construction='64'"
+    where: str = ""  # the predicate of a partial index
+
+    def definition(self, name: str = "", concurrently: bool = False) -> str:
+        """The one-line statement (pg_get_indexdef's form), optionally under another name."""
+        head = f"CREATE {'UNIQUE ' if self.unique else ''}INDEX" \
+            f"{' CONCURRENTLY' if concurrently else ''} {quote_ident(name or self.name)}"
+        parameters = f" WITH ({self.parameters})" if self.parameters else ""
+        where = f" WHERE {self.where}" if self.where else ""
+        return f"{head} ON {self.table} USING {self.using}{parameters}{where}"
+
+    def ddl(self, name: str = "", concurrently: bool = False) -> str:
+        return index_ddl(self.definition(name, concurrently))
+
+    def drop_sql(self, schema: str) -> str:
+        return f"DROP INDEX IF EXISTS {qualified(schema, self.name)};"
+
+
+def index_ddl(definition: str) -> str:
+    """The canonical text of an index from its one-line definition (pg_get_indexdef's form,
+    without the semicolon): USING, WITH and WHERE each begin a line, so a preview shows a
+    changed method, parameter or predicate as its own SQL line."""
+    head, _, using = definition.partition(" USING ")
+    using, _, where = using.partition(" WHERE ")
+    using, _, parameters = using.rpartition(" WITH (") if " WITH (" in using else \
+        (using, "", "")
+    lines = [head, f"  USING {using}"]
+    if parameters:
+        lines.append(f"  WITH ({parameters}")
+    if where:
+        lines.append(f"  WHERE {where}")
+    return "\n".join(lines) + ";"
+
+
+def read(cur: Cursor, ref: ObjectRef) -> str | None:
+    found = relation(cur, ref["schema"], ref["name"], "iI")
+    if found is None:
+        return None
+    definition, valid = cur.execute(
+        "SELECT pg_catalog.pg_get_indexdef(indexrelid), indisvalid"
+        " FROM pg_catalog.pg_index WHERE indexrelid = %s", (found[0],)).fetchone()  # type: ignore[misc]
+    text = index_ddl(definition)
+    return text if valid else f"{text}\n{INVALID_INDEX_NOTE}"
+
+
+def _build(conn: psycopg.Connection, change: Change[IndexFields], build_name: str) -> None:
+    """Build the declared index under `build_name` (unqualified: an index lives in its
+    table's schema); CONCURRENTLY when the table has rows."""
+    schema, table = change.props["schema"], change.props["table"]
+    with conn.cursor() as cur:
+        concurrent = relation_has_storage(cur, schema, table)
+    statement = change.need_fields().ddl(build_name, concurrent)
+    if not concurrent:
+        with conn.transaction():
+            set_timeout(conn, "statement_timeout", DDL_TIMEOUT, local=True)
+            conn.execute(statement)
+        return
+    try:
+        set_timeout(conn, "statement_timeout", INDEX_BUILD_TIMEOUT, local=False)
+        conn.execute(statement)
+    except psycopg.Error:
+        # A failed concurrent build leaves an INVALID index behind: remove it.
+        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, build_name)}")
+        raise
+    finally:
+        conn.execute("RESET statement_timeout")
+
+
+def ensure(conn: psycopg.Connection, change: Change[IndexFields]) -> None:
+    schema, name = change.props["schema"], change.props["name"]
+    if change.live is None:
+        _build(conn, change, name)
+        with conn.transaction():
+            verify(conn, change)
+        return
+    # Build the new definition beside the old one, then swap: searches keep an index.
+    temp = name[: MAX_IDENTIFIER_LENGTH - 9] + "_mem0_new"
+    conn.execute(f"DROP INDEX IF EXISTS {qualified(schema, temp)}")  # an earlier attempt's
+    _build(conn, change, temp)
+    execute_checked(conn, [
+        f"DROP INDEX {qualified(schema, name)}",
+        f"ALTER INDEX {qualified(schema, temp)} RENAME TO {quote_ident(name)}",
+    ], change)
+
+
+SPEC = KindSpec(Kind.INDEX, Family.INDEXES, IndexFields, read, ensure)
