@@ -35,6 +35,7 @@ from components.connection import command_dsn, database_identity, open_session
 from components.errors import ExitCode, Mem0InfraError
 from components.identifiers import qualified, quote_ident
 from components.introspect import live_ddl_or_none, short_diff
+from components.kinds import Kind
 from components.model import build_model
 from components.settings import Settings
 from components.stackfile import add_stack_arguments, load_stack_settings
@@ -86,7 +87,7 @@ def _tables(ctx: Context) -> list[tuple[str, bool, bool]]:
     return [(str(n), bool(r), bool(p)) for n, r, p in ctx.rows(_TABLES, (SCHEMA,))]
 
 
-def _or_redeploy(ctx: Context, kind: str, name: str, fix: str) -> str:
+def _or_redeploy(ctx: Context, kind: Kind, name: str, fix: str) -> str:
     """The fix for an object the stack may declare: redeploying restores a declared one."""
     return f"run `pulumi up`: the stack declares it (or by hand: {fix})" \
         if ctx.declares(kind, SCHEMA, name) else fix
@@ -100,7 +101,7 @@ def _table_findings(ctx: Context, code: str, level: Level, message: str, fix: st
     """A finding for each table in public whose (RLS enabled, has policies) `applies`;
     `fix` names the table as {table}."""
     return [Finding(code, level, f"table {qualified(SCHEMA, name)}", message,
-                    _or_redeploy(ctx, "table", name,
+                    _or_redeploy(ctx, Kind.TABLE, name,
                                  fix.format(table=qualified(SCHEMA, name))))
             for name, enabled, policies in _tables(ctx) if applies(enabled, policies)]
 
@@ -116,7 +117,7 @@ def rls_disabled_in_public(ctx: Context) -> list[Finding]:
 def rls_not_forced(ctx: Context) -> list[Finding]:
     found: list[Finding] = []
     for spec in ctx.specs:
-        if spec.kind != "table":
+        if spec.kind != Kind.TABLE:
             continue
         rows = ctx.rows(
             "SELECT c.relforcerowsecurity, pg_catalog.pg_get_userbyid(c.relowner)"
@@ -130,7 +131,7 @@ def rls_not_forced(ctx: Context) -> list[Finding]:
             f"row-level security is not forced: the table's owner {quote_ident(row[1])} "
             "and every session running as the owner (SECURITY DEFINER functions, the "
             "deployer) skip its policies",
-            _or_redeploy(ctx, "table", spec.name,
+            _or_redeploy(ctx, Kind.TABLE, spec.name,
                          f"ALTER TABLE {spec.qualified_name} FORCE ROW LEVEL SECURITY;")))
     return found
 
@@ -203,7 +204,7 @@ def function_search_path_mutable(ctx: Context) -> list[Finding]:
             "function_search_path_mutable", Level.WARN, f"function {signature}",
             "the function has no fixed search_path: the caller's search_path decides which "
             "tables, functions and operators its unqualified names resolve to",
-            _or_redeploy(ctx, "function", name,
+            _or_redeploy(ctx, Kind.FUNCTION, name,
                          f"ALTER FUNCTION {signature} SET search_path = ''; then qualify "
                          "every name the function uses")))
     return found
@@ -247,7 +248,7 @@ def security_definer_view(ctx: Context) -> list[Finding]:
 def extension_in_public(ctx: Context) -> list[Finding]:
     # The stack's own extension is in public by design where it declares it there (pgvector
     # outside Supabase); on Supabase the model declares it in `extensions`, so it is reported.
-    by_design = {s.name for s in ctx.specs if s.kind == "extension" and s.schema == SCHEMA}
+    by_design = {s.name for s in ctx.specs if s.kind == Kind.EXTENSION and s.schema == SCHEMA}
     found: list[Finding] = []
     for name, relocatable in ctx.rows(
             "SELECT e.extname, e.extrelocatable FROM pg_catalog.pg_extension e"

@@ -18,5 +18,6 @@ bash scripts/venv.sh
 # Built once per machine (minutes), then found in the cache; the tests find it there too.
 bash scripts/install-pulumi.sh >/dev/null
 .venv/bin/ruff check --quiet .
+.venv/bin/mypy  # strict, over components/ (pyproject.toml's [tool.mypy])
 # Two workers: most of a deployment's time is the engine's processes waiting on each other.
 .venv/bin/pytest -n 2 "$@"

@@ -17,6 +17,7 @@ import psycopg
 from components.access import MEMBERSHIP_TABLE
 from components.backup.catalog import LiveTable, live_table
 from components.backup.common import BackupError
+from components.kinds import Kind
 from components.model import HISTORY_TABLE, RELATIONSHIPS_TABLE, build_model
 from components.settings import Settings
 
@@ -63,7 +64,7 @@ def data_parts(settings: Settings) -> list[Part]:
     kinds = {settings.collection: MEMORIES, f"{settings.collection}_entities": ENTITIES,
              HISTORY_TABLE: HISTORY, RELATIONSHIPS_TABLE: RELATIONSHIPS,
              MEMBERSHIP_TABLE: MEMBERS}
-    names = [s.name for s in build_model(settings) if s.kind == "table" and s.schema == SCHEMA]
+    names = [s.name for s in build_model(settings) if s.kind == Kind.TABLE and s.schema == SCHEMA]
     unknown = [name for name in names if name not in kinds]
     if unknown:
         raise BackupError(

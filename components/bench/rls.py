@@ -65,6 +65,7 @@ from components.bench.role import grant_functions, role_name
 from components.bench.server import Server
 from components.errors import ExitCode
 from components.identifiers import quote_ident
+from components.kinds import Kind
 from components.model import build_model, policy_ddl
 from components.settings import SUPABASE_END_USER_ROLES, AppRoleIdentity, Settings, Target
 
@@ -140,7 +141,7 @@ def _postgres_target(settings: Settings) -> Settings:
 def _identity_function_ddl(settings: Settings, scratch: str) -> str:
     """The model's own rendering of the identity function, for a postgres-target stack."""
     for spec in build_model(_postgres_target(settings), schema=scratch, owned=False):
-        if spec.kind == "function" and spec.name == USER_ID_FUNCTION:
+        if spec.kind == Kind.FUNCTION and spec.name == USER_ID_FUNCTION:
             return spec.ddl
     raise BenchError(f"the model declares no {USER_ID_FUNCTION}() function")
 

@@ -23,6 +23,7 @@ from typing import Any
 import psycopg
 
 from components.errors import Mem0InfraError
+from components.kinds import Kind
 from components.model import ObjectSpec
 from components.settings import Settings
 
@@ -126,10 +127,10 @@ class Context:
         row = self.conn.execute(query, params).fetchone()
         return None if row is None else row[0]
 
-    def of_kind(self, *kinds: str) -> list[ObjectSpec]:
+    def of_kind(self, *kinds: Kind) -> list[ObjectSpec]:
         return [s for s in self.specs if s.kind in kinds]
 
-    def declares(self, kind: str, schema: str, name: str) -> bool:
+    def declares(self, kind: Kind, schema: str, name: str) -> bool:
         return any(s.kind == kind and s.schema == schema and s.name == name
                    for s in self.specs)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from components import cron
 from components.checks.core import Check, Context, Outcome, failed, not_applicable, passed
+from components.kinds import Kind
 from components.model import Requirement, version_tuple
 from components.settings import SUPABASE_END_USER_ROLES, SUPABASE_SERVICE_ROLE
 
@@ -60,7 +61,7 @@ def check_pg_cron(ctx: Context) -> Outcome:
     them to run here, and it bypasses row-level security (the jobs run as it: under the
     forced row-level security of every table, a purge would delete nothing and a snapshot
     copy nothing, silently)."""
-    jobs = ctx.of_kind("cron_job")
+    jobs = ctx.of_kind(Kind.CRON_JOB)
     if not jobs:
         return not_applicable("the stack schedules no pg_cron jobs")
     turn_off = ("or turn the jobs off (set " + ", ".join(ctx.settings.jobs.scheduled())
@@ -112,7 +113,7 @@ def check_deployer(ctx: Context) -> Outcome:
     problems: list[str] = []
     if not create_public:
         problems.append("no CREATE on schema public")
-    roles = [spec.name for spec in ctx.of_kind("role")]
+    roles = [spec.name for spec in ctx.of_kind(Kind.ROLE)]
     existing = {name for (name,) in ctx.rows(
         "SELECT rolname::text FROM pg_catalog.pg_roles WHERE rolname = ANY(%s)", (roles,))}
     missing = [r for r in roles if r not in existing]

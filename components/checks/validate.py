@@ -78,7 +78,7 @@ def _compare(ctx: Context, specs: Sequence[ObjectSpec]) -> tuple[list[str], list
     return problems, fixes
 
 
-def _catalog_check(kinds: tuple[str, ...], what: str) -> Callable[[Context], Outcome]:
+def _catalog_check(kinds: tuple[Kind, ...], what: str) -> Callable[[Context], Outcome]:
     def run(ctx: Context) -> Outcome:
         specs = ctx.of_kind(*kinds)
         if not specs:
