@@ -8,10 +8,6 @@ Stacks deployed by commit 6d811c0's code hold inputs without the kinds' `fields`
 
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +18,9 @@ import pytest
 from components.introspect import catalog_snapshot, live_ddl
 from components.model import build_model
 from tests.conftest import TestDatabase, stack_settings
-from tests.support.engine import REPO, PulumiStack
+from tests.support.engine import PulumiStack
 from tests.support.testbed import PgServer
+from tests.support.versions import package_at
 
 pytestmark = pytest.mark.e2e
 
@@ -39,17 +36,6 @@ def settings(pg_server: PgServer) -> dict[str, object]:
         if pg_server.has_pg_cron else {}
     return {"dimensions": DIMS, **jobs}
 
-
-def package_at(commit: str, destination: Path) -> Path:
-    """The package `components` as it was at `commit`, importable from `destination` (as
-    tests/e2e/test_upgrade.py makes its previous version)."""
-    archive = subprocess.run(["git", "archive", "--format=tar", commit, "components", "sql"],
-                             cwd=REPO, capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(destination, filter="data")
-    # Installed, sql/ is the package components.sql (pyproject's package-dir).
-    shutil.move(destination / "sql", destination / "components" / "sql")
-    return destination
 
 
 def index_oids(database: TestDatabase) -> dict[str, int]:

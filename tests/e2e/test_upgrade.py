@@ -9,32 +9,18 @@ the objects this version adds (the extended statistics).
 
 from __future__ import annotations
 
-import io
-import shutil
-import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TestDatabase
-from tests.support.engine import REPO
+from tests.support.versions import package_at
 
 pytestmark = pytest.mark.e2e
 
 PREVIOUS = "bf91f37"
 DIMS = 8
 
-
-def previous_package(destination: Path) -> Path:
-    """The package `components` as it was at PREVIOUS, importable from `destination`."""
-    archive = subprocess.run(["git", "archive", "--format=tar", PREVIOUS, "components", "sql"],
-                             cwd=REPO, capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(destination, filter="data")
-    # Installed, sql/ is the package components.sql (pyproject's package-dir).
-    shutil.move(destination / "sql", destination / "components" / "sql")
-    return destination
 
 
 def index_oids(database: TestDatabase) -> dict[str, int]:
@@ -52,7 +38,7 @@ def test_a_stack_deployed_by_the_previous_provider_updates_in_place(
     stack = make_stack(dimensions=DIMS, appRoleIdentity="optional", hnswEfSearch=100)
     with monkeypatch.context() as env:
         # The program and the provider plugin both import the previous package.
-        env.setenv("PYTHONPATH", str(previous_package(tmp_path / "previous")))
+        env.setenv("PYTHONPATH", str(package_at(PREVIOUS, tmp_path / "previous")))
         stack.up().raise_for_error()
     versions = {r["inputs"].get("provider_version") for r in stack.state().values()
                 if r["type"].endswith("mem0:SqlObject")}
