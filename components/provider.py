@@ -33,7 +33,7 @@ from pulumi.dynamic import (
 from pulumi.runtime.rpc import UNKNOWN
 
 from components.connection import connect, database_identity
-from components.kinds import Change, Kind, KindSpec, SqlObjectError, fields_json, kind_spec
+from components.kinds import Change, Kind, KindSpec, SqlObjectError, kind_spec
 from components.kinds.apply import LOCK_TIMEOUT, ddl_diff, set_timeout, wait_for_apply_lock
 from components.model import ObjectSpec, Requirement
 from components.settings import PROJECT
@@ -71,7 +71,8 @@ def object_inputs(spec: ObjectSpec, connection: Any, database: str,
               "role": spec.role, "on": spec.on, "arguments": spec.arguments,
               "database": database, "connection": connection, "ddl": spec.ddl,
               "drop_sql": spec.drop_sql,
-              **({"fields": fields_json(spec.fields)} if spec.fields is not None else {}),
+              **({"fields": kind_spec(spec.kind).input_fields(spec.fields)}
+                 if spec.fields is not None else {}),
               "requires": [{"extension": r.extension, "min_version": r.min_version,
                             "hint": r.hint} for r in spec.requires],
               "allow_data_loss": allow_data_loss, "provider_version": PROVIDER_VERSION}

@@ -123,7 +123,7 @@ class KindSpec(Generic[F]):
 
     kind: Kind
     family: Family  # the component that owns objects of this kind
-    fields: type[F]  # the frozen dataclass of the kind's structured fields
+    fields: type[F]  # the frozen dataclass of the fields apply reads from the inputs
     read: Reader  # the live definition in canonical form, or None when it does not exist
     ensure: Callable[[psycopg.Connection, Change[F]], None]  # make live match declared
     delete: Callable[[psycopg.Connection, Change[F]], None] = _drop
@@ -137,6 +137,14 @@ class KindSpec(Generic[F]):
     # The fields of inputs written before fields existed (older state, hand-made specs),
     # from their other inputs; None where no apply or read needs them.
     legacy_fields: Callable[[ObjectRef], F] | None = None
+    # The inputs' fields from the model's (ObjectSpec.fields); the identity where the
+    # model's dataclass is the one apply reads. The index sends only its head: what it
+    # builds is in the ddl, and an index change must show as a ddl change alone.
+    to_inputs: Callable[[Any], F] | None = None
+
+    def input_fields(self, fields: Any) -> dict[str, Any]:
+        """The `fields` input of a SqlObject, from the model's fields of the spec."""
+        return fields_json(fields if self.to_inputs is None else self.to_inputs(fields))
 
     def fields_of(self, props: ObjectRef) -> F | None:
         """The kind's fields from a resource's inputs (or a spec as a mapping)."""

@@ -3,6 +3,12 @@
 Apply builds the index (CONCURRENTLY when its table has rows, dropping a failed build's
 INVALID leftover); a changed index is built beside the old one under a temporary name and
 swapped in one transaction, so searches always have an index.
+
+The model's `IndexFields` render the DDL; the resource's inputs carry only the index's
+`IndexHead` (name, table, unique): the method, parameters and predicate are what the ddl
+input shows, and a changed index must read in a preview as that ddl change alone. The
+statement that builds it under another name is the head rendered with that name, then the
+declared ddl after its head (a prefix the head renders, checked, never searched for).
 """
 
 from __future__ import annotations
@@ -20,10 +26,42 @@ from components.kinds.apply import (
     set_timeout,
     verify,
 )
-from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef
+from components.kinds.base import (
+    Change,
+    Cursor,
+    Family,
+    Kind,
+    KindSpec,
+    ObjectRef,
+    SqlObjectError,
+)
 from components.kinds.table import relation
 
 INVALID_INDEX_NOTE = "-- INVALID: a failed or interrupted build left this index unusable"
+
+
+@dataclass(frozen=True)
+class IndexHead:
+    """What an index's inputs carry: the head of its statement."""
+
+    name: str
+    table: str  # schema-qualified
+    unique: bool = False
+
+    def head(self, name: str = "", concurrently: bool = False) -> str:
+        return (f"CREATE {'UNIQUE ' if self.unique else ''}INDEX"
+                f"{' CONCURRENTLY' if concurrently else ''} {quote_ident(name or self.name)} "
+                f"ON {self.table}")
+
+    def statement(self, ddl: str, name: str, concurrently: bool) -> str:
+        """The declared statement (`ddl`, whose first line is this head) under another
+        name, optionally CONCURRENTLY; a note after the statement is left out."""
+        declared = self.head()
+        if not ddl.startswith(declared):
+            raise SqlObjectError(f"index {self.name}: its ddl does not begin with "
+                                 f"{declared!r}; the inputs disagree (report it)")
+        body = ddl[len(declared):].split(";\n", 1)[0].rstrip(";")
+        return f"{self.head(name, concurrently)}{body};"
 
 
 @dataclass(frozen=True)
@@ -35,16 +73,18 @@ class IndexFields:
     parameters: str = ""  # inside WITH (...): "m='16', ef_construction='64'"
     where: str = ""  # the predicate of a partial index
 
-    def definition(self, name: str = "", concurrently: bool = False) -> str:
-        """The one-line statement (pg_get_indexdef's form), optionally under another name."""
-        head = f"CREATE {'UNIQUE ' if self.unique else ''}INDEX" \
-            f"{' CONCURRENTLY' if concurrently else ''} {quote_ident(name or self.name)}"
+    @property
+    def head(self) -> IndexHead:
+        return IndexHead(self.name, self.table, self.unique)
+
+    def definition(self) -> str:
+        """The one-line statement, in pg_get_indexdef's form."""
         parameters = f" WITH ({self.parameters})" if self.parameters else ""
         where = f" WHERE {self.where}" if self.where else ""
-        return f"{head} ON {self.table} USING {self.using}{parameters}{where}"
+        return f"{self.head.head()} USING {self.using}{parameters}{where}"
 
-    def ddl(self, name: str = "", concurrently: bool = False) -> str:
-        return index_ddl(self.definition(name, concurrently))
+    def ddl(self) -> str:
+        return index_ddl(self.definition())
 
     def drop_sql(self, schema: str) -> str:
         return f"DROP INDEX IF EXISTS {qualified(schema, self.name)};"
@@ -77,13 +117,13 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return text if valid else f"{text}\n{INVALID_INDEX_NOTE}"
 
 
-def _build(conn: psycopg.Connection, change: Change[IndexFields], build_name: str) -> None:
+def _build(conn: psycopg.Connection, change: Change[IndexHead], build_name: str) -> None:
     """Build the declared index under `build_name` (unqualified: an index lives in its
     table's schema); CONCURRENTLY when the table has rows."""
     schema, table = change.props["schema"], change.props["table"]
     with conn.cursor() as cur:
         concurrent = relation_has_storage(cur, schema, table)
-    statement = change.need_fields().ddl(build_name, concurrent)
+    statement = change.need_fields().statement(change.props["ddl"], build_name, concurrent)
     if not concurrent:
         with conn.transaction():
             set_timeout(conn, "statement_timeout", DDL_TIMEOUT, local=True)
@@ -100,7 +140,7 @@ def _build(conn: psycopg.Connection, change: Change[IndexFields], build_name: st
         conn.execute("RESET statement_timeout")
 
 
-def ensure(conn: psycopg.Connection, change: Change[IndexFields]) -> None:
+def ensure(conn: psycopg.Connection, change: Change[IndexHead]) -> None:
     schema, name = change.props["schema"], change.props["name"]
     if change.live is None:
         _build(conn, change, name)
@@ -117,4 +157,8 @@ def ensure(conn: psycopg.Connection, change: Change[IndexFields]) -> None:
     ], change)
 
 
-SPEC = KindSpec(Kind.INDEX, Family.INDEXES, IndexFields, read, ensure)
+def _head(fields: IndexFields) -> IndexHead:
+    return fields.head
+
+
+SPEC = KindSpec(Kind.INDEX, Family.INDEXES, IndexHead, read, ensure, to_inputs=_head)
