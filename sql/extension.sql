@@ -1,1 +1,0 @@
-CREATE EXTENSION IF NOT EXISTS {{name}} WITH SCHEMA {{schema}};

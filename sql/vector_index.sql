@@ -1,1 +1,0 @@
-CREATE INDEX {{name}} ON {{table}} USING {{method}} ({{column}}) WITH ({{options}});
