@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components import audit, backup, bench, dev
+from components import audit, backup, bench, dev, plan
 from components.checks import command as checks
 from components.checks.core import Phase
 from components.errors import ExitCode, Mem0InfraError
@@ -79,6 +79,7 @@ COMMANDS: tuple[Command, ...] = (
                        "tables, in one transaction, after checking it (never deletes)",
             backup.add_restore_arguments, backup.restore_command),
     *(_phase(phase) for phase in checks.PHASES),
+    Command("plan", plan.HELP, plan.add_arguments, plan.command),
     Command("dev", "start, stop or show the embedded server of a stack with target "
                    "embedded (it keeps running between commands)",
             dev.add_arguments, dev.command),

@@ -132,6 +132,13 @@ def table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
     return bool(row and row[0])
 
 
+def recreate_statements(change: Change[Any]) -> list[str]:
+    """Create the object, or drop and create it in one transaction where no ALTER can
+    change it (policies, triggers, statistics): what `ensure` runs and the plan shows."""
+    props = change.props
+    return [props["ddl"]] if change.live is None else [props["drop_sql"], props["ddl"]]
+
+
 def delete_with_table(conn: psycopg.Connection, change: Change[Any]) -> None:
     """Drop what lives on a table (a policy, its RLS flags), unless the table went first
     and took it along."""

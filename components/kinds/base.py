@@ -20,6 +20,7 @@ import psycopg
 
 from components.errors import ExitCode, Mem0InfraError
 from components.identifiers import qualified
+from components.kinds.steps import PlanStep, plain_steps
 
 Cursor = psycopg.Cursor
 # What identifies an object: a spec's fields or a resource's props (kind, schema, name,
@@ -100,6 +101,8 @@ class Change(Generic[F]):
 
 
 Reader = Callable[[Cursor, ObjectRef], str | None]
+# What `up` would run for a change, read-only: the plan's view of `ensure`.
+Planner = Callable[[Cursor, "Change[Any]"], list[PlanStep]]
 
 
 def default_label(ref: ObjectRef) -> str:
@@ -141,6 +144,19 @@ class KindSpec(Generic[F]):
     # model's dataclass is the one apply reads. The index sends only its head: what it
     # builds is in the ddl, and an index change must show as a ddl change alone.
     to_inputs: Callable[[Any], F] | None = None
+    # The statements `up` would run (components.plan), read-only; None: the declared ddl,
+    # after drop_sql when the object exists and `recreates` (apply drops and creates it).
+    plan: Planner | None = None
+    recreates: bool = False
+
+    def planned(self, cur: Cursor, change: Change[F]) -> list[PlanStep]:
+        """The steps that make live match declared (`change.live` None: the object is new)."""
+        if self.plan is not None:
+            return self.plan(cur, change)
+        statements = [change.props["ddl"]]
+        if change.live is not None and self.recreates and change.props.get("drop_sql"):
+            statements.insert(0, change.props["drop_sql"])
+        return plain_steps(statements)
 
     def input_fields(self, fields: Any) -> dict[str, Any]:
         """The `fields` input of a SqlObject, from the model's fields of the spec."""

@@ -143,4 +143,5 @@ def _legacy(props: ObjectRef) -> CronJobFields:
 
 
 SPEC = KindSpec(Kind.CRON_JOB, Family.JOBS, CronJobFields, read, ensure, delete,
-                label=named_label, converge_on_create=True, legacy_fields=_legacy)
+                label=named_label, converge_on_create=True, legacy_fields=_legacy,
+                recreates=True)

@@ -14,6 +14,7 @@ from psycopg import errors as pg_errors
 from components.identifiers import quote_ident
 from components.kinds.apply import execute_checked
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef, named_label
+from components.kinds.steps import PlanStep, plain_steps
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,22 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return None if row is None else ExtensionFields(ref["name"], row[0]).ddl()
 
 
-def ensure(conn: psycopg.Connection, change: Change[ExtensionFields]) -> None:
-    fields = change.need_fields()
+def apply_statements(change: Change[ExtensionFields]) -> list[str]:
+    """Create it, or move it: only the schema can differ, the canonical text names nothing
+    else."""
     if change.live is None:
-        execute_checked(conn, [change.props["ddl"]], change)
-        return
-    # Only the schema can differ: the canonical text names nothing else.
-    execute_checked(conn, [f"ALTER EXTENSION {quote_ident(fields.name)} SET SCHEMA "
-                           f"{quote_ident(fields.schema)}"], change)
+        return [change.props["ddl"]]
+    fields = change.need_fields()
+    return [f"ALTER EXTENSION {quote_ident(fields.name)} SET SCHEMA "
+            f"{quote_ident(fields.schema)};"]
+
+
+def ensure(conn: psycopg.Connection, change: Change[ExtensionFields]) -> None:
+    execute_checked(conn, apply_statements(change), change)
+
+
+def plan(_cur: Cursor, change: Change[ExtensionFields]) -> list[PlanStep]:
+    return plain_steps(apply_statements(change))
 
 
 def delete(conn: psycopg.Connection, change: Change[ExtensionFields]) -> None:
@@ -66,4 +75,4 @@ def _legacy(props: ObjectRef) -> ExtensionFields:
 
 
 SPEC = KindSpec(Kind.EXTENSION, Family.EXTENSIONS, ExtensionFields, read, ensure, delete,
-                label=named_label, legacy_fields=_legacy)
+                label=named_label, legacy_fields=_legacy, plan=plan)

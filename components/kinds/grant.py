@@ -15,6 +15,7 @@ import psycopg
 from components.identifiers import quote_ident
 from components.kinds.apply import execute_checked
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef
+from components.kinds.steps import PlanStep, plain_steps
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,20 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return "\n".join(lines)
 
 
-def ensure(conn: psycopg.Connection, change: Change[GrantFields]) -> None:
-    # Revoke first: the grant declares exactly what the role holds, nothing more. `on` and
-    # `role` are identity inputs, present in every state.
+def apply_statements(change: Change[GrantFields]) -> list[str]:
+    """Revoke first: the grant declares exactly what the role holds, nothing more. `on` and
+    `role` are identity inputs, present in every state. One transaction: no session sees
+    the role holding nothing in between."""
     props = change.props
-    execute_checked(conn, [revoke_all_sql(props["on"], props["role"]), props["ddl"]], change)
+    return [revoke_all_sql(props["on"], props["role"]), props["ddl"]]
+
+
+def ensure(conn: psycopg.Connection, change: Change[GrantFields]) -> None:
+    execute_checked(conn, apply_statements(change), change)
+
+
+def plan(_cur: Cursor, change: Change[GrantFields]) -> list[PlanStep]:
+    return plain_steps(apply_statements(change))
 
 
 def delete(conn: psycopg.Connection, change: Change[GrantFields]) -> None:
@@ -112,4 +122,4 @@ def label(ref: ObjectRef) -> str:
 
 
 SPEC = KindSpec(Kind.GRANT, Family.GRANTS, GrantFields, read, ensure, delete, label=label,
-                converge_on_create=True)
+                converge_on_create=True, plan=plan)

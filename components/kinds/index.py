@@ -35,6 +35,7 @@ from components.kinds.base import (
     ObjectRef,
     SqlObjectError,
 )
+from components.kinds.steps import Hazard, HazardKind, Lock, PlanStep, lock
 from components.kinds.table import relation
 
 INVALID_INDEX_NOTE = "-- INVALID: a failed or interrupted build left this index unusable"
@@ -117,48 +118,113 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return text if valid else f"{text}\n{INVALID_INDEX_NOTE}"
 
 
-def _build(conn: psycopg.Connection, change: Change[IndexHead], build_name: str) -> None:
-    """Build the declared index under `build_name` (unqualified: an index lives in its
-    table's schema); CONCURRENTLY when the table has rows."""
-    schema, table = change.props["schema"], change.props["table"]
-    with conn.cursor() as cur:
-        concurrent = relation_has_storage(cur, schema, table)
-    statement = change.need_fields().statement(change.props["ddl"], build_name, concurrent)
-    if not concurrent:
+BUILD_SUFFIX = "_mem0_new"
+
+
+@dataclass(frozen=True)
+class IndexApply:
+    """The statements of one index apply, in order: what `ensure` runs and the plan shows.
+
+    A new index is built under its name; a changed one beside the old (`cleanup` drops an
+    earlier attempt's leftover first), then `swap` drops the old and renames the new in
+    one transaction."""
+
+    table: str  # schema-qualified
+    build_name: str
+    concurrent: bool  # the table has rows: CONCURRENTLY, outside a transaction
+    build: str
+    cleanup: str = ""
+    swap: tuple[str, ...] = ()
+
+
+def build_name(name: str) -> str:
+    """The temporary name a changed index is built under, beside the old one."""
+    return name[: MAX_IDENTIFIER_LENGTH - len(BUILD_SUFFIX)] + BUILD_SUFFIX
+
+
+def apply_statements(cur: Cursor, change: Change[IndexHead]) -> IndexApply:
+    """What applying `change` runs, from the inputs and whether the table holds rows."""
+    schema, name, table = change.props["schema"], change.props["name"], change.props["table"]
+    concurrent = relation_has_storage(cur, schema, table)
+    target = name if change.live is None else build_name(name)
+    build = change.need_fields().statement(change.props["ddl"], target, concurrent)
+    qualified_table = qualified(schema, table)
+    if change.live is None:
+        return IndexApply(qualified_table, target, concurrent, build)
+    return IndexApply(
+        qualified_table, target, concurrent, build,
+        cleanup=f"DROP INDEX IF EXISTS {qualified(schema, target)};",
+        swap=(f"DROP INDEX {qualified(schema, name)};",
+              f"ALTER INDEX {qualified(schema, target)} RENAME TO {quote_ident(name)};"))
+
+
+def _build(conn: psycopg.Connection, schema: str, planned: IndexApply) -> None:
+    """Build the declared index under its build name (an index lives in its table's
+    schema); CONCURRENTLY when the table has rows."""
+    if not planned.concurrent:
         with conn.transaction():
             set_timeout(conn, "statement_timeout", DDL_TIMEOUT, local=True)
-            conn.execute(statement)
+            conn.execute(planned.build)
         return
     try:
         set_timeout(conn, "statement_timeout", INDEX_BUILD_TIMEOUT, local=False)
-        conn.execute(statement)
+        conn.execute(planned.build)
     except psycopg.Error:
         # A failed concurrent build leaves an INVALID index behind: remove it.
-        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, build_name)}")
+        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS "
+                     f"{qualified(schema, planned.build_name)}")
         raise
     finally:
         conn.execute("RESET statement_timeout")
 
 
 def ensure(conn: psycopg.Connection, change: Change[IndexHead]) -> None:
-    schema, name = change.props["schema"], change.props["name"]
-    if change.live is None:
-        _build(conn, change, name)
+    schema = change.props["schema"]
+    with conn.cursor() as cur:
+        planned = apply_statements(cur, change)
+    if planned.cleanup:
+        conn.execute(planned.cleanup)  # an earlier attempt's
+    _build(conn, schema, planned)
+    if not planned.swap:
         with conn.transaction():
             verify(conn, change)
         return
-    # Build the new definition beside the old one, then swap: searches keep an index.
-    temp = name[: MAX_IDENTIFIER_LENGTH - 9] + "_mem0_new"
-    conn.execute(f"DROP INDEX IF EXISTS {qualified(schema, temp)}")  # an earlier attempt's
-    _build(conn, change, temp)
-    execute_checked(conn, [
-        f"DROP INDEX {qualified(schema, name)}",
-        f"ALTER INDEX {qualified(schema, temp)} RENAME TO {quote_ident(name)}",
-    ], change)
+    # Built beside the old one, now swapped: searches always had an index.
+    execute_checked(conn, list(planned.swap), change)
+
+
+def plan(cur: Cursor, change: Change[IndexHead]) -> list[PlanStep]:
+    planned = apply_statements(cur, change)
+    table = planned.table
+    method = _method(change.props["ddl"])
+    if planned.concurrent:
+        build_hazards: tuple[Hazard, ...] = (Hazard(
+            HazardKind.INDEX_BUILD,
+            f"builds {method} index {planned.build_name} over the rows of {table} "
+            f"CONCURRENTLY: {Lock.SHARE_UPDATE_EXCLUSIVE} lock on {table} (reads and writes "
+            "go on; another schema change waits) for the whole build",
+            on=table, lock=Lock.SHARE_UPDATE_EXCLUSIVE, method=method),)
+    else:
+        build_hazards = (lock(Lock.SHARE, table, "the build of an index on an empty table"),)
+    steps = [PlanStep(planned.cleanup)] if planned.cleanup else []
+    steps.append(PlanStep(planned.build, build_hazards))
+    swap_lock = lock(Lock.ACCESS_EXCLUSIVE, table, "the swap (DROP INDEX and RENAME, one "
+                     "transaction, waiting at most the lock timeout)")
+    steps += [PlanStep(statement, (swap_lock,)) for statement in planned.swap]
+    return steps
+
+
+def _method(ddl: str) -> str:
+    """The access method of a canonical index text (its `  USING <method> (` line)."""
+    for line in ddl.splitlines():
+        if line.startswith("  USING "):
+            return line[len("  USING "):].split(" ", 1)[0]
+    return "btree"
 
 
 def _head(fields: IndexFields) -> IndexHead:
     return fields.head
 
 
-SPEC = KindSpec(Kind.INDEX, Family.INDEXES, IndexHead, read, ensure, to_inputs=_head)
+SPEC = KindSpec(Kind.INDEX, Family.INDEXES, IndexHead, read, ensure, to_inputs=_head,
+                plan=plan)

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import psycopg
 
 from components.identifiers import qualified, quote_ident
-from components.kinds.apply import delete_with_table, execute_checked
+from components.kinds.apply import delete_with_table, execute_checked, recreate_statements
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef
 from components.kinds.grant import grantee_sql
+from components.kinds.steps import Lock, PlanStep, lock, plain_steps
 
 
 @dataclass(frozen=True)
@@ -61,30 +62,40 @@ def _unquote(name: str) -> str:
     return name[1:-1].replace('""', '"') if name.startswith('"') else name
 
 
-def read(cur: Cursor, ref: ObjectRef) -> str | None:
-    table = qualified(ref["schema"], ref["table"])
-    row = cur.execute(
-        "SELECT p.polpermissive, p.polcmd,"
+def read_policies(cur: Cursor, table: str, name: str | None = None) -> list[PolicyFields]:
+    """The policies on `table` (schema-qualified) as fields, by name; only `name` when
+    given. The plan reads them all to put the live access matrix in words."""
+    rows = cur.execute(
+        "SELECT p.polname, p.polpermissive, p.polcmd,"
         " ARRAY(SELECT CASE WHEN r = 0 THEN 'PUBLIC' ELSE r::regrole::text END"
         "       FROM pg_catalog.unnest(p.polroles) AS r),"
         " pg_catalog.pg_get_expr(p.polqual, p.polrelid),"
         " pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid)"
         " FROM pg_catalog.pg_policy p"
-        " WHERE p.polrelid = pg_catalog.to_regclass(%s) AND p.polname = %s",
-        (table, ref["name"])).fetchone()
-    if row is None:
-        return None
-    permissive, command, roles, using, check = row
+        " WHERE p.polrelid = pg_catalog.to_regclass(%s) AND (%s::text IS NULL OR p.polname = %s)"
+        " ORDER BY p.polname", (table, name, name)).fetchall()
     # regrole prints quoted names; policy_ddl quotes them itself.
-    names = tuple(r if r == "PUBLIC" else _unquote(r) for r in roles)
-    return PolicyFields(ref["name"], table, _POLICY_COMMANDS[command], names,
-                        _expression(using), _expression(check), bool(permissive)).ddl()
+    return [PolicyFields(str(polname), table, _POLICY_COMMANDS[command],
+                         tuple(r if r == "PUBLIC" else _unquote(r) for r in roles),
+                         _expression(using), _expression(check), bool(permissive))
+            for polname, permissive, command, roles, using, check in rows]
+
+
+def read(cur: Cursor, ref: ObjectRef) -> str | None:
+    found = read_policies(cur, qualified(ref["schema"], ref["table"]), ref["name"])
+    return found[0].ddl() if found else None
 
 
 def ensure(conn: psycopg.Connection, change: Change[PolicyFields]) -> None:
-    props = change.props
-    statements = [props["ddl"]] if change.live is None else [props["drop_sql"], props["ddl"]]
-    execute_checked(conn, statements, change)
+    execute_checked(conn, recreate_statements(change), change)
 
 
-SPEC = KindSpec(Kind.POLICY, Family.POLICIES, PolicyFields, read, ensure, delete_with_table)
+def plan(_cur: Cursor, change: Change[PolicyFields]) -> list[PlanStep]:
+    table = qualified(change.props["schema"], change.props["table"])
+    return plain_steps(recreate_statements(change), lock(
+        Lock.ACCESS_EXCLUSIVE, table, "CREATE/DROP POLICY (brief; waits at most the lock "
+        "timeout)"))
+
+
+SPEC = KindSpec(Kind.POLICY, Family.POLICIES, PolicyFields, read, ensure, delete_with_table,
+                plan=plan)

@@ -26,6 +26,7 @@ from components.kinds.base import (
     SqlObjectError,
     named_label,
 )
+from components.kinds.steps import PlanStep, plain_steps
 
 # pg_roles columns and the CREATE ROLE word each one prints as, in canonical order.
 _ROLE_FLAGS = (("rolcanlogin", "LOGIN"), ("rolsuper", "SUPERUSER"),
@@ -74,17 +75,24 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return None if flags is None else role_ddl(ref["name"], flags)
 
 
-def ensure(conn: psycopg.Connection, change: Change[RoleFields]) -> None:
+def apply_statements(cur: Cursor, change: Change[RoleFields]) -> list[str]:
+    """CREATE ROLE, or ALTER ROLE naming only the attributes that change: on Supabase,
+    `postgres` may not even restate NOSUPERUSER or NOREPLICATION."""
     if change.live is None:
-        statements = [change.props["ddl"]]
-    else:
-        # Name only the attributes that change: on Supabase, `postgres` may not even restate
-        # NOSUPERUSER or NOREPLICATION in ALTER ROLE.
-        with conn.cursor() as cur:
-            have = role_flags(cur, change.props["name"]) or []
-        wanted = change.need_fields().attributes
-        changed = [w for w, h in zip(wanted, have, strict=True) if w != h]
-        statements = [f"ALTER ROLE {quote_ident(change.props['name'])} WITH {' '.join(changed)}"]
+        return [change.props["ddl"]]
+    have = role_flags(cur, change.props["name"]) or []
+    wanted = change.need_fields().attributes
+    changed = [w for w, h in zip(wanted, have, strict=True) if w != h]
+    return [f"ALTER ROLE {quote_ident(change.props['name'])} WITH {' '.join(changed)};"]
+
+
+def plan(cur: Cursor, change: Change[RoleFields]) -> list[PlanStep]:
+    return plain_steps(apply_statements(cur, change))
+
+
+def ensure(conn: psycopg.Connection, change: Change[RoleFields]) -> None:
+    with conn.cursor() as cur:
+        statements = apply_statements(cur, change)
     with checked_transaction(conn, change):
         for statement in statements:
             conn.execute(statement)
@@ -126,4 +134,4 @@ def delete(conn: psycopg.Connection, change: Change[RoleFields]) -> None:
 
 
 SPEC = KindSpec(Kind.ROLE, Family.ROLES, RoleFields, read, ensure, delete, label=named_label,
-                unchanged=unchanged)
+                unchanged=unchanged, plan=plan)

@@ -14,6 +14,7 @@ from components.identifiers import quote_ident, quote_literal
 from components.kinds.apply import execute_checked
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef
 from components.kinds.role import role_flags
+from components.kinds.steps import Hazard, HazardKind, PlanStep, plain_steps
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,25 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return "\n".join(lines) or None
 
 
-def ensure(conn: psycopg.Connection, change: Change[RoleSettingsFields]) -> None:
+def apply_statements(change: Change[RoleSettingsFields]) -> list[str]:
+    """Reset the names the previous inputs declared and these do not, then set each
+    declared one (a plan has no previous inputs: it sets the declared ones)."""
     fields = change.need_fields()
     before = SPEC.fields_of(change.olds) if change.olds else None
     dropped = [name for name in (before.names if before else ()) if name not in fields.names]
-    resets = [f"ALTER ROLE {quote_ident(fields.role)} RESET {name}" for name in dropped]
-    execute_checked(conn, resets + fields.statements(), change)
+    resets = [f"ALTER ROLE {quote_ident(fields.role)} RESET {name};" for name in dropped]
+    return resets + fields.statements()
+
+
+def ensure(conn: psycopg.Connection, change: Change[RoleSettingsFields]) -> None:
+    execute_checked(conn, apply_statements(change), change)
+
+
+def plan(_cur: Cursor, change: Change[RoleSettingsFields]) -> list[PlanStep]:
+    return plain_steps(apply_statements(change), Hazard(
+        HazardKind.NEW_SESSIONS, f"role {change.props['role']}'s settings apply to sessions "
+        "opened afterwards: a pool keeps its open connections' old values until they are "
+        "replaced"))
 
 
 def delete(conn: psycopg.Connection, change: Change[RoleSettingsFields]) -> None:
@@ -90,4 +104,4 @@ def label(ref: ObjectRef) -> str:
 
 SPEC: KindSpec[RoleSettingsFields] = KindSpec(
     Kind.ROLE_SETTINGS, Family.SEARCH_SETTINGS, RoleSettingsFields, read, ensure, delete,
-    label=label, legacy_fields=_legacy)
+    label=label, legacy_fields=_legacy, plan=plan)

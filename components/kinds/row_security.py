@@ -11,6 +11,7 @@ import psycopg
 from components.identifiers import qualified
 from components.kinds.apply import delete_with_table, execute_checked
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef
+from components.kinds.steps import Lock, PlanStep, lock, plain_steps
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,21 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return None if row is None else RowSecurityFields(table, bool(row[0]), bool(row[1])).ddl()
 
 
+def apply_statements(change: Change[RowSecurityFields]) -> list[str]:
+    """The two ALTER TABLE lines of the declared text, one transaction."""
+    return change.props["ddl"].splitlines()  # type: ignore[no-any-return]
+
+
 def ensure(conn: psycopg.Connection, change: Change[RowSecurityFields]) -> None:
-    execute_checked(conn, [change.props["ddl"]], change)
+    execute_checked(conn, apply_statements(change), change)
+
+
+def plan(_cur: Cursor, change: Change[RowSecurityFields]) -> list[PlanStep]:
+    table = qualified(change.props["schema"], change.props["table"])
+    return plain_steps(apply_statements(change), lock(
+        Lock.ACCESS_EXCLUSIVE, table, "ALTER TABLE ... ROW LEVEL SECURITY (brief; waits at "
+        "most the lock timeout)"))
 
 
 SPEC = KindSpec(Kind.ROW_SECURITY, Family.POLICIES, RowSecurityFields, read, ensure,
-                delete_with_table, converge_on_create=True)
+                delete_with_table, converge_on_create=True, plan=plan)

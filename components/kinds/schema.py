@@ -12,6 +12,7 @@ import psycopg
 from components.identifiers import quote_ident
 from components.kinds.apply import execute_checked
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef, named_label
+from components.kinds.steps import PlanStep, plain_steps
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,21 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return None if row is None else schema_ddl(ref["name"], row[0])
 
 
-def ensure(conn: psycopg.Connection, change: Change[SchemaFields]) -> None:
+def apply_statements(change: Change[SchemaFields]) -> list[str]:
+    """Create it, or hand it to the declared owner."""
     if change.live is None:
-        execute_checked(conn, [change.props["ddl"]], change)
-        return
+        return [change.props["ddl"]]
     fields = change.need_fields()
-    execute_checked(conn, [f"ALTER SCHEMA {quote_ident(fields.name)} OWNER TO "
-                           f"{quote_ident(fields.owner)}"], change)
+    return [f"ALTER SCHEMA {quote_ident(fields.name)} OWNER TO {quote_ident(fields.owner)};"]
 
 
-SPEC = KindSpec(Kind.SCHEMA, Family.TABLES, SchemaFields, read, ensure, label=named_label)
+def ensure(conn: psycopg.Connection, change: Change[SchemaFields]) -> None:
+    execute_checked(conn, apply_statements(change), change)
+
+
+def plan(_cur: Cursor, change: Change[SchemaFields]) -> list[PlanStep]:
+    return plain_steps(apply_statements(change))
+
+
+SPEC = KindSpec(Kind.SCHEMA, Family.TABLES, SchemaFields, read, ensure, label=named_label,
+                plan=plan)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import psycopg
 
 from components.identifiers import qualified
-from components.kinds.apply import execute_checked
+from components.kinds.apply import execute_checked, recreate_statements
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef
 
 
@@ -40,9 +40,8 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
 
 
 def ensure(conn: psycopg.Connection, change: Change[StatisticsFields]) -> None:
-    props = change.props
-    execute_checked(conn, [props["drop_sql"], props["ddl"]] if change.live else [props["ddl"]],
-                    change)
+    execute_checked(conn, recreate_statements(change), change)
 
 
-SPEC = KindSpec(Kind.STATISTICS, Family.INDEXES, StatisticsFields, read, ensure)
+SPEC = KindSpec(Kind.STATISTICS, Family.INDEXES, StatisticsFields, read, ensure,
+                recreates=True)

@@ -9,14 +9,16 @@ recreated, and a step that loses data on a table with rows needs `allowDataLoss`
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import psycopg
 
 from components.identifiers import qualified, quote_ident
-from components.kinds.apply import execute_checked, has_rows
+from components.kinds.apply import execute_checked, has_rows, relation_has_storage
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef, SqlObjectError
-from components.table_changes import TableShape, parse_table, plan_shape_change
+from components.kinds.steps import Hazard, HazardKind, Lock, PlanStep, lock
+from components.table_changes import Step, TableShape, parse_table, plan_shape_change
 
 
 @dataclass(frozen=True)
@@ -164,32 +166,106 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
     return None if fields is None else fields.ddl()
 
 
-def ensure(conn: psycopg.Connection, change: Change[TableFields]) -> None:
+@dataclass(frozen=True)
+class TableApply:
+    """What applying a table change runs: each statement with the planner's step it comes
+    from (None for an index dropped ahead of a column's new type), and whether a lossy
+    step meets rows (then apply refuses unless the stack allows data loss)."""
+
+    statements: tuple[tuple[str, Step | None], ...]
+    lossy: tuple[Step, ...]
+    rows: bool
+
+
+def apply_statements(conn: psycopg.Connection, change: Change[TableFields]) -> TableApply:
+    """The statements of `ensure`, from the live shape and the declared fields."""
     props = change.props
     if change.live is None:
-        execute_checked(conn, [props["ddl"]], change)
-        return
+        return TableApply(((props["ddl"], None),), (), False)
     schema, name = props["schema"], props["name"]
     with conn.cursor() as cur:
         live = read_fields(cur, schema, name)
     assert live is not None, "the table was read a moment ago"
     steps = plan_shape_change(live.shape(), change.need_fields().shape())
-    lossy = [s for s in steps if s.loses_data]
+    lossy = tuple(s for s in steps if s.loses_data)
     rows = bool(lossy) and has_rows(conn, schema, name)
-    if rows and not change.allow_data_loss:
-        reasons = "\n".join(f"  - {s.why}" for s in lossy)
-        raise SqlObjectError(
-            f"refusing to change table {qualified(schema, name)}: it holds "
-            f"rows and the change would lose data:\n{reasons}\nBack the data up first; to "
-            "proceed anyway set `allowDataLoss: true` in the stack and run again.")
-    statements = []
+    statements: list[tuple[str, Step | None]] = []
     for step in steps:
         if step.drop_indexes_on:
-            statements += [f"DROP INDEX {qualified(schema, index)}" for index in
+            statements += [(f"DROP INDEX {qualified(schema, index)};", None) for index in
                            _indexes_on(conn, schema, name, step.drop_indexes_on)]
-        statements.append((step.lossy_sql or step.sql) if (rows and step.loses_data)
-                          else step.sql)
-    execute_checked(conn, statements, change)
+        statements.append(((step.lossy_sql or step.sql) if (rows and step.loses_data)
+                           else step.sql, step))
+    return TableApply(tuple(statements), lossy, rows)
+
+
+def ensure(conn: psycopg.Connection, change: Change[TableFields]) -> None:
+    planned = apply_statements(conn, change)
+    if planned.rows and not change.allow_data_loss:
+        props = change.props
+        reasons = "\n".join(f"  - {s.why}" for s in planned.lossy)
+        raise SqlObjectError(
+            f"refusing to change table {qualified(props['schema'], props['name'])}: it holds "
+            f"rows and the change would lose data:\n{reasons}\nBack the data up first; to "
+            "proceed anyway set `allowDataLoss: true` in the stack and run again.")
+    execute_checked(conn, [statement for statement, _ in planned.statements], change)
+
+
+# ALTER TABLE forms that take less than ACCESS EXCLUSIVE (PostgreSQL's
+# AlterTableGetLockLevel): column storage and storage parameters.
+_LIGHT_ALTER = re.compile(r" (SET STORAGE \w+|SET \(.*\)|RESET \(.*\));$")
+_REWRITES = re.compile(r" ALTER COLUMN \S+ TYPE | SET (UN)?LOGGED;$")
+_SCANS = re.compile(r" SET NOT NULL;$| ADD CONSTRAINT \S+ (CHECK|FOREIGN KEY|PRIMARY KEY|UNIQUE)")
+
+
+def plan(cur: Cursor, change: Change[TableFields]) -> list[PlanStep]:
+    planned = apply_statements(cur.connection, change)
+    table = qualified(change.props["schema"], change.props["name"])
+    stored = relation_has_storage(cur, change.props["schema"], change.props["name"])
+    steps = []
+    for statement, step in planned.statements:
+        hazards: list[Hazard] = []
+        if change.live is not None:
+            light = _LIGHT_ALTER.search(statement) is not None
+            why = step.why if step else "an index on a column whose type changes"
+            hazards.append(lock(Lock.SHARE_UPDATE_EXCLUSIVE if light else Lock.ACCESS_EXCLUSIVE,
+                                table, why))
+        if step is not None and _REWRITES.search(statement) and stored:
+            hazards.append(Hazard(HazardKind.TABLE_REWRITE, f"rewrites every row of {table} "
+                                  "(and its indexes) under ACCESS EXCLUSIVE: mem0 waits "
+                                  "for the whole rewrite", on=table))
+        if step is not None and _SCANS.search(statement):
+            hazards.append(Hazard(HazardKind.LOCK, f"scans every row of {table} to check "
+                                  "the new constraint while holding the lock", on=table,
+                                  lock=Lock.ACCESS_EXCLUSIVE))
+        if step is not None and step.loses_data and planned.rows:
+            lost, what = _lost(cur, table, statement)
+            hazards.append(Hazard(HazardKind.ROWS_LOST, f"{lost} {what} of {table} lost: "
+                                  f"{step.why}", on=table, rows=lost))
+            if not change.allow_data_loss:
+                hazards.append(Hazard(HazardKind.REFUSED, "apply refuses this step while the "
+                                      "table holds rows, unless the stack sets "
+                                      "`allowDataLoss: true` (back the data up first)",
+                                      on=table))
+        steps.append(PlanStep(statement, tuple(hazards)))
+    return steps
+
+
+_DROPPED_COLUMN = re.compile(r" DROP COLUMN (\S+);$")
+_RETYPED_COLUMN = re.compile(r" ALTER COLUMN (\S+) TYPE ")
+
+
+def _lost(cur: Cursor, table: str, statement: str) -> tuple[int, str]:
+    """How many values a lossy statement destroys: the column's non-null values (counted
+    past row-level security, which would hide rows), else the table's rows."""
+    match = _DROPPED_COLUMN.search(statement) or _RETYPED_COLUMN.search(statement)
+    column = match.group(1) if match else ""
+    where = f" WHERE {column} IS NOT NULL" if column else ""
+    with cur.connection.transaction():
+        cur.execute("SET LOCAL row_security = off")
+        count = int(cur.execute(f"SELECT count(*) FROM {table}{where}")  # type: ignore[index]
+                    .fetchone()[0])
+    return count, (f"values of column {column} (rows holding one)" if column else "rows")
 
 
 def _indexes_on(conn: psycopg.Connection, schema: str, table: str, column: str) -> list[str]:
@@ -219,4 +295,4 @@ def delete(conn: psycopg.Connection, change: Change[TableFields]) -> None:
         conn.execute(props["drop_sql"])
 
 
-SPEC = KindSpec(Kind.TABLE, Family.TABLES, TableFields, read, ensure, delete)
+SPEC = KindSpec(Kind.TABLE, Family.TABLES, TableFields, read, ensure, delete, plan=plan)

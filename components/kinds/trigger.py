@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import psycopg
 
 from components.identifiers import qualified, quote_ident
-from components.kinds.apply import execute_checked
+from components.kinds.apply import execute_checked, recreate_statements
 from components.kinds.base import Change, Cursor, Family, Kind, KindSpec, ObjectRef
+from components.kinds.steps import Lock, PlanStep, lock, plain_steps
 
 DISABLED_TRIGGER_NOTE = "-- DISABLED: ALTER TABLE ... DISABLE TRIGGER turned this trigger off"
 
@@ -41,9 +42,14 @@ def read(cur: Cursor, ref: ObjectRef) -> str | None:
 
 
 def ensure(conn: psycopg.Connection, change: Change[TriggerFields]) -> None:
-    props = change.props
-    statements = [props["ddl"]] if change.live is None else [props["drop_sql"], props["ddl"]]
-    execute_checked(conn, statements, change)
+    execute_checked(conn, recreate_statements(change), change)
 
 
-SPEC = KindSpec(Kind.TRIGGER, Family.TRIGGERS, TriggerFields, read, ensure)
+def plan(_cur: Cursor, change: Change[TriggerFields]) -> list[PlanStep]:
+    table = qualified(change.props["schema"], change.props["table"])
+    mode = Lock.SHARE_ROW_EXCLUSIVE if change.live is None else Lock.ACCESS_EXCLUSIVE
+    return plain_steps(recreate_statements(change), lock(
+        mode, table, "CREATE/DROP TRIGGER (brief; waits at most the lock timeout)"))
+
+
+SPEC = KindSpec(Kind.TRIGGER, Family.TRIGGERS, TriggerFields, read, ensure, plan=plan)

@@ -1,0 +1,158 @@
+"""How long an index build would take on this database now: the table's size, the index's
+method and parameters, throughput constants measured on a real build, and the server's
+current load.
+
+The idle estimate is `work / RATE`, the work per method:
+
+    hnsw      rows x log2(rows) x dims x ef_construction
+    ivfflat   rows x dims x lists
+    gin       rows
+    btree...  rows
+
+The rates were measured by `python -m components.plan.calibrate` (docs/plan.md gives
+the run and its figures): one build of each method on a PostgreSQL 15 test cluster of this
+project's 2-core build machine, pgvector 0.8, maintenance_work_mem 64MB, 2 parallel
+maintenance workers. A build whose hnsw graph outgrows maintenance_work_mem is slower
+than this.
+
+Live load (`Load`) scales it: each other backend running a statement in the database
+takes a share of the CPU the build needs (`LOAD_PER_BACKEND`), and rows written to the
+table while the build runs must be validated too (CREATE INDEX CONCURRENTLY's second
+pass), read as the table's write rate over a short sample of `pg_stat_user_tables`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import psycopg
+
+from components.kinds.steps import Hazard
+
+# Work units per second of one idle build, measured (see the module docstring).
+HNSW_RATE = 1.0e8  # rows x log2(rows) x dims x ef_construction per second
+IVFFLAT_RATE = 1.0e9  # rows x dims x lists per second
+GIN_RATE = 1.0e5  # rows per second (mem0's jsonb_path_ops payload index)
+BTREE_RATE = 1.0e6  # rows per second
+# The share of the build's CPU each other active backend takes: half of it, as a busy
+# mem0 backend waits on I/O and the client part of its time.
+LOAD_PER_BACKEND = 0.5
+SAMPLE_SECONDS = 1.0  # how long the table's write rate is sampled
+
+
+@dataclass(frozen=True)
+class Load:
+    """What else the database is doing now."""
+
+    active_backends: int  # other backends running a statement in this database
+    writes_per_second: float  # rows inserted, updated or deleted in the table
+    oldest_transaction_seconds: float  # CIC waits for every older transaction to end
+
+    @property
+    def factor(self) -> float:
+        return 1.0 + LOAD_PER_BACKEND * self.active_backends
+
+
+@dataclass(frozen=True)
+class TableSize:
+    rows: int
+    dims: int  # the largest vector/halfvec column's dimensions (0: none)
+
+
+def table_size(cur: psycopg.Cursor[Any], table: str) -> TableSize:
+    """Rows from the planner's statistics (reltuples), counted when the table was never
+    analysed; the dimensions from the vector columns' type modifiers."""
+    row = cur.execute("SELECT c.reltuples::bigint FROM pg_catalog.pg_class c"
+                      " WHERE c.oid = pg_catalog.to_regclass(%s)", (table,)).fetchone()
+    rows = int(row[0]) if row else 0
+    if rows < 0:  # never vacuumed or analysed
+        with cur.connection.transaction():
+            cur.execute("SET LOCAL row_security = off")
+            rows = int(cur.execute(f"SELECT count(*) FROM {table}")  # type: ignore[index]
+                       .fetchone()[0])
+    dims = cur.execute(
+        "SELECT COALESCE(max(a.atttypmod), 0) FROM pg_catalog.pg_attribute a"
+        " JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+        " WHERE a.attrelid = pg_catalog.to_regclass(%s) AND a.attnum > 0"
+        " AND NOT a.attisdropped AND t.typname IN ('vector', 'halfvec')", (table,)).fetchone()
+    return TableSize(rows, int(dims[0]) if dims else 0)
+
+
+def _writes(cur: psycopg.Cursor[Any], table: str) -> int:
+    row = cur.execute("SELECT n_tup_ins + n_tup_upd + n_tup_del FROM pg_catalog.pg_stat_user_tables"
+                      " WHERE relid = pg_catalog.to_regclass(%s)", (table,)).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def read_load(conn: psycopg.Connection, table: str,
+              sample_seconds: float = SAMPLE_SECONDS) -> Load:
+    """Sample the database's activity now (autocommit reads: statistics are cached per
+    transaction, so each sample needs its own)."""
+    with conn.cursor() as cur:
+        before = _writes(cur, table)
+        time.sleep(sample_seconds)
+        conn.execute("SELECT pg_catalog.pg_stat_clear_snapshot()")
+        after = _writes(cur, table)
+        active, oldest = cur.execute(
+            "SELECT count(*) FILTER (WHERE state <> 'idle'),"
+            " COALESCE(EXTRACT(epoch FROM now() - min(xact_start)), 0)"
+            " FROM pg_catalog.pg_stat_activity"
+            " WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()"
+            " AND backend_type = 'client backend'").fetchone()  # type: ignore[misc]
+    return Load(int(active), max(0, after - before) / sample_seconds, float(oldest))
+
+
+def _parameter(ddl: str, name: str, default: int) -> int:
+    found = re.search(rf"\b{name}='?(\d+)'?", ddl)
+    return int(found.group(1)) if found else default
+
+
+def idle_seconds(method: str, size: TableSize, ddl: str) -> float:
+    """The build's time on an idle server, from the measured rates."""
+    rows = max(size.rows, 1)
+    if method == "hnsw":
+        ef = _parameter(ddl, "ef_construction", 64)  # pgvector's default
+        return rows * math.log2(max(rows, 2)) * max(size.dims, 1) * ef / HNSW_RATE
+    if method == "ivfflat":
+        lists = _parameter(ddl, "lists", 100)
+        return rows * max(size.dims, 1) * lists / IVFFLAT_RATE
+    return rows / (GIN_RATE if method == "gin" else BTREE_RATE)
+
+
+def loaded_seconds(idle: float, size: TableSize, load: Load) -> float:
+    """The idle time slowed by the other backends, plus validating the rows written
+    meanwhile (at the same per-row cost)."""
+    slowed = idle * load.factor
+    extra_rows = load.writes_per_second * slowed
+    return slowed * (1.0 + extra_rows / max(size.rows, 1))
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "under 1 s"
+    if seconds < 120:
+        return f"about {seconds:.0f} s"
+    if seconds < 7200:
+        return f"about {seconds / 60:.0f} min"
+    return f"about {seconds / 3600:.1f} h"
+
+
+def estimate(cur: psycopg.Cursor[Any], hazard: Hazard, ddl: str, load: Load) -> Hazard:
+    """The INDEX_BUILD hazard with its rows, estimated seconds and the load in words."""
+    size = table_size(cur, hazard.on)
+    idle = idle_seconds(hazard.method, size, ddl)
+    seconds = loaded_seconds(idle, size, load)
+    dims = f" x {size.dims} dimensions" if hazard.method in ("hnsw", "ivfflat") else ""
+    words = (f"; estimated {_duration(seconds)} for {size.rows} rows{dims} "
+             f"({_duration(idle)} idle; now {load.active_backends} other active backends, "
+             f"{load.writes_per_second:.0f} writes/s on the table)")
+    if load.oldest_transaction_seconds >= 1:
+        words += (f"; it first waits for every transaction older than it to end (the oldest "
+                  f"has run {load.oldest_transaction_seconds:.0f} s)")
+    return replace(hazard, message=hazard.message + words, rows=size.rows,
+                   seconds=round(seconds, 1))
+
