@@ -69,9 +69,9 @@ def _commands(privileges: str) -> set[str]:
 
 
 def expression_words(settings: Settings) -> dict[tuple[str, ...], str]:
-    """(role, command, expression) and (command, expression) -> the matrix's words, for every policy the model writes for
-    these settings under any tenancy, app role identity, session scope and sharing (the
-    current settings first, so their words win)."""
+    """(role, command, expression) and (command, expression) -> the matrix's words, for
+    every policy the model writes for these settings under any tenancy, app role
+    identity, session scope and sharing (the current settings first: their words win)."""
     words: dict[tuple[str, ...], str] = {}
     variants = [settings] + [
         dataclasses.replace(settings, tenancy=tenancy, app_role_identity=identity,

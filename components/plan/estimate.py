@@ -33,11 +33,16 @@ import psycopg
 
 from components.kinds.steps import Hazard
 
-# Work units per second of one idle build, measured (see the module docstring).
-HNSW_RATE = 1.0e8  # rows x log2(rows) x dims x ef_construction per second
+# Work units per second of one idle build, measured by `components.plan.calibrate` on
+# PostgreSQL 15.20, pgvector 0.8, 2 cores, maintenance_work_mem 64MB, 2 parallel
+# maintenance workers, 384 dimensions (docs/plan.md has the run): hnsw 20,000 rows in
+# 5.62 s (graph in memory), 50,000 rows in 44.75 s (graph spilled past
+# maintenance_work_mem); ivfflat 0.85 s / 1.16 s; GIN 0.04 s / 0.20 s; btree 0.02 s / 0.06 s.
+HNSW_RATE = 1.25e9  # rows x log2(rows) x dims x ef_construction per second, graph in memory
+HNSW_SPILLED_RATE = 4.3e8  # the same once the graph outgrows maintenance_work_mem
 IVFFLAT_RATE = 1.0e9  # rows x dims x lists per second
-GIN_RATE = 1.0e5  # rows per second (mem0's jsonb_path_ops payload index)
-BTREE_RATE = 1.0e6  # rows per second
+GIN_RATE = 3.0e5  # rows per second (mem0's jsonb_path_ops payload index)
+BTREE_RATE = 8.0e5  # rows per second
 # The share of the build's CPU each other active backend takes: half of it, as a busy
 # mem0 backend waits on I/O and the client part of its time.
 LOAD_PER_BACKEND = 0.5
@@ -61,6 +66,7 @@ class Load:
 class TableSize:
     rows: int
     dims: int  # the largest vector/halfvec column's dimensions (0: none)
+    maintenance_work_mem: int = 64 * 1024 * 1024  # bytes, the session's (the build's)
 
 
 def table_size(cur: psycopg.Cursor[Any], table: str) -> TableSize:
@@ -79,7 +85,16 @@ def table_size(cur: psycopg.Cursor[Any], table: str) -> TableSize:
         " JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
         " WHERE a.attrelid = pg_catalog.to_regclass(%s) AND a.attnum > 0"
         " AND NOT a.attisdropped AND t.typname IN ('vector', 'halfvec')", (table,)).fetchone()
-    return TableSize(rows, int(dims[0]) if dims else 0)
+    memory = cur.execute("SELECT setting::bigint * 1024 FROM pg_catalog.pg_settings"
+                         " WHERE name = 'maintenance_work_mem'").fetchone()
+    return TableSize(rows, int(dims[0]) if dims else 0,
+                     int(memory[0]) if memory else 64 * 1024 * 1024)
+
+
+def hnsw_graph_bytes(rows: int, dims: int, m: int) -> int:
+    """About what pgvector's in-memory hnsw graph takes: each element's vector (4 bytes a
+    dimension), its layer-0 neighbours (2m) at 8 bytes each, and some overhead."""
+    return rows * (4 * dims + 16 * m + 64)
 
 
 def _writes(cur: psycopg.Cursor[Any], table: str) -> int:
@@ -115,8 +130,11 @@ def idle_seconds(method: str, size: TableSize, ddl: str) -> float:
     """The build's time on an idle server, from the measured rates."""
     rows = max(size.rows, 1)
     if method == "hnsw":
-        ef = _parameter(ddl, "ef_construction", 64)  # pgvector's default
-        return rows * math.log2(max(rows, 2)) * max(size.dims, 1) * ef / HNSW_RATE
+        ef = _parameter(ddl, "ef_construction", 64)  # pgvector's defaults
+        m = _parameter(ddl, "m", 16)
+        spilled = hnsw_graph_bytes(rows, size.dims, m) > size.maintenance_work_mem
+        rate = HNSW_SPILLED_RATE if spilled else HNSW_RATE
+        return rows * math.log2(max(rows, 2)) * max(size.dims, 1) * ef / rate
     if method == "ivfflat":
         lists = _parameter(ddl, "lists", 100)
         return rows * max(size.dims, 1) * lists / IVFFLAT_RATE
