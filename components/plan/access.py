@@ -69,7 +69,8 @@ def _commands(privileges: str) -> set[str]:
 
 
 def expression_words(settings: Settings) -> dict[tuple[str, ...], str]:
-    """(role, command, expression) and (command, expression) -> the matrix's words, for
+    """(table, role, command, expression), (table, command, expression) and (command,
+    expression) -> the matrix's words, for
     every policy the model writes for these settings under any tenancy, app role
     identity, session scope and sharing (the current settings first: their words win)."""
     words: dict[tuple[str, ...], str] = {}
@@ -90,9 +91,12 @@ def expression_words(settings: Settings) -> dict[tuple[str, ...], str]:
             policy: PolicyFields = spec.fields
             text = spec.comment.split(": ", 1)[1]  # "<command> for <roles>: <words>"
             expression = _rows_expression(policy)
+            # The same expression reads differently on another table (a user's own rows,
+            # a user's own memberships): the table's words first, then any table's.
             words.setdefault((policy.command, expression), text)
+            words.setdefault((policy.table, policy.command, expression), text)
             for role in policy.roles:
-                words.setdefault((role, policy.command, expression), text)
+                words.setdefault((policy.table, role, policy.command, expression), text)
     return words
 
 
@@ -161,7 +165,8 @@ def _cell(view: _View, role: str, command: str, words: dict[tuple[str, ...], str
                 not ({role, "PUBLIC"} & set(policy.roles)):
             continue
         expression = _rows_expression(policy)
-        text = words.get((role, policy.command, expression)) or \
+        text = words.get((policy.table, role, policy.command, expression)) or \
+            words.get((policy.table, policy.command, expression)) or \
             words.get((policy.command, expression)) or \
             (f"rows where {expression}" if expression else "every row")
         (permissive if policy.permissive else restrictive).append(text)

@@ -172,5 +172,5 @@ def estimate(cur: psycopg.Cursor[Any], hazard: Hazard, ddl: str, load: Load) -> 
         words += (f"; it first waits for every transaction older than it to end (the oldest "
                   f"has run {load.oldest_transaction_seconds:.0f} s)")
     return replace(hazard, message=hazard.message + words, rows=size.rows,
-                   seconds=round(seconds, 1))
+                   seconds=round(seconds, 3))
 
