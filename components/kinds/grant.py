@@ -95,7 +95,8 @@ def apply_statements(change: Change[GrantFields]) -> list[str]:
     `role` are identity inputs, present in every state. One transaction: no session sees
     the role holding nothing in between."""
     props = change.props
-    return [revoke_all_sql(props["on"], props["role"]), props["ddl"]]
+    revoke = revoke_all_sql(props["on"], props["role"])
+    return [revoke] if props["ddl"] == revoke else [revoke, props["ddl"]]
 
 
 def ensure(conn: psycopg.Connection, change: Change[GrantFields]) -> None:

@@ -28,6 +28,7 @@ from components.model import ObjectSpec, build_model
 from components.settings import AppRoleIdentity, Settings, Tenancy
 
 NOTHING = "nothing"
+NO_ROW = "no row (no policy admits any)"
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ def _cell(view: _View, role: str, command: str, words: dict[tuple[str, ...], str
             (f"rows where {expression}" if expression else "every row")
         (permissive if policy.permissive else restrictive).append(text)
     if not permissive:
-        return "no row (no policy admits any)"
+        return NO_ROW
     text = " or ".join(dict.fromkeys(permissive))
     return text + "".join(f", and only {r}" for r in dict.fromkeys(restrictive))
 
@@ -197,7 +198,11 @@ def access_changes(conn: psycopg.Connection, settings: Settings,
             for role in sorted(roles):
                 for command in COMMANDS:
                     old, new = (_cell(v, role, command, words) for v in (before, after))
-                    if old != new:
+                    # The owner holds every privilege: where no policy admits it, that is
+                    # no access either (a new table's owner gains nothing).
+                    owner_only = role in (before.owner, after.owner) and \
+                        {old, new} <= {NOTHING, NO_ROW}
+                    if old != new and not owner_only:
                         changes.append(AccessChange(table, role, command, old, new))
     return changes
 

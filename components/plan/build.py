@@ -63,6 +63,15 @@ def _estimated(conn: psycopg.Connection, objects: list[ObjectPlan],
     return done, loads
 
 
+def _without_new_table_locks(objects: list[ObjectPlan]) -> list[ObjectPlan]:
+    """A lock on a table the same `up` creates blocks no one: leave it out."""
+    new = {o.key.split(":", 1)[1] for o in objects
+           if o.action == Action.CREATE and o.kind == "table"}
+    return [with_hazards(o, tuple(PlanStep(s.sql, tuple(
+        h for h in s.hazards if not (h.kind == HazardKind.LOCK and h.on in new)))
+        for s in o.steps)) for o in objects]
+
+
 def make_plan(dsn: str, settings: Settings,
               sample_seconds: float = SAMPLE_SECONDS) -> Plan:
     """Compare the stack's declared objects with the database at `dsn`; reads only."""
@@ -73,7 +82,8 @@ def make_plan(dsn: str, settings: Settings,
                 conn.execute("SET TRANSACTION READ ONLY")
                 objects = plan_objects(conn, specs, settings.allow_data_loss)
                 access = access_changes(conn, settings, specs)
-            objects, loads = _estimated(conn, objects, sample_seconds)
+            objects, loads = _estimated(conn, _without_new_table_locks(objects),
+                                        sample_seconds)
         except psycopg.Error as exc:
             raise PlanError(f"could not read the database ({database_identity(dsn)}): "
                             f"{str(exc).strip()}") from exc

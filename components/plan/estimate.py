@@ -149,7 +149,7 @@ def loaded_seconds(idle: float, size: TableSize, load: Load) -> float:
     return slowed * (1.0 + extra_rows / max(size.rows, 1))
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 1:
         return "under 1 s"
     if seconds < 120:
@@ -165,8 +165,8 @@ def estimate(cur: psycopg.Cursor[Any], hazard: Hazard, ddl: str, load: Load) -> 
     idle = idle_seconds(hazard.method, size, ddl)
     seconds = loaded_seconds(idle, size, load)
     dims = f" x {size.dims} dimensions" if hazard.method in ("hnsw", "ivfflat") else ""
-    words = (f"; estimated {_duration(seconds)} for {size.rows} rows{dims} "
-             f"({_duration(idle)} idle; now {load.active_backends} other active backends, "
+    words = (f"; estimated {duration(seconds)} for {size.rows} rows{dims} "
+             f"({duration(idle)} idle; now {load.active_backends} other active backends, "
              f"{load.writes_per_second:.0f} writes/s on the table)")
     if load.oldest_transaction_seconds >= 1:
         words += (f"; it first waits for every transaction older than it to end (the oldest "

@@ -7,6 +7,7 @@ from typing import Any
 
 from components.kinds.steps import Hazard, HazardKind
 from components.plan.build import Plan
+from components.plan.estimate import duration
 from components.plan.objects import Action, ObjectPlan
 
 NO_CHANGES = "no changes"
@@ -63,7 +64,7 @@ def _short_hazards(obj: ObjectPlan) -> str:
         if hazard.kind == HazardKind.LOCK:
             parts.append(f"{hazard.lock} lock on {hazard.on}")
         elif hazard.kind == HazardKind.INDEX_BUILD:
-            took = f", ~{hazard.seconds:g} s" if hazard.seconds is not None else ""
+            took = f", {duration(hazard.seconds)}" if hazard.seconds is not None else ""
             parts.append(f"index build ({hazard.rows} rows{took})")
         elif hazard.kind == HazardKind.ROWS_LOST:
             parts.append(f"**{hazard.rows} rows lost**")

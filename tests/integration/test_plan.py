@@ -8,6 +8,7 @@ object), which is quicker than the CLI and applies the same code.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,40 @@ def test_the_index_swap_the_plan_shows_is_what_apply_runs(database: TestDatabase
     assert len(planned) == 4 and "CONCURRENTLY" in planned[1]
     with connect(database.dsn) as conn, conn.cursor() as cur:
         assert index.read(cur, props) == spec.ddl
+
+
+def test_the_build_estimate_reads_the_load_on_the_table(
+        capsys: pytest.CaptureFixture[str], database: TestDatabase, tmp_path: Path) -> None:
+    deploy(database, vectorIndexMethod="hnsw", vectorIndexM=16)
+    insert_memories(database, 300)
+    project = write_stack(tmp_path, database, vectorIndexMethod="hnsw", vectorIndexM=24)
+    _, idle = run_plan(capsys, project, database.dsn)
+    stop = threading.Event()
+
+    def write() -> None:  # a writer mem0 could be: one insert after another
+        with database.connect() as conn:
+            while not stop.is_set():
+                conn.execute("INSERT INTO public.memories (id, vector, payload) VALUES"
+                             " (gen_random_uuid(), '[1,2,3]', '{\"user_id\": \"w\"}')")
+
+    sleeper = database.connect()
+    busy = threading.Thread(target=sleeper.execute, args=("SELECT pg_sleep(4)",))
+    writer = threading.Thread(target=write)
+    busy.start()
+    writer.start()
+    try:
+        _, loaded = run_plan(capsys, project, database.dsn)
+    finally:
+        stop.set()
+        writer.join()
+        busy.join()
+        sleeper.close()
+    load = loaded["load"]["public.memories"]
+    assert load["active_backends"] >= 1 and load["writes_per_second"] > 0
+    assert idle["load"]["public.memories"]["active_backends"] == 0
+
+    def build(document: dict[str, Any]) -> dict[str, Any]:
+        return next(h for h in hazards(document["objects"][0]) if h["kind"] == "index_build")
+
+    assert build(loaded)["seconds"] > build(idle)["seconds"] * 1.4
+    assert "writes/s on the table" in build(loaded)["message"]
