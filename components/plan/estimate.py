@@ -43,9 +43,14 @@ HNSW_SPILLED_RATE = 4.3e8  # the same once the graph outgrows maintenance_work_m
 IVFFLAT_RATE = 1.0e9  # rows x dims x lists per second
 GIN_RATE = 3.0e5  # rows per second (mem0's jsonb_path_ops payload index)
 BTREE_RATE = 8.0e5  # rows per second
-# The share of the build's CPU each other active backend takes: half of it, as a busy
-# mem0 backend waits on I/O and the client part of its time.
-LOAD_PER_BACKEND = 0.5
+# The share of the build's CPU each other active backend takes: a whole one, on a server
+# of few cores. Measured (docs/plan.md): a 20,000-row hnsw rebuild, 6 s idle, under 2
+# writers and 2 busy sessions took 80.0 s where half a backend each (and the writes
+# counted over the slowed time only) estimated 19 s; with this model, 69.1 s against 32 s.
+LOAD_PER_BACKEND = 1.0
+# Past this share of the table written during the build, the estimate is capped: writes
+# then nearly outpace CREATE INDEX CONCURRENTLY's validation.
+MAX_WRITTEN_SHARE = 0.9
 SAMPLE_SECONDS = 1.0  # how long the table's write rate is sampled
 
 
@@ -142,11 +147,13 @@ def idle_seconds(method: str, size: TableSize, ddl: str) -> float:
 
 
 def loaded_seconds(idle: float, size: TableSize, load: Load) -> float:
-    """The idle time slowed by the other backends, plus validating the rows written
-    meanwhile (at the same per-row cost)."""
+    """The idle time slowed by the other backends (S), plus validating the rows written
+    during the whole build at the same per-row cost: T = S x (1 + writes/s x T / rows),
+    so T = S / (1 - writes/s x S / rows), capped where writes nearly outpace the build."""
     slowed = idle * load.factor
-    extra_rows = load.writes_per_second * slowed
-    return slowed * (1.0 + extra_rows / max(size.rows, 1))
+    written_share = min(load.writes_per_second * slowed / max(size.rows, 1),
+                        MAX_WRITTEN_SHARE)
+    return slowed / (1.0 - written_share)
 
 
 def duration(seconds: float) -> str:

@@ -18,7 +18,7 @@ def summary(plan: Plan) -> str:
         return (f"stack {plan.stack} on {plan.database}: {NO_CHANGES} (the database matches "
                 "what the stack declares)")
     counts = ", ".join(f"{plan.count(a)} to {a}" for a in Action if plan.count(a))
-    hazards = Counter(h.kind for o in plan.objects for h in o.hazards)
+    hazards = Counter(h.kind for o in plan.objects for h in _unique_hazards(o))
     hazard_words = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(hazards.items()))
     return (f"stack {plan.stack} on {plan.database}: {counts or 'no object changes'}; "
             f"{len(plan.access)} access changes; hazards: {hazard_words or 'none'}")

@@ -45,6 +45,8 @@ def test_load_slows_the_build() -> None:
     size = TableSize(10000, 384)
     idle = Load(0, 0.0, 0.0)
     assert loaded_seconds(100.0, size, idle) == 100.0
-    assert loaded_seconds(100.0, size, Load(4, 0.0, 0.0)) == pytest.approx(300.0)
-    # 50 writes/s for the 100 s build: 5,000 more rows to validate on 10,000
-    assert loaded_seconds(100.0, size, Load(0, 50.0, 0.0)) == pytest.approx(150.0)
+    assert loaded_seconds(100.0, size, Load(4, 0.0, 0.0)) == pytest.approx(500.0)
+    # 25 writes/s: T = 100 / (1 - 25 x 100 / 10,000); the rows written during T add T/4
+    assert loaded_seconds(100.0, size, Load(0, 25.0, 0.0)) == pytest.approx(100 / 0.75)
+    # writes that would outpace the build: capped, not negative or infinite
+    assert loaded_seconds(100.0, size, Load(0, 500.0, 0.0)) == pytest.approx(1000.0)
