@@ -23,6 +23,9 @@ BODY_LIMIT = 65_000
 RESOURCE_LINE = re.compile(
     r"^\s*(?P<sign>\+-|[-+~])\s+(?P<type>\S+:\S+)\s+(?P<name>\S+)\s+"
     r"(?P<op>create|update|delete|replace|read|refresh)\b")
+# The progress lines a non-interactive refresh prints for every resource (`refreshing`,
+# `running`, or a bare type and name): noise in a report.
+PROGRESS_LINE = re.compile(r"^\s*~?\s+\S+:\S+ \S+\s*(refreshing|running)?\s*$")
 SUMMARY_LINE = re.compile(r"^\s*[-+~]?\s*\d+ (to \w+|unchanged)\s*$")
 MARKER = "<!-- mem0infra:{kind}:{stack} -->"
 
@@ -76,6 +79,7 @@ def comment(args: argparse.Namespace) -> str:
 def drift(args: argparse.Namespace) -> str:
     refresh = args.refresh.read_text(encoding="utf-8", errors="replace")
     objects = drifted(refresh)
+    refresh = "\n".join(line for line in refresh.splitlines() if not PROGRESS_LINE.match(line))
     listed = "\n".join(f"- `{name}` ({op}: {type_.rsplit(':', 1)[-1]})"
                        for op, name, type_ in objects) or "- (none named: see the output)"
     head = "\n\n".join([
