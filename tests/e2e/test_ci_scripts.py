@@ -103,6 +103,32 @@ def test_preview_deploy_and_drift_scripts_on_a_real_stack(
                     "(branch issue16-plan)")
 
 
+def test_a_failing_preview_fails_the_job_and_the_comment_says_so(
+        make_stack, tmp_path: Path) -> None:
+    stack = make_stack(STACK, dimensions=DIMS, tenancy="everyone")
+    stack.write_config()
+    out = tmp_path / "ci-out"
+    preview = run_script("preview.sh", stack, out, STACK)
+    assert preview.returncode != 0
+    assert "tenancy" in preview.stdout + preview.stderr
+    comment = (out / f"comment-{STACK}.md").read_text()
+    assert f"pulumi preview --diff: the preview failed (exit {preview.returncode})" in comment
+    assert "tenancy" in comment
+
+
+def test_a_drift_check_that_cannot_run_is_not_drift(
+        make_stack, database: TestDatabase, tmp_path: Path) -> None:
+    stack = make_stack(STACK, dimensions=DIMS)
+    stack.write_config()
+    out = tmp_path / "ci-out"
+    # a stack never deployed, read with the wrong passphrase: the refresh cannot decrypt
+    failed = run_script("drift.sh", stack, out, STACK,
+                        extra_env={"PULUMI_CONFIG_PASSPHRASE": "not-the-passphrase"})
+    assert failed.returncode == 2, failed.stdout[-3000:] + failed.stderr[-3000:]
+    assert (out / f"drift-{STACK}.status").read_text().strip() == "error"
+    assert not (out / f"drift-{STACK}.md").exists()
+
+
 def test_a_bad_stack_name_is_refused_before_anything_runs(tmp_path: Path) -> None:
     for script in ("preview.sh", "deploy.sh", "drift.sh", "drift-issue.sh"):
         done = subprocess.run(["bash", str(REPO / "scripts" / "ci" / script), "prod;rm -rf"],
