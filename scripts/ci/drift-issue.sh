@@ -8,6 +8,7 @@
 #   the check could not run: nothing changes (the job fails on drift.sh's exit code).
 # Needs `gh` (on GitHub's runners) with GH_TOKEN and GH_REPO (or a checkout) set.
 set -euo pipefail
+# shellcheck source=scripts/ci/lib.sh
 source "$(dirname "$0")/lib.sh"
 stack=$(ci_stack "$@") || exit 2
 command -v gh >/dev/null 2>&1 || ci_die "gh (the GitHub CLI) is not on PATH"

@@ -6,6 +6,7 @@
 # Exit 0 no drift, 1 drift (the report written), 2 the check could not run; the same as a
 # word (clean, drift, error) in $MEM0_CI_OUT/drift-STACK.status for drift-issue.sh.
 set -uo pipefail
+# shellcheck source=scripts/ci/lib.sh
 source "$(dirname "$0")/lib.sh"
 stack=$(ci_stack "$@") || exit 2
 ci_pulumi_on_path

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - sourced by the scripts of scripts/ci/: where things are, the Pulumi CLI, the
 # plan's connection string. The workflows (.github/workflows/) and the tests
 # (tests/e2e/test_ci_scripts.py) run the same scripts; docs/ci.md describes them.

@@ -5,6 +5,7 @@
 # $MEM0_CI_OUT/comment-STACK.md for the workflow to post (.github/workflows/preview.yml).
 # Exit 0 when both ran (whether or not they found changes); non-zero when either could not.
 set -uo pipefail
+# shellcheck source=scripts/ci/lib.sh
 source "$(dirname "$0")/lib.sh"
 stack=$(ci_stack "$@") || exit 2
 ci_pulumi_on_path
