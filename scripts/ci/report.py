@@ -25,7 +25,8 @@ RESOURCE_LINE = re.compile(
     r"(?P<op>create|update|delete|replace|read|refresh)\b")
 # The progress lines a non-interactive refresh prints for every resource (`refreshing`,
 # `running`, or a bare type and name): noise in a report.
-PROGRESS_LINE = re.compile(r"^\s*~?\s+\S+:\S+ \S+\s*(refreshing|running)?\s*$")
+PROGRESS_LINE = re.compile(
+    r"^(\s*~?\s+\S+:\S+ \S+\s*(refreshing|running)?|@ previewing refresh\.*)\s*$")
 SUMMARY_LINE = re.compile(r"^\s*[-+~]?\s*\d+ (to \w+|unchanged)\s*$")
 MARKER = "<!-- mem0infra:{kind}:{stack} -->"
 
@@ -90,7 +91,9 @@ def drift(args: argparse.Namespace) -> str:
         "`delete` that it is gone. The next `pulumi up` puts back what the stack declares "
         "(the plan below says what it would run).",
         f"### Drifted objects ({len(objects)})\n\n{listed}",
-        "### Plan\n\n" + plan_section(args.plan, args.plan_status),
+        # the plan's Markdown has its own heading; what stands in for it gets one
+        plan_section(args.plan, args.plan_status) if args.plan_status in ("0", "1")
+        and args.plan.exists() else "### Plan\n\n" + plan_section(args.plan, args.plan_status),
         "<details><summary>pulumi refresh --preview-only output</summary>\n"])
     tail = "\n</details>\n"
     room = BODY_LIMIT - len(head) - len(tail) - 200
