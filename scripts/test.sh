@@ -19,5 +19,7 @@ bash scripts/venv.sh
 bash scripts/install-pulumi.sh >/dev/null
 .venv/bin/ruff check --quiet .
 .venv/bin/mypy  # strict, over components/ (pyproject.toml's [tool.mypy])
+# The GitHub Actions workflows (docs/ci.md): actionlint, built once from its Go module.
+"$(bash scripts/install-actionlint.sh)" .github/workflows/*.yml
 # Two workers: most of a deployment's time is the engine's processes waiting on each other.
 .venv/bin/pytest -n 2 "$@"
