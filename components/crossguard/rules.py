@@ -23,6 +23,7 @@ from components.crossguard.view import (
 from components.kinds import Kind
 from components.mem0 import DEFAULT_SEARCH_LIMIT
 from components.settings.choices import Target
+from components.settings.values import PROD_STACKS
 
 __all__ = ["LARGE_EXPECTED_ROWS", "RESOURCE_RULES", "SECRET_INPUTS", "SECRET_KEYS",
            "STACK_RULES", "Rule"]
@@ -39,7 +40,6 @@ SECRET_INPUTS = {SQL_OBJECT_TYPE: ("connection", "password"),
 LARGE_EXPECTED_ROWS = 100_000
 # Stacks whose data may be thrown away (allowDataLoss) and that need no protect.
 DEV_STACKS = ("dev",)
-PROD_STACKS = ("prod",)
 # What the app role may hold on a table: rows only (no TRUNCATE, TRIGGER, REFERENCES,
 # MAINTAIN, and never ownership, which alone allows ALTER and DROP).
 APP_TABLE_PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
@@ -156,8 +156,8 @@ def protect_on_prod_and_supabase(view: StackView) -> list[str]:
     if view.stack not in PROD_STACKS and target != Target.SUPABASE:
         return []
     why = f"stack {view.stack!r}" if view.stack in PROD_STACKS else f"target {target!r}"
-    return [f"{r.label}: not protected on {why}; set `pulumi config set protect true` "
-            "(a table holds memories: no delete or replace without unprotecting it first)"
+    return [f"{r.label}: not protected on {why}; a table holds memories, and the program "
+            "protects every table there (Settings.protects_data)"
             for r in view.of_kind(Kind.TABLE) if not r.protect]
 
 
