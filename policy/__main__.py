@@ -5,7 +5,8 @@ pulumi-policy hands a validate function every secret already unwrapped (pulumi-p
 issue 241: a policy cannot tell a secret from a plain value). The pack therefore wraps the
 one function that turns the engine's wire properties into a policy's `props`, and adds
 for each input that is set whether it arrived as a secret, under `SECRET_KEYS`; the version is
-pinned in requirements.txt, and the unit test of the pack fails if the function moves.
+pinned in requirements.txt, and tests/e2e/test_policy_pack.py fails if the function moves
+(its secrets policy would then never fire).
 """
 
 from __future__ import annotations
