@@ -3,10 +3,10 @@ pulumi-policy policies (docs/policy.md).
 
 pulumi-policy hands a validate function every secret already unwrapped (pulumi-policy
 issue 241: a policy cannot tell a secret from a plain value). The pack therefore wraps the
-one function that turns the engine's wire properties into a policy's `props`, and adds
-for each input that is set whether it arrived as a secret, under `SECRET_KEYS`; the version is
-pinned in requirements.txt, and tests/e2e/test_policy_pack.py fails if the function moves
-(its secrets policy would then never fire).
+one function that turns the engine's wire properties into a policy's `props`, and adds,
+for each input that is set, whether it arrived as a secret (under `SECRET_KEYS`). The
+version is pinned in requirements.txt, and tests/e2e/test_policy_pack.py fails if the
+function moves (its secrets policy would then never fire).
 """
 
 from __future__ import annotations

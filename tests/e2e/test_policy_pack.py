@@ -49,7 +49,8 @@ def _broken_model(settings):
         if spec.kind == "row_security" and spec.name == "memory_history":
             # row-security-forced: history's rows no longer forced under RLS
             spec = dataclasses.replace(spec, fields=dataclasses.replace(spec.fields, forced=False))
-        if spec.kind == "grant" and spec.role == settings.app_role and spec.on == "TABLE public.memories":
+        app_grant = spec.kind == "grant" and spec.role == settings.app_role
+        if app_grant and spec.on == "TABLE public.memories":
             # app-role-never-owns: TRUNCATE and TRIGGER for the app role
             spec = dataclasses.replace(spec, fields=dataclasses.replace(
                 spec.fields, privileges="DELETE, INSERT, SELECT, TRIGGER, TRUNCATE, UPDATE"))
