@@ -101,7 +101,7 @@ class _Family(pulumi.ComponentResource):
                 f"{name}-{label}", spec, connection, database, settings.allow_data_loss,
                 password,
                 pulumi.ResourceOptions(parent=self, depends_on=depends, deleted_with=owner,
-                                       protect=settings.protect and spec.data_bearing))
+                                       protect=settings.protects_data and spec.data_bearing))
             registry[spec.key] = resource
             self.objects[spec.key] = resource
         self.register_outputs({"ddl": {key: r.ddl for key, r in self.objects.items()}})

@@ -277,7 +277,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "pg_cron schedule of ANALYZE on the memory tables (e.g. nightly: 0 4 * * *). "
                 "Empty: no job.", "jobs.analyze_schedule", cron=True),
     SettingSpec("protect", BOOLEAN, False,
-                "Pulumi protect on data-bearing resources (tables): no delete or replace.",
+                "Pulumi protect on data-bearing resources (tables): no delete or replace. "
+                "Always on for a stack named prod or with target supabase.",
                 "protect"),
     SettingSpec("allowDataLoss", BOOLEAN, False,
                 "Allow changes that destroy rows (dropping a table or column with data, a "

@@ -18,7 +18,10 @@ from components.settings.choices import (
 from components.settings.spec import JOB_SETTINGS, SPECS_BY_KEY
 from components.vectorindex import VectorIndex, vector_column_type
 
-__all__ = ["BenchThresholds", "LifecycleJobs", "Settings"]
+__all__ = ["PROD_STACKS", "BenchThresholds", "LifecycleJobs", "Settings"]
+
+# Stacks whose tables are always protected, whatever `protect` says.
+PROD_STACKS = ("prod",)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,13 @@ class Settings:
                 self.readonly_role: self.readonly_role_password,
                 self.service_role: self.service_role_password}.get(role) \
             if self.target != Target.SUPABASE or role == self.app_role else None
+
+    @property
+    def protects_data(self) -> bool:
+        """Whether the data-bearing resources (tables) carry Pulumi's protect: when the
+        stack asks (`protect`), and always on a stack named prod or with target supabase
+        (the policy pack's protect-prod-and-supabase requires it)."""
+        return self.protect or self.stack in PROD_STACKS or self.target == Target.SUPABASE
 
     @property
     def vector_column_type(self) -> str:

@@ -163,6 +163,8 @@ class PulumiStack:
     state_path: Path
     config: dict[str, Any] = field(default_factory=dict)  # settings on top of the stack file
     plain_keys: frozenset[str] = frozenset()  # secret settings to store unencrypted anyway
+    policy_pack: Path | None = None  # `--policy-pack` for preview and up (the repo's policy/)
+    program: str | None = None  # the text of __main__.py, instead of the repository's
 
     @property
     def workdir(self) -> Path:
@@ -210,6 +212,8 @@ class PulumiStack:
             for name in ("Pulumi.yaml", "__main__.py"):
                 shutil.copy(REPO / name, self.project_dir / name)
             (self.project_dir / ".venv").symlink_to(REPO / ".venv")
+        if self.program is not None:
+            (self.project_dir / "__main__.py").write_text(self.program)
         if not self.stack_file().exists():
             self._exec(("stack", "init", self.stack, "--non-interactive"))
 
@@ -239,6 +243,8 @@ class PulumiStack:
 
     def _run(self, mode: str, *args: str) -> Report:
         self.write_config()
+        if self.policy_pack is not None and mode in ("up", "preview"):
+            args = (*args, "--policy-pack", str(self.policy_pack))
         log = self.workdir / "events.jsonl"
         log.unlink(missing_ok=True)
         done = self.cli(*args, "--stack", self.stack, "--non-interactive",
@@ -259,9 +265,12 @@ class PulumiStack:
             report.outputs = self.outputs(show_secrets=True)
         return report
 
-    def preview(self, refresh: bool = False) -> Report:
-        """`pulumi preview --json`: the operations, and every resource as declared."""
-        return self._run("preview", "preview", "--json", f"--refresh={str(refresh).lower()}")
+    def preview(self, refresh: bool = False, digest: bool = True) -> Report:
+        """`pulumi preview --json`: the operations, and every resource as declared.
+        `digest=False` leaves out `--json`, whose document lacks the policy pack's
+        violations (the output then shows them as a terminal does)."""
+        return self._run("preview", "preview", *(("--json",) if digest else ()),
+                         f"--refresh={str(refresh).lower()}")
 
     def refresh(self, write: bool = False) -> Report:
         """`pulumi refresh --preview-only` by default: reports drift, writes nothing."""

@@ -77,7 +77,7 @@ def test_stack_files_parse(stack: str) -> None:
         assert settings.target == "embedded" and not settings.database_url_encrypted
     else:
         assert settings.target == "supabase" and settings.database_url_encrypted
-    assert settings.protect == (stack == "prod")
+    assert settings.protect == settings.protects_data == (stack != "dev")
 
 
 def test_the_sdk_pin_is_the_release_of_the_cli_that_install_pulumi_builds() -> None:

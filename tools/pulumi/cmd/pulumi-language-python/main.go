@@ -8,8 +8,10 @@
 // (module sdk/v3, installed beside this binary by scripts/install-pulumi.sh) under the
 // interpreter that Pulumi's python/toolchain package resolves from Pulumi.yaml's runtime
 // options. It serves what preview, up, refresh, destroy and `pulumi about` ask of a
-// language host; code generation, templates, packing, `pulumi install` and plugin
-// discovery from installed packages are left unimplemented (docs/engine.md says why).
+// language host, and RunPlugin, which is how the engine starts a Python policy pack
+// (`pulumi preview --policy-pack DIR`); code generation, templates, packing, `pulumi
+// install` and plugin discovery from installed packages are left unimplemented
+// (docs/engine.md says why).
 package main
 
 import (
@@ -22,6 +24,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
@@ -259,4 +263,95 @@ func (h *host) RuntimeOptionsPrompts(
 	context.Context, *pulumirpc.RuntimeOptionsRequest,
 ) (*pulumirpc.RuntimeOptionsResponse, error) {
 	return &pulumirpc.RuntimeOptionsResponse{}, nil
+}
+
+// RunPlugin runs a plugin written in Python: the engine asks for it to start a policy pack
+// whose PulumiPolicy.yaml names the python runtime (NewPolicyAnalyzer, pkg/resource/plugin).
+// The plugin is the program directory run as a script (its __main__.py) under the toolchain
+// of the plugin's own runtime options, with the engine's arguments and environment; its
+// output goes back to the engine on the stream (the first stdout line is its gRPC port),
+// then its exit code.
+func (h *host) RunPlugin(
+	req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer,
+) error {
+	ctx := server.Context()
+	info := req.GetInfo()
+	tc, err := resolveToolchain(info)
+	if err != nil {
+		return err
+	}
+	if err := tc.ValidateVenv(ctx); err != nil {
+		return fmt.Errorf("%s plugin in %s: %w", req.GetKind(), info.GetProgramDirectory(), err)
+	}
+	// -u: unbuffered, so the port line reaches the engine as soon as it is written.
+	args := append([]string{"-u", filepath.Join(info.GetProgramDirectory(), info.GetEntryPoint())},
+		req.GetArgs()...)
+	cmd, err := tc.Command(ctx, args...)
+	if err != nil {
+		return err
+	}
+	cmd.Env = pluginEnv(req.GetEnv(), cmd.Env)
+	cmd.Dir = req.GetPwd()
+	send := &streamSender{server: server}
+	cmd.Stdout = writerFunc(func(p []byte) error {
+		return send.send(&pulumirpc.RunPluginResponse{
+			Output: &pulumirpc.RunPluginResponse_Stdout{Stdout: append([]byte(nil), p...)}})
+	})
+	cmd.Stderr = writerFunc(func(p []byte) error {
+		return send.send(&pulumirpc.RunPluginResponse{
+			Output: &pulumirpc.RunPluginResponse_Stderr{Stderr: append([]byte(nil), p...)}})
+	})
+
+	var code int32
+	err = cmd.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exitErr):
+		code = int32(exitErr.ExitCode())
+	default:
+		return fmt.Errorf("could not run the %s plugin in %s: %w", req.GetKind(),
+			info.GetProgramDirectory(), err)
+	}
+	return send.send(&pulumirpc.RunPluginResponse{
+		Output: &pulumirpc.RunPluginResponse_Exitcode{Exitcode: code}})
+}
+
+// pluginEnv is the engine's environment for the plugin (the process's own when the engine
+// sent none), with the virtual environment's PATH and VIRTUAL_ENV from the toolchain's
+// command on top.
+func pluginEnv(engine, toolchainEnv []string) []string {
+	env := engine
+	if len(env) == 0 {
+		env = os.Environ()
+	}
+	env = append([]string(nil), env...)
+	for _, kv := range toolchainEnv {
+		if strings.HasPrefix(kv, "PATH=") || strings.HasPrefix(kv, "VIRTUAL_ENV=") {
+			env = append(env, kv) // later entries win in os/exec
+		}
+	}
+	return env
+}
+
+// streamSender serialises sends: a gRPC stream takes one Send at a time, and the plugin's
+// stdout and stderr are copied by two goroutines.
+type streamSender struct {
+	mu     sync.Mutex
+	server pulumirpc.LanguageRuntime_RunPluginServer
+}
+
+func (s *streamSender) send(msg *pulumirpc.RunPluginResponse) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.server.Send(msg)
+}
+
+type writerFunc func([]byte) error
+
+func (f writerFunc) Write(p []byte) (int, error) {
+	if err := f(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
