@@ -141,6 +141,13 @@ class KindSpec(Generic[F]):
     # model's dataclass is the one apply reads. The index sends only its head: what it
     # builds is in the ddl, and an index change must show as a ddl change alone.
     to_inputs: Callable[[Any], F] | None = None
+    # Whether a live definition is what an interrupted apply left behind (an index whose
+    # build was cancelled reads as INVALID): create rebuilds it instead of refusing to
+    # adopt it, and it never counts as adopted.
+    leftover: Callable[[str], bool] | None = None
+
+    def is_leftover(self, live: str) -> bool:
+        return self.leftover is not None and self.leftover(live)
 
     def input_fields(self, fields: Any) -> dict[str, Any]:
         """The `fields` input of a SqlObject, from the model's fields of the spec."""

@@ -2,7 +2,9 @@
 
 Apply builds the index (CONCURRENTLY when its table has rows, dropping a failed build's
 INVALID leftover); a changed index is built beside the old one under a temporary name and
-swapped in one transaction, so searches always have an index.
+swapped in one transaction, so searches always have an index. An INVALID index an
+interrupted apply left (under the temporary name, or under the final one when it was a
+first build) is dropped CONCURRENTLY and built again; create never adopts one.
 
 The model's `IndexFields` render the DDL; the resource's inputs carry only the index's
 `IndexHead` (name, table, unique): the method, parameters and predicate are what the ddl
@@ -13,6 +15,7 @@ declared ddl after its head (a prefix the head renders, checked, never searched 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import psycopg
@@ -134,14 +137,29 @@ def _build(conn: psycopg.Connection, change: Change[IndexHead], build_name: str)
         conn.execute(statement)
     except psycopg.Error:
         # A failed concurrent build leaves an INVALID index behind: remove it.
-        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, build_name)}")
+        _drop_concurrently(conn, schema, build_name)
         raise
     finally:
         conn.execute("RESET statement_timeout")
 
 
+def is_invalid(live: str) -> bool:
+    """An index whose build failed or was cancelled: it serves no search."""
+    return live.endswith(INVALID_INDEX_NOTE)
+
+
+def _drop_concurrently(conn: psycopg.Connection, schema: str, name: str) -> None:
+    # CONCURRENTLY: a plain DROP INDEX would queue for the table's strongest lock behind
+    # mem0's writes and stall every later statement on the table while it waits.
+    conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)}")
+
+
 def ensure(conn: psycopg.Connection, change: Change[IndexHead]) -> None:
     schema, name = change.props["schema"], change.props["name"]
+    if change.live is not None and is_invalid(change.live):
+        # An interrupted build's leftover under the final name serves nothing: no swap.
+        _drop_concurrently(conn, schema, name)
+        change = dataclasses.replace(change, live=None)
     if change.live is None:
         _build(conn, change, name)
         with conn.transaction():
@@ -149,7 +167,7 @@ def ensure(conn: psycopg.Connection, change: Change[IndexHead]) -> None:
         return
     # Build the new definition beside the old one, then swap: searches keep an index.
     temp = name[: MAX_IDENTIFIER_LENGTH - 9] + "_mem0_new"
-    conn.execute(f"DROP INDEX IF EXISTS {qualified(schema, temp)}")  # an earlier attempt's
+    _drop_concurrently(conn, schema, temp)  # an earlier, interrupted attempt's
     _build(conn, change, temp)
     execute_checked(conn, [
         f"DROP INDEX {qualified(schema, name)}",
@@ -161,4 +179,5 @@ def _head(fields: IndexFields) -> IndexHead:
     return fields.head
 
 
-SPEC = KindSpec(Kind.INDEX, Family.INDEXES, IndexHead, read, ensure, to_inputs=_head)
+SPEC = KindSpec(Kind.INDEX, Family.INDEXES, IndexHead, read, ensure, to_inputs=_head,
+                leftover=is_invalid)
