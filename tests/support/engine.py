@@ -271,6 +271,16 @@ class PulumiStack:
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                 start_new_session=True)
 
+    def remove_empty_attributes(self) -> list[Path]:
+        """The README's repair for a file backend killed between writing a checkpoint and
+        its `.attrs` sidecar: every command then fails with `failed to load checkpoint:
+        EOF`. An empty sidecar is removed (a missing one means no attributes)."""
+        found = [p for p in (self.workdir / "backend" / ".pulumi").rglob("*.json.attrs")
+                 if p.stat().st_size == 0]
+        for path in found:
+            path.unlink()
+        return found
+
     def cancel(self) -> subprocess.CompletedProcess[str]:
         """`pulumi cancel`: on a file backend, deletes the lock a killed command left."""
         return self.cli("cancel", "--yes", "--stack", self.stack, "--non-interactive")
