@@ -34,7 +34,12 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from components.connection import connect, database_identity
 from components.kinds import Change, Kind, KindSpec, SqlObjectError, kind_spec
-from components.kinds.apply import LOCK_TIMEOUT, ddl_diff, set_timeout, wait_for_apply_lock
+from components.kinds.apply import LOCK_TIMEOUT, ddl_diff, set_timeout
+from components.kinds.apply_lock import (
+    apply_session_name,
+    check_client_connection,
+    wait_for_apply_lock,
+)
 from components.model import ObjectSpec, Requirement
 from components.settings import PROJECT
 
@@ -137,10 +142,16 @@ class SqlObjectProvider(ResourceProvider):
     def _session(self, props: dict[str, Any], apply: bool = True) -> psycopg.Connection:
         """An autocommit session for one object; DDL in it never queues for long.
 
-        An `apply` session first waits for the project's apply lock (no timeout: another
-        apply of this stack is running), then sets the lock timeout for its DDL."""
-        conn = connect(self._connection(props), autocommit=True)
-        if apply:
+        An `apply` session is named after this process and asks the server to cancel its
+        statement if this process dies; it waits for the project's apply lock (no timeout:
+        another apply of this stack is running; one whose deployment was killed is
+        terminated: kinds/apply_lock.py), then sets the lock timeout for its DDL."""
+        if not apply:
+            conn = connect(self._connection(props), autocommit=True)
+        else:
+            conn = connect(self._connection(props), autocommit=True,
+                           application=apply_session_name())
+            check_client_connection(conn)
             wait_for_apply_lock(conn)
         set_timeout(conn, "lock_timeout", LOCK_TIMEOUT, local=False)
         return conn
@@ -153,8 +164,8 @@ class SqlObjectProvider(ResourceProvider):
         spec = kind_spec(props["kind"])
         with self._session(props) as conn:
             live = _live(conn, spec, props)
-            adopted = live is not None
-            if live is None or spec.converge_on_create:
+            adopted = live is not None and not spec.is_leftover(live)
+            if live is None or spec.converge_on_create or not adopted:
                 _check_requirements(conn, spec, props)
                 spec.ensure(conn, self._change(props, live))
             elif live == props["ddl"]:

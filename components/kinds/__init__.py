@@ -2,8 +2,10 @@
 
     base.py                the vocabulary: `Kind`, `Family`, `KindSpec`, `Change`,
                            `SqlObjectError`, the JSON form of a kind's fields
-    apply.py               what every apply shares: timeouts, the apply lock, the checked
-                           transaction, whether a table holds rows
+    apply.py               what every apply shares: timeouts, the checked transaction,
+                           whether a table holds rows
+    apply_lock.py          the project's apply lock, apply sessions' names and client
+                           check, and recovery from a killed deployment's session
     extension.py ... cron_job.py
                            one per `Kind`: the kind's fields (a frozen dataclass), the
                            canonical DDL rendered from them, the catalog reader that

@@ -1,5 +1,5 @@
-"""The plumbing every kind's apply shares: sessions' timeouts, the project's apply lock,
-the checked transaction, and whether a table holds rows.
+"""The plumbing every kind's apply shares: sessions' timeouts, the checked transaction,
+and whether a table holds rows (the project's apply lock is apply_lock.py's).
 
 Every apply runs in an autocommit session of its own (`SqlObjectProvider._session`); a
 kind's DDL runs in one transaction that compares the live definition with the declared
@@ -10,7 +10,6 @@ diff.
 from __future__ import annotations
 
 import difflib
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,30 +21,11 @@ from psycopg import sql
 from components.identifiers import qualified
 from components.kinds.base import Change, Cursor, SqlObjectError
 
-# Pulumi applies independent resources in parallel, but two DDL statements that touch the
-# same catalog row (two indexes or triggers on one table, two grants on one object) fail
-# with "tuple concurrently updated". Every apply in a database takes this session-level
-# advisory lock first, so this project's DDL runs one object at a time. Reads do not.
-APPLY_LOCK_KEY = 0x6D656D30_696E6672  # "mem0infr"
 LOCK_TIMEOUT = "10s"  # never queue behind a long transaction holding the table
 DDL_TIMEOUT = "5min"  # in-transaction DDL on empty or small objects
 INDEX_BUILD_TIMEOUT = "6h"  # CREATE INDEX CONCURRENTLY on a table with rows
 
 Statement = str | sql.SQL | sql.Composed
-
-
-def wait_for_apply_lock(conn: psycopg.Connection) -> None:
-    """Take the project's apply lock (session level), polling rather than blocking.
-
-    A session blocked in pg_advisory_lock() holds a snapshot for as long as it waits, and
-    CREATE INDEX CONCURRENTLY in the session holding the lock waits for every older
-    snapshot to end: two resources applied at once would deadlock. Each try is a short
-    transaction that ends at once."""
-    delay = 0.02
-    while not conn.execute("SELECT pg_catalog.pg_try_advisory_lock(%s)",
-                           (APPLY_LOCK_KEY,)).fetchone()[0]:  # type: ignore[index]
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
 
 
 def set_timeout(conn: psycopg.Connection, setting: str, value: str, local: bool) -> None:

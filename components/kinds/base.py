@@ -158,6 +158,14 @@ class KindSpec(Generic[F]):
             statements.insert(0, change.props["drop_sql"])
         return plain_steps(statements)
 
+    # Whether a live definition is what an interrupted apply left behind (an index whose
+    # build was cancelled reads as INVALID): create rebuilds it instead of refusing to
+    # adopt it, and it never counts as adopted.
+    leftover: Callable[[str], bool] | None = None
+
+    def is_leftover(self, live: str) -> bool:
+        return self.leftover is not None and self.leftover(live)
+
     def input_fields(self, fields: Any) -> dict[str, Any]:
         """The `fields` input of a SqlObject, from the model's fields of the spec."""
         return fields_json(fields if self.to_inputs is None else self.to_inputs(fields))

@@ -2,7 +2,9 @@
 
 Apply builds the index (CONCURRENTLY when its table has rows, dropping a failed build's
 INVALID leftover); a changed index is built beside the old one under a temporary name and
-swapped in one transaction, so searches always have an index.
+swapped in one transaction, so searches always have an index. An INVALID index an
+interrupted apply left (under the temporary name, or under the final one when it was a
+first build) is dropped CONCURRENTLY and built again; create never adopts one.
 
 The model's `IndexFields` render the DDL; the resource's inputs carry only the index's
 `IndexHead` (name, table, unique): the method, parameters and predicate are what the ddl
@@ -146,14 +148,19 @@ def apply_statements(cur: Cursor, change: Change[IndexHead]) -> IndexApply:
     """What applying `change` runs, from the inputs and whether the table holds rows."""
     schema, name, table = change.props["schema"], change.props["name"], change.props["table"]
     concurrent = relation_has_storage(cur, schema, table)
+    qualified_table = qualified(schema, table)
+    if change.live is not None and is_invalid(change.live):
+        # An interrupted build's leftover under the final name serves nothing: no swap.
+        build = change.need_fields().statement(change.props["ddl"], name, concurrent)
+        return IndexApply(qualified_table, name, concurrent, build,
+                          cleanup=drop_concurrently(schema, name))
     target = name if change.live is None else build_name(name)
     build = change.need_fields().statement(change.props["ddl"], target, concurrent)
-    qualified_table = qualified(schema, table)
     if change.live is None:
         return IndexApply(qualified_table, target, concurrent, build)
     return IndexApply(
         qualified_table, target, concurrent, build,
-        cleanup=f"DROP INDEX IF EXISTS {qualified(schema, target)};",
+        cleanup=drop_concurrently(schema, target),  # an earlier, interrupted attempt's
         swap=(f"DROP INDEX {qualified(schema, name)};",
               f"ALTER INDEX {qualified(schema, target)} RENAME TO {quote_ident(name)};"))
 
@@ -171,11 +178,21 @@ def _build(conn: psycopg.Connection, schema: str, planned: IndexApply) -> None:
         conn.execute(planned.build)
     except psycopg.Error:
         # A failed concurrent build leaves an INVALID index behind: remove it.
-        conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS "
-                     f"{qualified(schema, planned.build_name)}")
+        conn.execute(drop_concurrently(schema, planned.build_name))
         raise
     finally:
         conn.execute("RESET statement_timeout")
+
+
+def is_invalid(live: str) -> bool:
+    """An index whose build failed or was cancelled: it serves no search."""
+    return live.endswith(INVALID_INDEX_NOTE)
+
+
+def drop_concurrently(schema: str, name: str) -> str:
+    # CONCURRENTLY: a plain DROP INDEX would queue for the table's strongest lock behind
+    # mem0's writes and stall every later statement on the table while it waits.
+    return f"DROP INDEX CONCURRENTLY IF EXISTS {qualified(schema, name)};"
 
 
 def ensure(conn: psycopg.Connection, change: Change[IndexHead]) -> None:
@@ -227,4 +244,4 @@ def _head(fields: IndexFields) -> IndexHead:
 
 
 SPEC = KindSpec(Kind.INDEX, Family.INDEXES, IndexHead, read, ensure, to_inputs=_head,
-                plan=plan)
+                plan=plan, leftover=is_invalid)

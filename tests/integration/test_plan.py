@@ -121,7 +121,7 @@ def test_a_changed_hnsw_m_is_built_beside_and_swapped_with_an_estimate(
     index = document["objects"][0]
     assert index["action"] == "change"
     sql = [step["sql"] for step in index["steps"]]
-    assert sql[0] == "DROP INDEX IF EXISTS public.memories_vector_idx_mem0_new;"
+    assert sql[0] == "DROP INDEX CONCURRENTLY IF EXISTS public.memories_vector_idx_mem0_new;"
     assert sql[1].startswith("CREATE INDEX CONCURRENTLY memories_vector_idx_mem0_new ON "
                              "public.memories")
     assert "m='24'" in sql[1]

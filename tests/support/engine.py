@@ -265,6 +265,44 @@ class PulumiStack:
             report.outputs = self.outputs(show_secrets=True)
         return report
 
+    def start_up(self, output: Path) -> subprocess.Popen[bytes]:
+        """`pulumi up` as `up()` runs it, started in a process group of its own and not
+        waited for, its output into `output`: a test can kill the whole group, as CI
+        kills a cancelled job."""
+        self.write_config()
+        with output.open("wb") as sink:
+            return subprocess.Popen(
+                ["pulumi", "up", "--yes", "--skip-preview", "--refresh=true", "--stack",
+                 self.stack, "--non-interactive"], cwd=self.project_dir, env=self.env(),
+                stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                start_new_session=True)
+
+    def remove_empty_attributes(self) -> list[Path]:
+        """The README's repair for a file backend killed between writing a checkpoint and
+        its `.attrs` sidecar: every command then fails with `failed to load checkpoint:
+        EOF`. An empty sidecar is removed (a missing one means no attributes)."""
+        found = [p for p in (self.workdir / "backend" / ".pulumi").rglob("*.json.attrs")
+                 if p.stat().st_size == 0]
+        for path in found:
+            path.unlink()
+        return found
+
+    def cancel(self) -> subprocess.CompletedProcess[str]:
+        """`pulumi cancel`: on a file backend, deletes the lock a killed command left."""
+        return self.cli("cancel", "--yes", "--stack", self.stack, "--non-interactive")
+
+    def clear_pending_creates(self) -> Report:
+        """`pulumi refresh --clear-pending-creates`: forget the creates a killed command
+        had started (their objects are adopted or rebuilt by the next `up`)."""
+        return self._run("refresh", "refresh", "--yes", "--skip-preview",
+                         "--clear-pending-creates")
+
+    def pending_operations(self) -> list[dict[str, Any]]:
+        """The operations a killed command left in the state: [{type, urn}]."""
+        deployment = self.export().get("deployment", {})
+        return [{"type": op["type"], "urn": op["resource"]["urn"]}
+                for op in deployment.get("pending_operations") or []]
+
     def preview(self, refresh: bool = False, digest: bool = True) -> Report:
         """`pulumi preview --json`: the operations, and every resource as declared.
         `digest=False` leaves out `--json`, whose document lacks the policy pack's
