@@ -31,6 +31,7 @@ off first): the one offline client the tests use.
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 import uuid
@@ -136,6 +137,12 @@ LOCK_WAITS_SQL = (
     " WHERE wait_event_type = 'Lock' AND datname = current_database()")
 
 
+def _mem0_client() -> Any:
+    """tests.support.mem0_client, imported on first use: it imports mem0 with telemetry off
+    (by name, so the type checker does not follow it into the untyped mem0)."""
+    return importlib.import_module("tests.support.mem0_client")
+
+
 class MemoryLoad:
     """Writers and searchers through mem0's `Memory`, plus an index/lock sampler."""
 
@@ -161,8 +168,7 @@ class MemoryLoad:
         self.stop()
 
     def start(self) -> None:
-        from tests.support import mem0_client  # imports mem0 with telemetry off
-
+        mem0_client = _mem0_client()
         memories = [mem0_client.memory({**self.vector_store}, self.dims)
                     for _ in range(self.writers + self.searchers)]
         self._memories = memories
@@ -180,10 +186,8 @@ class MemoryLoad:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=60)
-        from tests.support import mem0_client
-
         for memory in getattr(self, "_memories", []):
-            mem0_client.close(memory)
+            _mem0_client().close(memory)
         self._memories = []
         if self._errors:
             raise RuntimeError(f"load worker crashed: {self._errors[0]!r}") from self._errors[0]
@@ -198,7 +202,7 @@ class MemoryLoad:
         started, clock = time.time(), time.perf_counter()
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001 - every failure is a recorded outcome
+        except Exception as exc:
             self._record(Op(kind, worker, started, time.perf_counter() - clock, False,
                             f"{type(exc).__name__}: {exc}".strip()[:500], valid))
         else:
@@ -212,7 +216,7 @@ class MemoryLoad:
                 count += 1
                 if self.pause:
                     time.sleep(self.pause)
-        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+        except BaseException as exc:
             self._errors.append(exc)
 
     def _write(self, worker: str, memory: Any) -> None:
@@ -253,7 +257,7 @@ class MemoryLoad:
             with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
                 while not self._stop.wait(self.sample_every):
                     self._sample(conn)
-        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+        except BaseException as exc:
             self._errors.append(exc)
 
 

@@ -27,7 +27,6 @@ from components.kinds.base import Change, Cursor, SqlObjectError
 # with "tuple concurrently updated". Every apply in a database takes this session-level
 # advisory lock first, so this project's DDL runs one object at a time. Reads do not.
 APPLY_LOCK_KEY = 0x6D656D30_696E6672  # "mem0infr"
-LOCK_TIMEOUT = "10s"  # never queue behind a long transaction holding the table
 DDL_TIMEOUT = "5min"  # in-transaction DDL on empty or small objects
 INDEX_BUILD_TIMEOUT = "6h"  # CREATE INDEX CONCURRENTLY on a table with rows
 

@@ -3,8 +3,8 @@
 `run_live_change` deploys a stack (real CLI) on a fresh database, seeds it with `rows`
 memories, starts `MemoryLoad` (writers and searchers through mem0's `Memory` as the app
 role), and after a quiet `before` window runs one `pulumi up` that rebuilds the vector
-index with another hnsw m, adds an index (the full-text one), changes a policy
-(sharedAgentKnowledge) and a grant (the readonly role's, via sessionScope's function),
+index with another hnsw m, adds an index (the full-text one), and changes the tenancy to
+org (every memory table's policies change, and the org tables and functions get grants),
 then an `after` window. It returns the load's summary per window, the up's operations
 and its wall time. tests/e2e/test_live_change.py asserts on it;
 scripts/measure_live_change.py prints it.
@@ -26,8 +26,7 @@ from tests.support.testbed import PgServer, create_database, drop_database
 COLLECTION = "memories"
 # What the first up deploys, and what the live up changes.
 BASE = {"vectorIndexMethod": "hnsw", "vectorIndexM": 16, "vectorIndexEfConstruction": 64}
-CHANGED = {"vectorIndexM": 24, "ftsLanguage": "english", "sharedAgentKnowledge": True,
-           "sessionScope": True}
+CHANGED = {"vectorIndexM": 24, "ftsLanguage": "english", "tenancy": "org"}
 
 
 def run_live_change(server: PgServer, rows: int, dims: int, writers: int = 2,
