@@ -12,6 +12,7 @@ scripts/measure_live_change.py prints it.
 
 from __future__ import annotations
 
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -54,7 +55,12 @@ def run_live_change(server: PgServer, rows: int, dims: int, writers: int = 2,
                 say("live up")
                 stack.config = {**config, **CHANGED}
                 started = time.perf_counter()
-                changed = stack.up()
+                try:
+                    changed = stack.up()
+                    up_error = changed.error
+                    operations = changed.operations
+                except subprocess.TimeoutExpired as exc:  # the load's figures still count
+                    up_error, operations = f"pulumi up timed out after {exc.timeout} s", []
                 up_seconds = time.perf_counter() - started
                 t2 = time.time()
                 time.sleep(quiet)
@@ -62,9 +68,9 @@ def run_live_change(server: PgServer, rows: int, dims: int, writers: int = 2,
             result: LoadResult = load.result
             return {
                 "rows": rows, "dims": dims, "writers": writers, "searchers": searchers,
-                "up_seconds": round(up_seconds, 1), "up_error": changed.error,
+                "up_seconds": round(up_seconds, 1), "up_error": up_error,
                 "up_operations": sorted((o["op"], o["urn"].split("::")[-1])
-                                        for o in changed.operations if o["op"] != "same"),
+                                        for o in operations if o["op"] != "same"),
                 "figures": result.summary([("before", t0, t1), ("during", t1, t2),
                                            ("after", t2, t3)]),
                 "result": result,
