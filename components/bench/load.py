@@ -131,10 +131,13 @@ def _vector_index_sql() -> str:
             " AND c.relname NOT LIKE %s")
 
 
+# How long each waiting session has waited for its lock (pg_locks.waitstart, PostgreSQL
+# 14+), not since its statement began: CREATE INDEX CONCURRENTLY waits many times.
 LOCK_WAITS_SQL = (
-    "SELECT usename, extract(epoch FROM now() - COALESCE(query_start, state_change)),"
-    " left(query, 120) FROM pg_catalog.pg_stat_activity"
-    " WHERE wait_event_type = 'Lock' AND datname = current_database()")
+    "SELECT a.usename, extract(epoch FROM now() - min(l.waitstart)), left(a.query, 120)"
+    " FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+    " WHERE NOT l.granted AND a.datname = current_database()"
+    " GROUP BY a.pid, a.usename, a.query")
 
 
 def _mem0_client() -> Any:
