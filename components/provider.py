@@ -34,7 +34,7 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from components.connection import connect, database_identity
 from components.kinds import Change, Kind, KindSpec, SqlObjectError, kind_spec
-from components.kinds.apply import LOCK_TIMEOUT, ddl_diff, set_timeout
+from components.kinds.apply import ddl_diff, set_timeout
 from components.kinds.apply_lock import (
     apply_session_name,
     check_client_connection,
@@ -42,6 +42,7 @@ from components.kinds.apply_lock import (
 )
 from components.model import ObjectSpec, Requirement
 from components.settings import PROJECT
+from components.timeouts import LOCK_TIMEOUT, lock_timeout_problem
 
 __all__ = ["PROVIDER_VERSION", "SqlObjectError", "SqlObjectProvider", "current_connection",
            "object_inputs"]
@@ -115,6 +116,12 @@ class SqlObjectProvider(ResourceProvider):
         self._configured_url = req.config.get(f"{PROJECT}:databaseUrl") or None
         allow = req.config.get(f"{PROJECT}:allowDataLoss")
         self._configured_allow_data_loss = None if allow is None else str(allow).lower() == "true"
+        # lockTimeout reaches the sessions through the stack's config, not as an input: a
+        # new input would show every object as changed in previews.
+        lock_timeout = req.config.get(f"{PROJECT}:lockTimeout") or LOCK_TIMEOUT
+        if why := lock_timeout_problem(lock_timeout):
+            raise SqlObjectError(why)
+        self._lock_timeout = str(lock_timeout).strip()
 
     def _connection(self, props: dict[str, Any]) -> str:
         return current_connection(getattr(self, "_configured_url", None), props)
@@ -153,7 +160,8 @@ class SqlObjectProvider(ResourceProvider):
                            application=apply_session_name())
             check_client_connection(conn)
             wait_for_apply_lock(conn)
-        set_timeout(conn, "lock_timeout", LOCK_TIMEOUT, local=False)
+        set_timeout(conn, "lock_timeout", getattr(self, "_lock_timeout", LOCK_TIMEOUT),
+                    local=False)
         return conn
 
     def _change(self, props: dict[str, Any], live: str | None = None,

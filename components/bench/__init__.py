@@ -30,7 +30,9 @@ limits against the metrics), `report` (the JSON document and the text report), `
 `--rls` adds `rls` (what row-level security variants cost mem0's reads, as the same
 throwaway role). `--embedder minilm` loads real text instead: `texts` (mem0-style memory
 texts, a persona per user) embedded by `minilm` (all-MiniLM-L6-v2, 384 dimensions, in
-numpy), through `realdata`.
+numpy), through `realdata`. `load` is apart from the command: concurrent mem0 traffic
+(`Memory.add`/`Memory.search` as the app role) with index and lock sampling, for
+measurements during a deployment (scripts/measure_live_change.py).
 """
 
 from __future__ import annotations

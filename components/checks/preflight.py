@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from components import cron
 from components.checks.core import Check, Context, Outcome, failed, not_applicable, passed
+from components.identifiers import qualified
 from components.kinds import Kind
+from components.kinds.apply import has_rows
+from components.kinds.table import TableFields, read_fields
 from components.model import Requirement, version_tuple
 from components.settings import SUPABASE_END_USER_ROLES, SUPABASE_SERVICE_ROLE
+from components.table_changes import UnsupportedTableChange, plan_shape_change
 
 MIN_SERVER = 140000  # PostgreSQL 14: what the project supports (shared/DESIGN.md)
 # Version of pgvector the model's objects need at the least: halfvec-free, `hnsw` (0.5.0).
@@ -160,6 +164,38 @@ def check_target_shape(ctx: Context) -> Outcome:
     return passed("Supabase's roles, schemas auth and extensions, and auth.uid() are there")
 
 
+def check_data_safe(ctx: Context) -> Outcome:
+    """A table change that would lose rows is refused here, before any object changes
+    (the table's own apply refuses it too, but only once the objects before it changed)."""
+    refused: list[str] = []
+    with ctx.conn.cursor() as cur:
+        for spec in ctx.of_kind(Kind.TABLE):
+            if not isinstance(spec.fields, TableFields):
+                continue
+            live = read_fields(cur, spec.schema, spec.name)
+            if live is None:
+                continue
+            try:
+                steps = plan_shape_change(live.shape(), spec.fields.shape())
+            except UnsupportedTableChange as exc:
+                refused.append(f"{qualified(spec.schema, spec.name)}: {exc}")
+                continue
+            lossy = [s.why for s in steps if s.loses_data]
+            if lossy and has_rows(ctx.conn, spec.schema, spec.name):
+                refused += [f"{qualified(spec.schema, spec.name)} holds rows: {why}"
+                            for why in lossy]
+    if not refused:
+        return passed("no declared table change loses rows")
+    if ctx.settings.allow_data_loss:
+        return passed("allowDataLoss is on; changes that lose data: " + "; ".join(refused))
+    return failed(
+        "refusing to deploy, nothing was changed: " + "; ".join(refused),
+        "a dimensions change on a table with rows needs a migration: deploy a new "
+        "`collection` with the new `dimensions` beside the old, re-embed the memories "
+        "into it, switch mem0's collection_name, then retire the old table. To clear the "
+        "stored vectors instead, back up and set `allowDataLoss: true`")
+
+
 CHECKS: tuple[Check, ...] = (
     Check("server_version", "PostgreSQL 14 or later", check_server_version),
     Check("pgvector", "pgvector available at the version the stack's features need",
@@ -168,4 +204,6 @@ CHECKS: tuple[Check, ...] = (
     Check("deployer", "the deploying role may create the stack's objects", check_deployer),
     Check("target_shape", "the database has the shape the target expects",
           check_target_shape),
+    Check("data_safe", "no declared table change loses rows (dimensions on a table with "
+          "rows)", check_data_safe),
 )

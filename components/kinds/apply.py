@@ -21,7 +21,6 @@ from psycopg import sql
 from components.identifiers import qualified
 from components.kinds.base import Change, Cursor, SqlObjectError
 
-LOCK_TIMEOUT = "10s"  # never queue behind a long transaction holding the table
 DDL_TIMEOUT = "5min"  # in-transaction DDL on empty or small objects
 INDEX_BUILD_TIMEOUT = "6h"  # CREATE INDEX CONCURRENTLY on a table with rows
 

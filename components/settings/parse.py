@@ -138,6 +138,7 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
     rules.check_pooler_url(values, problems)
     rules.check_bench(values, problems)
     rules.check_schedules(values, problems)
+    rules.check_lock_timeout(values, problems)
     if values["target"] == Target.EMBEDDED and values["protect"] is True:
         warnings.append("protect is on for an embedded (local, disposable) database")
     if values["appRoleIdentity"] == AppRoleIdentity.OPTIONAL:

@@ -21,6 +21,8 @@ __all__ = ["SECRET_FIELDS", "settings_from_payload", "settings_payload"]
 
 # Settings fields that hold secrets: never part of a payload (they travel as secrets).
 SECRET_FIELDS = tuple(spec.field for spec in SETTINGS if spec.fill == Fill.SECRET)
+# Fields the checks never read, left out so that state written before them stays the same.
+LEFT_OUT_FIELDS = ("lock_timeout",)
 
 
 def _plain(value: Any) -> Any:
@@ -36,7 +38,7 @@ def settings_payload(settings: Settings) -> dict[str, Any]:
     """Settings as plain data without its secrets: what a resource input can carry to the
     checks' provider, which rebuilds them with `settings_from_payload`."""
     payload: dict[str, Any] = _plain(asdict(settings))
-    for name in SECRET_FIELDS:
+    for name in (*SECRET_FIELDS, *LEFT_OUT_FIELDS):
         payload.pop(name)
     payload["warnings"] = list(settings.warnings)
     return payload

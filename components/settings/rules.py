@@ -26,9 +26,10 @@ from components.settings.spec import (
     TYPESCRIPT_TABLE,
     EncryptedValue,
 )
+from components.timeouts import lock_timeout_problem
 
-__all__ = ["check_bench", "check_collection", "check_database_url", "check_pooler_url",
-           "check_roles", "check_schedules"]
+__all__ = ["check_bench", "check_collection", "check_database_url", "check_lock_timeout",
+           "check_pooler_url", "check_roles", "check_schedules"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -158,3 +159,10 @@ def check_schedules(values: Mapping[str, Any], problems: list[str]) -> None:
         elif values["clientProfile"] == ClientProfile.TYPESCRIPT:
             problems.append(f"{spec.key}: not allowed with clientProfile 'typescript'; "
                             "allowed: empty (the jobs keep the python profile's tables)")
+
+
+def check_lock_timeout(values: Mapping[str, Any], problems: list[str]) -> None:
+    """lockTimeout is a bounded PostgreSQL duration (components/timeouts.py)."""
+    value = values["lockTimeout"]
+    if value is not None and (why := lock_timeout_problem(value)):
+        problems.append(why)

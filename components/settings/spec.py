@@ -22,6 +22,7 @@ from components.settings.choices import (
     Target,
     Tenancy,
 )
+from components.timeouts import LOCK_TIMEOUT
 from components.vectorindex import MAX_DIMENSIONS, MAX_LISTS, IndexMeasure, IndexMethod
 
 __all__ = [
@@ -284,6 +285,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "Allow changes that destroy rows (dropping a table or column with data, a "
                 "dimension change on a table with rows). Off: such changes are refused.",
                 "allow_data_loss"),
+    SettingSpec("lockTimeout", STRING, LOCK_TIMEOUT,
+                "How long a deployment's DDL waits for a table lock before it fails (ms, s "
+                "or min, 100ms to 10min); bounds how long mem0's queries queue behind it.",
+                "lock_timeout"),
 )
 SPECS_BY_KEY = {s.key: s for s in SETTINGS}
 

@@ -16,6 +16,7 @@ from components.settings.choices import (
     Tenancy,
 )
 from components.settings.spec import JOB_SETTINGS, SPECS_BY_KEY
+from components.timeouts import LOCK_TIMEOUT
 from components.vectorindex import VectorIndex, vector_column_type
 
 __all__ = ["PROD_STACKS", "BenchThresholds", "LifecycleJobs", "Settings"]
@@ -95,6 +96,9 @@ class Settings:
     jobs: LifecycleJobs
     protect: bool
     allow_data_loss: bool
+    # The provider's DDL sessions' lock_timeout; it reaches them through the stack config
+    # (components/timeouts.py), so the checks' payload leaves it out.
+    lock_timeout: str = LOCK_TIMEOUT
     warnings: tuple[str, ...] = ()
 
     def role_password(self, role: str) -> str | None:

@@ -346,7 +346,7 @@ def test_preflight_passes_for_a_superuser_on_an_empty_database(database: TestDat
     report = run_phase("preflight", database.dsn, stack_settings(database, **BASE))
     assert_all_good(report)
     assert statuses(report) == {"server_version": PASS, "pgvector": PASS, "pg_cron": SKIP,
-                                "deployer": PASS, "target_shape": SKIP}
+                                "deployer": PASS, "target_shape": SKIP, "data_safe": PASS}
     assert result(report, "pgvector").detail.startswith("pgvector ")
 
 

@@ -37,6 +37,7 @@ from components.settings import (
     settings_payload,
 )
 from components.settings.resolve import RESOLVERS
+from components.timeouts import lock_timeout_ms
 
 URL = "postgresql://deployer:s3cret@db.example.internal:5432/postgres"
 REMOTE = {"databaseUrl": URL, "appRolePassword": "app-s3cret"}
@@ -121,6 +122,14 @@ def test_database_url_is_not_in_the_repr() -> None:
      "expectedRows: -1 is not allowed; allowed: an integer from 0 to 1000000000000"),
     ({"protect": "yes"}, "protect: 'yes' is not allowed; use true or false"),
     ({"allowDataLoss": 1}, "allowDataLoss: 1 is not allowed; use true or false"),
+    ({"lockTimeout": "10"}, "lockTimeout: '10' is not allowed; allowed: a duration with "
+     "unit ms, s or min (e.g. 500ms, 10s, 2min) from 100ms to 10min"),
+    ({"lockTimeout": "50ms"}, "lockTimeout: '50ms' is not allowed; allowed: a duration with "
+     "unit ms, s or min (e.g. 500ms, 10s, 2min) from 100ms to 10min"),
+    ({"lockTimeout": "11min"}, "lockTimeout: '11min' is not allowed; allowed: a duration "
+     "with unit ms, s or min (e.g. 500ms, 10s, 2min) from 100ms to 10min"),
+    ({"lockTimeout": "1s; drop table x"}, "lockTimeout: '1s; drop table x' is not allowed; "
+     "allowed: a duration with unit ms, s or min (e.g. 500ms, 10s, 2min) from 100ms to 10min"),
     ({"collection": "Memories"},
      "collection: 'Memories' is not allowed; it must start with a lowercase letter or "
      "underscore and contain only lowercase letters, digits and underscores"),
@@ -167,7 +176,8 @@ def test_database_url_is_not_in_the_repr() -> None:
      "poolerPreparedStatements, checksBenchmark, benchRows, benchUsers, benchInsertMs, "
      "benchSearchMs, benchGetMs, benchTraverseMs, snapshotSchedule, snapshotRetentionDays, "
      "expiredPurgeSchedule, sessionCleanupSchedule, sessionMaxAgeHours, "
-     "historyRetentionSchedule, historyRetentionDays, analyzeSchedule, protect, allowDataLoss"),
+     "historyRetentionSchedule, historyRetentionDays, analyzeSchedule, protect, allowDataLoss, "
+     "lockTimeout"),
     ({"target": "supabase", "appRolePassword": "x"},
      "databaseUrl: not set, but target is 'supabase'; set it with `pulumi config set "
      "--secret databaseUrl postgresql://USER:PASSWORD@HOST:5432/DB` (allowed: a "
@@ -637,3 +647,14 @@ def test_a_payload_in_state_written_by_todays_code_reads_back() -> None:
     assert back.target is Target.POSTGRES and back.vector_index.method is IndexMethod.IVFFLAT
     assert back.jobs.scheduled() == {"snapshotSchedule": "0 3 * * *"}
     assert type(back.dimensions) is int and type(back.vector_index.lists) is int
+
+
+@pytest.mark.parametrize(("value", "ms"), [("100ms", 100), ("10s", 10_000), ("2min", 120_000),
+                                           ("10min", 600_000)])
+def test_lock_timeout_takes_bounded_durations(value: str, ms: int) -> None:
+    assert parse_settings({"lockTimeout": value}, "dev").lock_timeout == value
+    assert lock_timeout_ms(value) == ms
+
+
+def test_lock_timeout_defaults_to_ten_seconds() -> None:
+    assert parse_settings({}, "dev").lock_timeout == "10s"
