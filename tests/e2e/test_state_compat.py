@@ -20,7 +20,7 @@ from components.model import build_model
 from tests.conftest import TestDatabase, stack_settings
 from tests.support.engine import PulumiStack
 from tests.support.testbed import PgServer
-from tests.support.versions import package_at
+from tests.support.versions import deployed_by
 
 pytestmark = pytest.mark.e2e
 
@@ -49,9 +49,7 @@ def index_oids(database: TestDatabase) -> dict[str, int]:
 
 def deploy_with_old_code(stack: PulumiStack, tmp_path: Path,
                          monkeypatch: pytest.MonkeyPatch) -> None:
-    with monkeypatch.context() as env:
-        # The program and the provider plugin both import the old package.
-        env.setenv("PYTHONPATH", str(package_at(BEFORE_KINDS, tmp_path / "old")))
+    with deployed_by(BEFORE_KINDS, stack, tmp_path / "old", monkeypatch):
         stack.up().raise_for_error()
     objects = sql_objects(stack)
     assert {r["inputs"].get("provider_version") for r in objects.values()} == {"4"}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TestDatabase
-from tests.support.versions import package_at
+from tests.support.versions import deployed_by
 
 pytestmark = pytest.mark.e2e
 
@@ -36,9 +36,7 @@ def test_a_stack_deployed_by_the_previous_provider_updates_in_place(
     # The previous code's defaults, as its Pulumi.yaml gave them; the upgrade then runs with
     # this version's (a trusted app role, ef_search 200): both change in place.
     stack = make_stack(dimensions=DIMS, appRoleIdentity="optional", hnswEfSearch=100)
-    with monkeypatch.context() as env:
-        # The program and the provider plugin both import the previous package.
-        env.setenv("PYTHONPATH", str(package_at(PREVIOUS, tmp_path / "previous")))
+    with deployed_by(PREVIOUS, stack, tmp_path / "previous", monkeypatch):
         stack.up().raise_for_error()
     versions = {r["inputs"].get("provider_version") for r in stack.state().values()
                 if r["type"].endswith("mem0:SqlObject")}
