@@ -123,7 +123,7 @@ def test_a_bad_key_exits_2_naming_api_key(server: PlatformServer, tmp_path: Path
     output = tmp_path / "platform.jsonl"
     with pytest.raises(MigrationError) as refused:
         run(server.url, output, key="m0-wrong")
-    assert refused.value.exit_code == ExitCode.UNUSABLE == 2
+    assert refused.value.exit_code == ExitCode.UNUSABLE and int(refused.value.exit_code) == 2
     assert "--api-key" in str(refused.value) and "refused the API key" in str(refused.value)
     assert not output.exists()
 

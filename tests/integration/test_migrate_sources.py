@@ -61,7 +61,7 @@ def records_of(source: Any, after: int = 0) -> list[Record]:
     found = list(source.read(after))
     assert all(isinstance(r, Record) for r in found), [r for r in found
                                                         if isinstance(r, Problem)]
-    return found  # type: ignore[return-value]
+    return found
 
 
 def test_a_table_made_by_mem0s_pgvector_provider(database: TestDatabase,
@@ -153,18 +153,18 @@ def test_source_arguments_name_the_allowed_forms(database: TestDatabase,
         source_from_arguments(tmp_path / "a.jsonl", "public.mem0", None, database.dsn)
     with pytest.raises(MigrationError, match=r"--from-table 'mem0': give SCHEMA.TABLE"):
         source_from_arguments(None, "mem0", None, database.dsn)
-    with pytest.raises(MigrationError, match="--from-vecs 'vecs.Mem0'"):
+    with pytest.raises(MigrationError, match=r"--from-vecs 'vecs\.Mem0'"):
         source_from_arguments(None, None, "vecs.Mem0", database.dsn)
     with pytest.raises(MigrationError, match="--from-table needs a database"):
         source_from_arguments(None, "public.mem0", None, None)
-    with pytest.raises(MigrationError, match="FILE .*no such file"):
+    with pytest.raises(MigrationError, match=r"FILE .*no such file"):
         source_from_arguments(tmp_path / "missing.jsonl", None, None, None)
     missing = source_from_arguments(None, "public.nothing_here", None, database.dsn)
-    with pytest.raises(MigrationError, match="public.nothing_here: no such table"):
+    with pytest.raises(MigrationError, match=r"public\.nothing_here: no such table"):
         missing.count()
     with database.connect() as conn:
         conn.execute("CREATE TABLE public.not_mem0 (id uuid, body text)")
-    with pytest.raises(MigrationError, match="lacks column.*vector, payload"):
+    with pytest.raises(MigrationError, match=r"lacks column.*vector, payload"):
         list(source_from_arguments(None, "public.not_mem0", None, database.dsn).read())
     with pytest.raises(MigrationError, match="no known kind"):
         open_source({"kind": "csv"}, None)

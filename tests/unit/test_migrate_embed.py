@@ -71,8 +71,8 @@ def test_mem0s_factory_builds_its_providers(tmp_path: Path,
     path = write(tmp_path / "embedder.json", {"provider": "openai", "config": {
         "api_key": "sk-offline", "model": "text-embedding-3-small",
         "openai_base_url": "http://127.0.0.1:9/v1"}})
-    with pytest.raises(MigrationError, match="openai:text-embedding-3-small .* failed on a "
-                                             "probe text"):
+    with pytest.raises(MigrationError, match=r"openai:text-embedding-3-small .* failed on a "
+                                             r"probe text"):
         load_embedder(path, 1536)
 
 

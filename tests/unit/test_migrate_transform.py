@@ -104,7 +104,8 @@ def test_table_and_vecs_rows_keep_the_payload_whole() -> None:
 
 
 def valid(**payload: object) -> Record:
-    body = {"data": "text", "user_id": "alice", "created_at": "2025-03-01T09:00:00+00:00"}
+    body: dict[str, object] = {"data": "text", "user_id": "alice",
+                               "created_at": "2025-03-01T09:00:00+00:00"}
     body.update(payload)
     return Record(1, "line 1", str(uuid.uuid4()), body, [0.1, 0.2, 0.3])
 
