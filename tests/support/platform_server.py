@@ -99,6 +99,7 @@ class PlatformServer:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path+query)
     url: str = ""
     today: date = field(default_factory=lambda: date(2026, 12, 6))
+    _listed: dict[tuple[str, bool], list[dict[str, Any]]] = field(default_factory=dict)
 
     def entity_list(self) -> list[dict[str, Any]]:
         found: dict[tuple[str, str], int] = {}
@@ -117,10 +118,14 @@ class PlatformServer:
 
     def page(self, filters: dict[str, Any], page: int, size: int,
              show_expired: bool) -> dict[str, Any]:
-        chosen = [m for m in self.memories
-                  if all(_matches(m, k, v) for k, v in filters.items() if k in ENTITY_FILTERS)
-                  and (show_expired or not _expired(m, self.today))]
-        chosen.sort(key=lambda m: (m["created_at"], m["id"]))
+        key = (json.dumps(filters, sort_keys=True), show_expired)
+        if key not in self._listed:  # the memories never change while the server runs
+            self._listed[key] = sorted(
+                (m for m in self.memories
+                 if all(_matches(m, k, v) for k, v in filters.items() if k in ENTITY_FILTERS)
+                 and (show_expired or not _expired(m, self.today))),
+                key=lambda m: (m["created_at"], m["id"]))
+        chosen = self._listed[key]
         start = (page - 1) * size
 
         def link(number: int) -> str:
