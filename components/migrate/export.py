@@ -34,7 +34,7 @@ from components.migrate.platform import (
 from components.migrate.records import MigrationError
 
 __all__ = ["CURSOR_SUFFIX", "ExportResult", "add_arguments", "command", "cursor_path",
-           "run_export"]
+           "read_exported", "run_export"]
 
 CURSOR_SUFFIX: Final = ".cursor.json"
 CURSOR_FORMAT: Final = "mem0infra-platform-export"

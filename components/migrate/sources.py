@@ -57,13 +57,16 @@ class PlatformFileSource:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
     def read(self, after: int = 0) -> Iterator[Record | Problem]:
-        with self.path.open(encoding="utf-8", errors="replace") as handle:
+        with self.path.open("rb") as handle:
             for seq, line in enumerate(handle, start=1):
                 if seq <= after:
                     continue
                 origin = f"line {seq}"
                 try:
-                    raw = json.loads(line)
+                    raw = json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    yield Problem(seq, origin, f"not UTF-8 text ({exc})")
+                    continue
                 except ValueError as exc:
                     yield Problem(seq, origin, f"not JSON ({exc})")
                     continue

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,3 +158,32 @@ def test_no_key_at_all_names_both_ways_to_give_one(tmp_path: Path) -> None:
     args = parser.parse_args(["--from", "platform", "--output", str(tmp_path / "x.jsonl")])
     with pytest.raises(MigrationError, match="--api-key KEY or set MEM0_API_KEY"):
         export.command(args)
+
+
+def test_an_export_killed_with_sigkill_continues_without_duplicates(tmp_path: Path) -> None:
+    output = tmp_path / "platform.jsonl"
+    # The export's own entry points (the `migrate` command wires the same two).
+    script = ("import argparse, sys\n"
+              "from components.migrate import export\n"
+              "parser = argparse.ArgumentParser(); export.add_arguments(parser)\n"
+              "sys.exit(export.command(parser.parse_args(sys.argv[1:])))\n")
+    with platform_server([dict(m) for m in MEMORIES], page_delay_s=0.1) as server:
+        child = subprocess.Popen(
+            [sys.executable, "-c", script, "--from", "platform", "--api-key", server.api_key,
+             "--host", server.url, "--output", str(output), "--page-size", "20"],
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+        try:
+            deadline = time.monotonic() + 60
+            while not (output.exists() and output.read_bytes().count(b"\n") >= 40):
+                assert child.poll() is None, "the export ended before it could be killed"
+                assert time.monotonic() < deadline, "the export wrote nothing in 60 s"
+                time.sleep(0.02)
+            child.send_signal(signal.SIGKILL)
+        finally:
+            child.wait()
+        assert child.returncode == -signal.SIGKILL
+        killed_at = len(by_id(output))
+        assert 40 <= killed_at < len(MEMORIES)
+        server.page_delay_s = 0.0
+        assert run(server.url, output) == ExitCode.OK
+    assert by_id(output) == {m["id"]: m for m in MEMORIES}

@@ -128,20 +128,22 @@ def test_a_platform_file_reports_lines_that_are_not_memories(tmp_path: Path) -> 
     lines = [json.dumps(m) for m in memories]
     lines.insert(2, "{not json")
     lines.insert(4, json.dumps(["a", "list"]))
+    lines.insert(5, '{"id": "caf\xe9"}')
     metadata = dict(memories[0], id=str(uuid.uuid4()), metadata={"user_id": "mallory"})
     lines.append(json.dumps(metadata))
     path = tmp_path / "platform.jsonl"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
     source = source_from_arguments(path, None, None, None)
-    assert source.count() == 8
+    assert source.count() == 9
     found = list(source.read())
     problems = {p.seq: p for p in found if isinstance(p, Problem)}
-    assert sorted(problems) == [3, 5, 8]
+    assert sorted(problems) == [3, 5, 6, 9]
+    assert problems[6].reason.startswith("not UTF-8 text")
     assert problems[3].origin == "line 3" and problems[3].reason.startswith("not JSON")
     assert "not an object" in problems[5].reason
-    assert "metadata key 'user_id' collides" in problems[8].reason
+    assert "metadata key 'user_id' collides" in problems[9].reason
     assert [r.id for r in found if isinstance(r, Record)] == [m["id"] for m in memories]
-    assert [r.seq for r in source.read(after=5)] == [6, 7, 8]
+    assert [r.seq for r in source.read(after=6)] == [7, 8, 9]
     assert open_source(source.spec(), None) == source
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -96,6 +97,7 @@ class PlatformServer:
     api_key: str = "m0-test-key"
     entities_wrapped: bool = False
     fail_once: set[tuple[str, int]] = field(default_factory=set)  # (entity name, page)
+    page_delay_s: float = 0.0  # answer each page this late: room to kill a client mid-way
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path+query)
     url: str = ""
     today: date = field(default_factory=lambda: date(2026, 12, 6))
@@ -198,6 +200,7 @@ def _handler(server: PlatformServer) -> type[BaseHTTPRequestHandler]:
                 server.fail_once.discard((named[0], page))
                 self._send(500, {"detail": "A server error occurred."})
                 return
+            time.sleep(server.page_delay_s)
             self._send(200, server.page(filters, page, size, bool(body.get("show_expired"))))
 
     return Handler
