@@ -138,7 +138,9 @@ class _DatabaseSource:
 
     def read(self, after: int = 0) -> Iterator[Record | Problem]:
         ident, vector, payload = (quote_ident(c) for c in self.columns)
-        with self._connect() as conn, conn.cursor(name="mem0infra_migrate_source") as cursor:
+        # Binary results: pgvector's loader reads a vector straight into numpy.
+        with self._connect() as conn, conn.cursor(name="mem0infra_migrate_source",
+                                                  binary=True) as cursor:
             cursor.itersize = FETCH_ROWS
             cursor.execute(f"SELECT {ident}, {vector}, {payload} FROM {self.name}"
                            f" ORDER BY {ident}{self.order} OFFSET %s", (after,))

@@ -106,9 +106,11 @@ def _vector(value: object) -> list[float] | None:
         return None
     if isinstance(value, str):  # pgvector's text form, '[1,2,3]'
         return [float(v) for v in value.strip("[]").split(",") if v.strip()]
-    if hasattr(value, "to_list"):  # pgvector.Vector
-        return [float(v) for v in value.to_list()]
-    return [float(v) for v in value]  # type: ignore[attr-defined]  # numpy array or list
+    if hasattr(value, "to_list"):  # pgvector.Vector: its numpy array's tolist() is floats
+        return list(value.to_list())
+    if hasattr(value, "tolist"):  # a numpy array
+        return [float(v) for v in value.tolist()]
+    return [float(v) for v in value]  # type: ignore[attr-defined]  # a sequence
 
 
 def _row(seq: int, kind: str, row_id: object, vector: object,

@@ -82,7 +82,10 @@ class Validator:
         if vector is None:
             return None if self.can_embed else (
                 "no vector, and no embedder to make one (give the import an embedder config file)")
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in vector):
+        # A finite sum means finite values (NaN and infinities carry into it); only an
+        # overflowing sum needs the value-by-value look.
+        if not math.isfinite(sum(vector)) and not all(
+                isinstance(v, (int, float)) and math.isfinite(v) for v in vector):
             return "the vector has a value that is not a finite number"
         if len(vector) != self.dims and not self.can_embed:
             return (f"the vector has {len(vector)} dimensions, the stack's have {self.dims}; "

@@ -119,6 +119,7 @@ def valid(**payload: object) -> Record:
     ({"payload": {"data": "text", "agent_id": 7}}, "agent_id is int"),
     ({"payload": {"data": "t", "run_id": "r", "updated_at": "soon"}}, "not an ISO-8601"),
     ({"vector": [0.1, float("nan"), 0.3]}, "not a finite number"),
+    ({"vector": [float("inf"), float("-inf"), 0.3]}, "not a finite number"),
     ({"vector": [0.1, 0.2]}, "has 2 dimensions, the stack's have 3"),
     ({"vector": None}, "no vector, and no embedder"),
 ])
@@ -138,6 +139,11 @@ def test_validator_accepts_what_it_should_and_embeds_what_lacks_or_misfits() -> 
     none = Record(3, "line 3", str(uuid.uuid4()), good.payload, None)
     for needy in (short, none):
         assert validator.check(needy) is None and validator.needs_embedding(needy)
+
+
+def test_finite_values_whose_sum_overflows_are_accepted() -> None:
+    huge = Record(1, "line 1", str(uuid.uuid4()), valid().payload, [1e308, 1e308, -1e308])
+    assert Validator(dims=3, can_embed=False).check(huge) is None
 
 
 def test_duplicate_id_names_the_first_occurrence() -> None:
