@@ -6,6 +6,7 @@ the errors a person meets (a bad key, an unreachable host)."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import signal
@@ -18,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from components.backup.common import CommandProgress
 from components.errors import ExitCode
 from components.migrate import export
 from components.migrate.export import cursor_path, read_exported
+from components.migrate.platform import connect
 from components.migrate.records import MigrationError
 from tests.support.platform_server import PlatformServer, platform_server, synthetic_memories
 
@@ -187,3 +190,20 @@ def test_an_export_killed_with_sigkill_continues_without_duplicates(tmp_path: Pa
         server.page_delay_s = 0.0
         assert run(server.url, output) == ExitCode.OK
     assert by_id(output) == {m["id"]: m for m in MEMORIES}
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_sees_a_progress_bar_to_the_end(server: PlatformServer,
+                                                   tmp_path: Path) -> None:
+    screen = Terminal()
+    reader = connect(server.api_key, server.url)
+    result = export.run_export(reader, tmp_path / "platform.jsonl", 50,
+                               CommandProgress(screen, "migrate export"))
+    assert result.complete and result.records == len(MEMORIES)
+    last = screen.getvalue().rstrip("\n").split("\r")[-1]
+    assert last.startswith("[migrate export") and "exporting memories" in last
+    assert "100%" in last
