@@ -43,4 +43,5 @@ class MiniLMEmbedder(EmbeddingBase):  # type: ignore[misc]  # mem0's base is unt
 
     def embed_batch(self, texts: Sequence[str],
                     memory_action: str = "add") -> list[list[float]]:
-        return [[float(v) for v in row] for row in self.model.encode(list(texts))]
+        rows: list[list[float]] = self.model.encode(list(texts)).tolist()
+        return rows
