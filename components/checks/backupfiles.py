@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from components.backup.archive import ArchiveReader
-from components.backup.common import FORMAT, BackupError
+from components.backup.common import FORMAT, BackupError, RestoreRefused
 from components.checks.core import Finding, Level
 from components.checks.freshness import span
 
@@ -73,7 +73,7 @@ def read_directory(path: Path) -> Directory:
             taken = datetime.fromisoformat(str(document["taken_at"]))
             backups.append(BackupFile(file, str(document["stack"]), str(document["kind"]),
                                       taken, document.get("encryption")))
-        except (BackupError, ValueError, KeyError, UnicodeDecodeError) as exc:
+        except (BackupError, RestoreRefused, ValueError, KeyError, UnicodeDecodeError) as exc:
             unread.append((file, str(exc).splitlines()[0]))
     return Directory(path, tuple(backups), tuple(unread))
 

@@ -151,13 +151,16 @@ def snapshot_state(ctx: Context) -> SnapshotState | None:
     # Row-level security is forced on the table with no policy: a role that does not
     # bypass it reads no rows, which must not pass for "no snapshot". Each privilege is
     # asked first, so a role that lacks one gets an answer, not an error.
+    # The catalog, not to_regclass: that errs without USAGE on the schema.
     role, exists, visible = ctx.rows(
         "SELECT current_user::text, t.oid IS NOT NULL, CASE WHEN t.oid IS NULL THEN false"
         " ELSE (r.rolsuper OR r.rolbypassrls)"
-        " AND pg_catalog.has_schema_privilege(%s, 'USAGE')"
+        " AND pg_catalog.has_schema_privilege(t.relnamespace, 'USAGE')"
         " AND pg_catalog.has_table_privilege(t.oid, 'SELECT') END"
-        " FROM pg_catalog.pg_roles r CROSS JOIN (SELECT pg_catalog.to_regclass(%s) AS oid) t"
-        " WHERE r.rolname = current_user", (BACKUP_SCHEMA, table))[0]
+        " FROM pg_catalog.pg_roles r LEFT JOIN (SELECT c.oid, c.relnamespace"
+        "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        "  WHERE n.nspname = %s AND c.relname = %s) t ON true"
+        " WHERE r.rolname = current_user", (BACKUP_SCHEMA, f"{s.collection}_snapshots"))[0]
     count, newest_id, newest_at, age = 0, None, None, None
     if visible:
         count, newest_id, newest_at, age = ctx.rows(
