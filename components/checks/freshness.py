@@ -150,8 +150,8 @@ def snapshot_state(ctx: Context) -> SnapshotState | None:
     table = qualified(BACKUP_SCHEMA, f"{s.collection}_snapshots")
     # Row-level security is forced on the table with no policy: a role that does not
     # bypass it reads no rows, which must not pass for "no snapshot". Each privilege is
-    # asked first, so a role that lacks one gets an answer, not an error.
-    # The catalog, not to_regclass: that errs without USAGE on the schema.
+    # asked first (from the catalog: to_regclass errs without USAGE on the schema), so a
+    # role that lacks one gets an answer, not an error.
     role, exists, visible = ctx.rows(
         "SELECT current_user::text, t.oid IS NOT NULL, CASE WHEN t.oid IS NULL THEN false"
         " ELSE (r.rolsuper OR r.rolbypassrls)"
@@ -183,7 +183,8 @@ class Verdict:
 def snapshot_verdict(state: SnapshotState, job: JobState | None) -> Verdict:
     """Apply the rule to a visible snapshot table. `job` is the snapshot job's state; None
     when pg_cron could not be read, and then the rule applies without the exemption."""
-    waiting = job is not None and job.last is None  # scheduled (anew), no run finished yet
+    # scheduled (anew) and no run finished yet: the exemption
+    waiting = job is not None and job.scheduled and job.last is None
     if state.interval is None:
         return Verdict(False, f"snapshotSchedule {state.schedule!r} never fires, so no "
                               "snapshot will be taken",
@@ -195,7 +196,7 @@ def snapshot_verdict(state: SnapshotState, job: JobState | None) -> Verdict:
         if waiting:
             return Verdict(True, f"no snapshot in {state.table} yet: {not_run} (not failed "
                                  "until its first run)")
-        ran = f", though job {job.name} ran" if job else ""
+        ran = f", though job {job.name} ran" if job and job.last else ""
         return Verdict(False, f"no snapshot in {state.table}{ran}; {limit}", _SNAPSHOT_HINT)
     newest = (f"newest snapshot {state.newest_id} in {state.table}, taken at "
               f"{state.newest_at:%Y-%m-%d %H:%M:%S %Z}, is {span(state.age)} old")

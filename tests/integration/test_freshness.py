@@ -62,20 +62,20 @@ def cron_conn(database: TestDatabase) -> psycopg.Connection:
                            autocommit=True)
 
 
-def jobid(database: TestDatabase, job: str) -> int:
+def jobid(database: TestDatabase, job: str, stack: str = STACK) -> int:
     with cron_conn(database) as conn:
         row = conn.execute("SELECT jobid FROM cron.job WHERE jobname = %s AND database = %s",
-                           (cron_job_name(stack_settings(database, STACK), job),
+                           (cron_job_name(stack_settings(database, stack), job),
                             database.name)).fetchone()
     assert row is not None
     return int(row[0])
 
 
-def wait_for_run(database: TestDatabase, job: str, after: datetime,
+def wait_for_run(database: TestDatabase, job: str, stack: str, after: datetime,
                  timeout: float = 100) -> tuple[str, str]:
     """(status, return_message) of the job's first run that started after `after` and
     finished."""
-    ident = jobid(database, job)
+    ident = jobid(database, job, stack)
     deadline = time.monotonic() + timeout
     with cron_conn(database) as conn:
         while time.monotonic() < deadline:
@@ -313,6 +313,9 @@ def test_audit_refuses_bad_backup_arguments(daily: tuple[TestDatabase, Settings]
 
 # --- real pg_cron runs ---------------------------------------------------------------------------
 
+# Not STACK: pg_cron keys jobs by name and user across databases, and the module's daily
+# stack holds mem0:dev:... jobs while this test runs.
+LIVE = "live"
 BREAK = """
 CREATE FUNCTION mem0_backup.refuse_for_test() RETURNS trigger LANGUAGE plpgsql
 SET search_path = '' AS $$ BEGIN RAISE EXCEPTION 'snapshots refused for the test'; END $$;
@@ -324,12 +327,12 @@ FOR EACH ROW EXECUTE FUNCTION mem0_backup.refuse_for_test();
 def test_pg_crons_real_runs_a_fresh_snapshot_passes_then_a_failed_run_and_an_old_snapshot_fail(
         make_stack, database: TestDatabase) -> None:
     config = {"dimensions": 4, "snapshotSchedule": "* * * * *"}
-    up = make_stack(STACK, **config).up().raise_for_error()
+    up = make_stack(LIVE, **config).up().raise_for_error()
     assert up.outputs["checks"]["passed"] is True  # the job has not run yet: not a failure
-    settings = stack_settings(database, STACK, **config)
+    settings = stack_settings(database, LIVE, **config)
     name = cron_job_name(settings, "snapshot")
 
-    assert wait_for_run(database, "snapshot", now(database))[0] == "succeeded"
+    assert wait_for_run(database, "snapshot", LIVE, now(database))[0] == "succeeded"
     report = run_phase("validate", database.dsn, settings)
     assert report.passed, report.text()
     assert result(report, "job_runs").detail.startswith(f"last run succeeded: {name} (at ")
@@ -341,7 +344,7 @@ def test_pg_crons_real_runs_a_fresh_snapshot_passes_then_a_failed_run_and_an_old
     with database.connect() as conn:
         conn.execute(BREAK)
         conn.execute(f"UPDATE {SNAPSHOTS} SET taken_at = taken_at - interval '3 hours'")
-    status, message = wait_for_run(database, "snapshot", now(database))
+    status, message = wait_for_run(database, "snapshot", LIVE, now(database))
     assert status == "failed" and "snapshots refused for the test" in message
 
     report = run_phase("validate", database.dsn, settings)
@@ -365,7 +368,7 @@ def test_pg_crons_real_runs_a_fresh_snapshot_passes_then_a_failed_run_and_an_old
     with database.connect() as conn:
         conn.execute("DROP TRIGGER refuse_for_test ON mem0_backup.memories_snapshots")
         conn.execute("DROP FUNCTION mem0_backup.refuse_for_test()")
-    assert wait_for_run(database, "snapshot", now(database))[0] == "succeeded"
+    assert wait_for_run(database, "snapshot", LIVE, now(database))[0] == "succeeded"
     report = run_phase("validate", database.dsn, settings)
     assert result(report, "job_runs").status == PASS
     assert result(report, "snapshot_fresh").status == PASS
