@@ -1,11 +1,12 @@
 """The audit's look at a directory of backup files: which of a stack's backups are not
 encrypted, and whether its newest full backup is older than allowed.
 
-Only the manifest (each file's first member) is read, never the rows. A file counts as
-encrypted when its manifest has an `encryption` field naming a method; a manifest without
-the field (every backup written before encryption existed) or with none/null/false in it is
-unencrypted. A file that is not a plain backup archive is listed as not read, not flagged:
-it may be another format, or encrypted whole.
+Only the manifest (each file's first member) is read, never the rows. A file in the
+encryption envelope (components/backup/encryption.py) is encrypted; its manifest is read
+when MEM0_BACKUP_PASSPHRASE holds the passphrase, else its stack and time come from its
+generated name and its kind stays unknown ("encrypted"), which still counts as a backup
+for staleness. A plain archive is unencrypted (a manifest's `encryption` field naming a
+method counts too). Any other file is listed as not read, not flagged.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from components.backup.archive import ArchiveReader
+from components.backup.archive import open_archive
 from components.backup.common import FORMAT, BackupError, RestoreRefused
+from components.backup.destinations import name_time
+from components.backup.encryption import MAGIC, passphrase_from_env
 from components.checks.core import Finding, Level
 from components.checks.freshness import span
 
@@ -34,9 +37,12 @@ class BackupFile:
     kind: str
     taken_at: datetime
     encryption: Any  # the manifest's field as written; None when it has none
+    enveloped: bool = False  # the file is in the encryption envelope
 
     @property
     def encrypted(self) -> bool:
+        if self.enveloped:
+            return True
         method = self.encryption
         if isinstance(method, dict):
             method = method.get("method", method.get("scheme"))
@@ -52,12 +58,31 @@ class Directory:
     unread: tuple[tuple[Path, str], ...]  # (file, why)
 
 
+def _enveloped(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(MAGIC)) == MAGIC
+
+
 def _manifest(path: Path) -> dict[str, Any]:
-    with ArchiveReader(path) as archive:
+    with open_archive(path, None, passphrase_from_env(None)) as archive:
         document = json.loads(archive.manifest_bytes().decode("utf-8"))
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ValueError(f"its manifest does not say format {FORMAT!r}")
     return document
+
+
+def _read(file: Path) -> BackupFile:
+    enveloped = _enveloped(file)
+    if enveloped and passphrase_from_env(None) is None:
+        named = name_time(file.name)
+        if named is None:
+            raise ValueError("encrypted, and neither MEM0_BACKUP_PASSPHRASE nor a generated "
+                             "backup name tells its stack and time")
+        return BackupFile(file, named[0], "encrypted", named[1], None, enveloped=True)
+    document = _manifest(file)
+    taken = datetime.fromisoformat(str(document["taken_at"]))
+    return BackupFile(file, str(document["stack"]), str(document["kind"]), taken,
+                      document.get("encryption"), enveloped=enveloped)
 
 
 def read_directory(path: Path) -> Directory:
@@ -69,10 +94,7 @@ def read_directory(path: Path) -> Directory:
     unread: list[tuple[Path, str]] = []
     for file in sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")):
         try:
-            document = _manifest(file)
-            taken = datetime.fromisoformat(str(document["taken_at"]))
-            backups.append(BackupFile(file, str(document["stack"]), str(document["kind"]),
-                                      taken, document.get("encryption")))
+            backups.append(_read(file))
         except (BackupError, RestoreRefused, ValueError, KeyError, UnicodeDecodeError) as exc:
             unread.append((file, str(exc).splitlines()[0]))
     return Directory(path, tuple(backups), tuple(unread))
@@ -91,7 +113,9 @@ def findings(directory: Directory, stack: str, max_age: timedelta, rule: str,
         "take a new backup with an encryption key configured (docs/backup.md), then delete "
         "this file")
         for b in mine if not b.encrypted]
-    full = [b for b in mine if b.kind == "full"]
+    # An encrypted file read without the passphrase may be full: count it rather than
+    # report a stack as never backed up.
+    full = [b for b in mine if b.kind in ("full", "encrypted")]
     newest = max(full, key=lambda b: b.taken_at, default=None)
     if newest is None:
         found.append(Finding(

@@ -22,8 +22,9 @@ import yaml
 
 from components import audit
 from components.backup import BackupRequest, run_backup
-from components.backup.archive import ArchiveReader, write_archive
+from components.backup.archive import open_archive, write_archive
 from components.backup.common import CommandProgress
+from components.backup.encryption import PASSPHRASE_ENV, Passphrase
 from components.checks import validate
 from components.checks.command import run_phase
 from components.checks.core import FAIL, PASS, SKIP, Context, Report, Result
@@ -228,14 +229,15 @@ def rewritten(source: Path, target: Path, **fields: Any) -> None:
     """A copy of a backup file whose manifest has `fields` changed (members kept)."""
     spool = target.with_name(target.name + ".members")
     spool.mkdir()
-    with ArchiveReader(source) as archive:
+    with open_archive(source, None, None) as archive:
         manifest = json.loads(archive.manifest_bytes())
         members = []
         for name, _, stream in archive.members():
             (spool / name).write_bytes(stream.read())
             members.append((name, spool / name))
     manifest.update(fields)
-    write_archive(target, json.dumps(manifest).encode(), members, 0)
+    with target.open("wb") as sink:
+        write_archive(sink, json.dumps(manifest).encode(), members, 0)
 
 
 def audit_json(capsys: pytest.CaptureFixture[str], database: TestDatabase, project: Path,
@@ -249,18 +251,23 @@ def audit_json(capsys: pytest.CaptureFixture[str], database: TestDatabase, proje
 
 def test_audit_flags_unencrypted_and_stale_backup_files(
         daily: tuple[TestDatabase, Settings], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     database, settings = daily
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
     backups = tmp_path / "backups"
     backups.mkdir()
     plain = backups / "plain.tar.gz"
     run_backup(database.dsn, settings, BackupRequest(plain), CommandProgress(None, "test"))
+    # a real encrypted backup under its generated name: the audit reads neither its
+    # manifest (no passphrase here) nor its rows, and takes stack and time from the name
+    sealed = Path(run_backup(database.dsn, settings, BackupRequest(
+        backups, passphrase=Passphrase(PASSPHRASE_ENV, "correct horse")),
+        CommandProgress(None, "test")).location)
+    assert sealed.name.endswith(".tar.gz.enc")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    rewritten(plain, scratch / "sealed.tar.gz", encryption={"method": "age"})
     rewritten(plain, scratch / "other.tar.gz", stack="other-stack")
-    for made in ("sealed.tar.gz", "other.tar.gz"):
-        (scratch / made).rename(backups / made)
+    (scratch / "other.tar.gz").rename(backups / "other.tar.gz")
     (backups / "notes.txt").write_text("not a backup\n")
     project = project_dir(tmp_path, database)
 
@@ -279,14 +286,13 @@ def test_audit_flags_unencrypted_and_stale_backup_files(
                                 "--backup-max-age-hours", "0.0001")
     stale = [f for f in document["findings"] if f["code"] == "backup_file_stale"]
     assert len(stale) == 1
-    assert stale[0]["object"] in (f"backup file {plain}",
-                                  f"backup file {backups / 'sealed.tar.gz'}")
+    assert stale[0]["object"] == f"backup file {sealed}"  # the newer of the two
     assert "older than the limit of 0 s, given by --backup-max-age-hours" \
         in stale[0]["message"]
 
     # no full backup of the stack at all
     plain.unlink()
-    (backups / "sealed.tar.gz").unlink()
+    sealed.unlink()
     code, document = audit_json(capsys, database, project, "--backups", str(backups))
     stale = [f for f in document["findings"] if f["code"] == "backup_file_stale"]
     assert [(f["object"], f["message"]) for f in stale] == [(
