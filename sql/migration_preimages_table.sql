@@ -1,6 +1,7 @@
 CREATE TABLE {{table}} (
     run_id text NOT NULL,
     id uuid NOT NULL,
+    seq bigint NOT NULL,
     existed boolean NOT NULL,
     vector {{vector_type}},
     payload jsonb,

@@ -79,8 +79,9 @@ def apply_batch(conn: psycopg.Connection[Any], settings: Settings, run_id: str,
         cur.execute(f"SELECT m.id FROM {names.memories} m JOIN {names.staged} s ON m.id = s.id"
                     f" WHERE {in_batch} ORDER BY m.id FOR UPDATE OF m", params)
         cur.execute(
-            f"INSERT INTO {names.preimages} (run_id, id, existed, vector, payload, created_at,"
-            " updated_at) SELECT s.run_id, s.id, m.id IS NOT NULL, m.vector, m.payload,"
+            f"INSERT INTO {names.preimages} (run_id, id, seq, existed, vector, payload,"
+            " created_at, updated_at) SELECT s.run_id, s.id, s.seq, m.id IS NOT NULL,"
+            " m.vector, m.payload,"
             f" m.created_at, m.updated_at FROM {names.staged} s LEFT JOIN {names.memories} m"
             f" ON m.id = s.id WHERE {in_batch} AND (m.id IS NULL OR {differs})"
             " ON CONFLICT (run_id, id) DO NOTHING", params)

@@ -63,7 +63,7 @@ def run_rollback(dsn: str, settings: Settings, run_id: str, force: bool) -> Roll
             raise MigrationError(f"run {run_id} is rolled_back already")
         changed = [str(r[0]) for r in cur.execute(
             f"SELECT p.id FROM {names.preimages} p JOIN {names.staged} s"
-            " ON s.run_id = p.run_id AND s.id = p.id"
+            " ON s.run_id = p.run_id AND s.seq = p.seq"
             f" LEFT JOIN {names.memories} m ON m.id = p.id WHERE p.run_id = %s AND"
             f" (m.id IS NULL OR m.payload IS DISTINCT FROM s.payload OR"
             f" {names.vectors_differ('m.vector', 's.vector')}) ORDER BY p.id", (run_id,))]
