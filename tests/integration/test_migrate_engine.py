@@ -35,6 +35,7 @@ import yaml
 from components import mem0
 from components.bench.progress import Progress
 from components.cli import main
+from components.introspect import live_ddl
 from components.migrate import Problem, Record, SourceKind
 from components.migrate import batches as batches_module
 from components.migrate.importer import (
@@ -46,6 +47,7 @@ from components.migrate.importer import (
 from components.migrate.records import MigrationError
 from components.migrate.rollback import RollbackRefused, run_rollback
 from components.migrate.verify import run_verify
+from components.model import build_model
 from components.settings import Settings
 from tests.conftest import APP_PASSWORD, TestDatabase, stack_settings
 from tests.integration.test_backup import cloned
@@ -576,6 +578,13 @@ def test_only_the_service_role_reaches_mem0_migration(db: TestDatabase,
                       "n.nspname = 'mem0_migration' AND c.relkind = 'r' ORDER BY 1")
     assert forced == [(t, True, True) for t in
                       ("batches", "history_marks", "preimages", "runs", "staged")]
+    # What the stack declares is what the catalog holds, text for text (no drift).
+    with db.connect() as conn:
+        conn.execute("SET search_path TO ''")
+        with conn.cursor() as cur:
+            for spec in build_model(settings):
+                if "mem0_migration" in spec.key or spec.name == "mem0_touch_updated_at":
+                    assert live_ddl(cur, spec.__dict__) == spec.ddl, spec.key
 
 
 def test_only_a_role_that_bypasses_rls_keeps_given_times(db: TestDatabase,
