@@ -74,6 +74,22 @@ HISTORY_FUNCTION = "mem0_record_history"
 RESTORE_HISTORY_FUNCTION = "mem0_restore_history"
 BACKUP_SCHEMA = "mem0_backup"
 SNAPSHOT_FUNCTION = "take_snapshot"
+MIGRATION_SCHEMA = "mem0_migration"
+# mem0_migration's tables (components/migrate/store.py): name -> (template, privileges of the
+# service role, what it holds).
+MIGRATION_TABLES = {
+    "runs": ("migration_runs_table", "INSERT, SELECT, UPDATE",
+             "one row per `migrate import`: source, target, options, state, progress"),
+    "staged": ("migration_staged_table", "INSERT, SELECT",
+               "the run's records as staged by binary COPY, in source order (seq)"),
+    "batches": ("migration_batches_table", "INSERT, SELECT",
+                "the checkpoint: one row per applied batch, written in the batch's "
+                "transaction"),
+    "preimages": ("migration_preimages_table", "INSERT, SELECT",
+                  "each row a run wrote, as it was before (rollback restores it)"),
+    "history_marks": ("migration_history_marks_table", "INSERT, SELECT",
+                      "the memory_history rows a run (or its rollback) caused"),
+}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -613,6 +629,43 @@ def _snapshots(b: _Builder, extension: ObjectSpec, live: dict[str, ObjectSpec]) 
     return function
 
 
+def _migration(b: _Builder, extension: ObjectSpec, memories: ObjectSpec) -> None:
+    """Schema mem0_migration: the checkpoints of `migrate import` (runs, staged records,
+    applied batches, pre-images, history marks), in the database so that another machine
+    can resume or roll back a run. The service role's alone: it bypasses row-level
+    security, which every table enables and forces without a policy."""
+    s = b.settings
+    schema = b.schema_(MIGRATION_SCHEMA, "migration checkpoints (`migrate`); the service "
+                                         "role's alone")
+    runs = b.table(MIGRATION_TABLES["runs"][0], "runs", schema, MIGRATION_TABLES["runs"][2],
+                   in_schema=MIGRATION_SCHEMA, pkey=quote_ident("runs_pkey"),
+                   check=quote_ident("runs_state_check"))
+    tables = [runs]
+    for name, (template, _privileges, comment) in MIGRATION_TABLES.items():
+        if name == "runs":
+            continue
+        values = {"pkey": quote_ident(f"{name}_pkey"), "fkey": quote_ident(f"{name}_run_id_fkey"),
+                  "runs": runs.qualified_name}
+        if name in ("staged", "preimages"):
+            values["vector_type"] = vector_type(s)
+        if name == "history_marks":
+            values["check"] = quote_ident("history_marks_kind_check")
+        tables.append(b.table(template, name, (runs, extension, memories), comment,
+                              in_schema=MIGRATION_SCHEMA,
+                              requires=vector_requires(s) if "vector_type" in values else (),
+                              **values))
+    b.grant("USAGE", f"SCHEMA {quote_ident(MIGRATION_SCHEMA)}", MIGRATION_SCHEMA,
+            s.service_role, schema, "`migrate` keeps its checkpoints as the service role",
+            schema="")
+    for table in tables:
+        b.row_security(table, f"access to {table.qualified_name} (row-level security "
+                              "enabled and forced, no policy): only roles that bypass "
+                              f"row-level security; {s.service_role} may use it")
+        b.grant(MIGRATION_TABLES[table.name][1], f"TABLE {table.qualified_name}", table.name,
+                s.service_role, table, "`migrate` writes its checkpoints",
+                schema=MIGRATION_SCHEMA)
+
+
 def _jobs(b: _Builder, live: dict[str, ObjectSpec], snapshot: ObjectSpec) -> None:
     """The pg_cron jobs the stack schedules. Each command is plain SQL a reviewer can read
     in cron.job; they run as the role that scheduled them (the deploying role, which
@@ -781,6 +834,7 @@ def build_model(settings: Settings, schema: str = "public",
     if owned and settings.client_profile == "python":
         live = {t.name: t for t, _nature in tables}
         _jobs(b, live, _snapshots(b, extension, live))
+        _migration(b, extension, live[settings.collection])
     families = list(Family)
     specs = sorted(b.specs, key=lambda s: families.index(s.family))  # stable: keeps order
     _check_order(specs)
