@@ -3,7 +3,7 @@
 Rows the run inserted are deleted; rows it overwrote get their pre-image back: vector,
 payload, created_at and updated_at, the last two kept by the touch trigger because the
 transaction sets mem0_migration.keep_times as the service role (sql/touch_function.sql,
-docs/migration-engine.md). Rows it left unchanged were never touched. The history rows the
+docs/migration.md). Rows it left unchanged were never touched. The history rows the
 rollback causes are marked `rollback`; none is deleted. Works after a partial run (only
 the batches committed have pre-images) and after a full one.
 
