@@ -176,9 +176,9 @@ def measure(dsn: str, settings: Settings, args: argparse.Namespace) -> None:
         # Memory.add(infer=False) per record as the app role. Its embedder is a hash
         # (tests/support/mem0_client.py), so the figure is mem0's write path alone.
         client = importlib.import_module("tests.support.mem0_client")
-        memory = client.memory({"connection_string": role_dsn,
-                                "collection_name": settings.collection,
-                                "embedding_model_dims": args.dims}, args.dims)
+        memory = client.memory({"provider": "pgvector", "config": {
+            "connection_string": role_dsn, "collection_name": settings.collection,
+            "embedding_model_dims": args.dims}}, args.dims)
         try:
             records = [r for r in Generated(m, args.dims, True, seed=14).read()
                        if isinstance(r, Record)]
