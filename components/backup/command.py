@@ -54,6 +54,9 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="report what would be inserted, updated and left alone, then "
                              "roll back")
+    parser.add_argument("--include-erased", action="store_true",
+                        help="restore rows of users, agents or runs erased by `forget` "
+                             "since the backup (refused by default)")
     parser.add_argument("--maintenance-work-mem", type=_memory, default=MAINTENANCE_WORK_MEM,
                         metavar="SIZE",
                         help="memory for building a vector index again after a restore into "
@@ -105,7 +108,7 @@ def restore_command(args: argparse.Namespace) -> int:
         raise BackupError("restore needs exactly one source: a backup FILE or --snapshot ID")
     dsn = command_dsn(args.dsn, "restore", "restore into")
     request = RestoreRequest(args.file, args.snapshot, args.user_id, args.dry_run,
-                             args.maintenance_work_mem)
+                             args.include_erased, args.maintenance_work_mem)
     try:
         result = run_restore(dsn, _settings(args), request,
                              CommandProgress(sys.stderr, "restore"))
