@@ -29,6 +29,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' test bed
 
+from components.backup.bulk import MAINTENANCE_WORK_MEM
 from components.connection import connect
 from components.erasure import PersonKind
 from components.forget import ForgetRequest, run_forget
@@ -94,6 +95,7 @@ def prepare(dsn: str, settings: Settings, memories: int, user_memories: int, dim
         load_user(conn, settings, user_memories, dims)
         print(f"  loaded ({time.monotonic() - started:.1f} s); building vector indexes",
               file=sys.stderr, flush=True)
+        conn.execute(f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}'")
         for _, definition in indexes:
             assert definition is not None
             conn.execute(definition[0])
