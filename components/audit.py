@@ -20,16 +20,35 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import psycopg
+
+from components import cron
+from components.checks import backupfiles
 from components.checks.core import (
     Check,
     Context,
     Finding,
     Level,
+    Outcome,
     Phase,
     Report,
     finding_check,
+    found,
+    not_applicable,
+    passed,
     run_checks,
+)
+from components.checks.freshness import (
+    JobState,
+    declared_jobs,
+    job_states,
+    snapshot_job,
+    snapshot_state,
+    snapshot_verdict,
+    span,
 )
 from components.connection import command_dsn, database_identity, open_session
 from components.errors import ExitCode, Mem0InfraError
@@ -37,6 +56,7 @@ from components.identifiers import qualified, quote_ident
 from components.introspect import live_ddl_or_none, short_diff
 from components.kinds import Kind
 from components.model import build_model
+from components.schedule import longest_interval
 from components.settings import Settings
 from components.stackfile import add_stack_arguments, load_stack_settings
 
@@ -52,6 +72,8 @@ BYPASS_ROLES = ("service_role", "postgres", "supabase_admin")
 PULUMI_UP = "run `pulumi up` (or `python -m components render` and apply the script)"
 MAX_DIFF_LINES = 20
 ENABLE_RLS = "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;"
+SNAPSHOT_STALE = "snapshot_stale"
+JOB_FAILED = "job_last_run_failed"
 
 
 class AuditError(Mem0InfraError):
@@ -423,6 +445,69 @@ def declared_objects(ctx: Context) -> list[Finding]:
     return found
 
 
+# --- backups and jobs (components.checks.freshness: the rule validation applies too) -------
+
+
+def _job_states(ctx: Context) -> list[JobState] | None:
+    """The declared jobs' last runs; None when pg_cron cannot be read by this role."""
+    try:
+        return job_states(ctx)
+    except (cron.CronUnavailable, psycopg.errors.InsufficientPrivilege):
+        return None
+
+
+def snapshot_stale(ctx: Context) -> Outcome:
+    state = snapshot_state(ctx)
+    if state is None:
+        return not_applicable("the stack schedules no snapshot job (snapshotSchedule is "
+                              "empty)")
+    if not state.exists:
+        return not_applicable(f"{state.table} does not exist (declared_objects reports it)")
+    if not state.visible:
+        return not_applicable(f"{state.role} does not bypass row-level security, so the "
+                              f"snapshots in {state.table} are hidden from it: not audited")
+    states = _job_states(ctx)
+    verdict = snapshot_verdict(state, None if states is None else snapshot_job(states))
+    if verdict.fresh:
+        return passed(verdict.detail)
+    return found([Finding(SNAPSHOT_STALE, Level.ERROR, f"table {state.table}",
+                          verdict.detail, verdict.hint)])
+
+
+def job_last_run_failed(ctx: Context) -> Outcome:
+    if not declared_jobs(ctx.settings):
+        return not_applicable("the stack schedules no pg_cron jobs")
+    states = _job_states(ctx)
+    if states is None:
+        return not_applicable("pg_cron's runs cannot be read by this role: not audited")
+    return found([Finding(
+        JOB_FAILED, Level.ERROR, f"cron job {j.name}", j.describe_failure(),
+        "fix the cause the error names; pg_cron runs it again at its next scheduled time")
+        for j in states if j.last is not None and not j.last.succeeded])
+
+
+def backup_files_check(directory: Path, max_age: timedelta | None) -> Check:
+    """The check of `--backups DIR`: unencrypted files of the stack, and its newest full
+    backup against `max_age` (default: twice the snapshot schedule's longest interval,
+    else backupfiles.DEFAULT_MAX_AGE)."""
+    def run(ctx: Context) -> Outcome:
+        schedule = ctx.settings.jobs.snapshot_schedule
+        interval = longest_interval(schedule) if schedule else None
+        if max_age is not None:
+            limit, rule = max_age, "given by --backup-max-age-hours"
+        elif interval is not None:
+            limit = 2 * interval
+            rule = f"twice the longest interval of snapshotSchedule ({span(interval)})"
+        else:
+            limit, rule = backupfiles.DEFAULT_MAX_AGE, "the default without snapshotSchedule"
+        held = backupfiles.read_directory(directory)
+        now = datetime.now(UTC)
+        return found(backupfiles.findings(held, ctx.settings.stack, limit, rule, now))
+
+    return Check("backup_files", "the stack's backup files in --backups are encrypted, and "
+                 "the newest full one is fresh", run, codes=backupfiles.CODES)
+
+
 CHECKS: tuple[Check, ...] = (
     finding_check("rls_disabled_in_public", "every table in public has row-level security",
                   rls_disabled_in_public),
@@ -456,19 +541,30 @@ CHECKS: tuple[Check, ...] = (
     finding_check("non_owner_ddl_privilege",
                   "no role but the owner holds TRUNCATE, TRIGGER or REFERENCES on a table",
                   non_owner_ddl_privilege),
+    Check("snapshot_stale", "the newest snapshot is younger than twice the snapshot "
+          "schedule's interval", snapshot_stale, codes=(SNAPSHOT_STALE,)),
+    Check("job_last_run_failed", "the last run of each of the stack's pg_cron jobs "
+          "succeeded", job_last_run_failed, codes=(JOB_FAILED,)),
 )
 
 
 # --- the run and the command ---------------------------------------------------------------
 
 
-def run_audit(dsn: str, settings: Settings) -> Report:
-    """Run every check against the database at `dsn`; AuditError when it cannot run."""
+def run_audit(dsn: str, settings: Settings, backups: Path | None = None,
+              backup_max_age: timedelta | None = None) -> Report:
+    """Run every check against the database at `dsn` (and the backup files in `backups`);
+    AuditError when it cannot run."""
+    checks = CHECKS
+    if backups is not None:
+        if not backups.is_dir():
+            raise AuditError(f"--backups {backups}: not a directory")
+        checks = (*CHECKS, backup_files_check(backups, backup_max_age))
     with open_session(dsn, APPLICATION, AuditError) as conn:
         ctx = Context(conn, settings, tuple(build_model(settings)), dsn)
         # READ ONLY and rolled back, so no check can write; a failed query means the audit
         # could not run (exit code 2), not a finding.
-        return run_checks(Phase.AUDIT, CHECKS, ctx, database_identity(dsn), read_only=True,
+        return run_checks(Phase.AUDIT, checks, ctx, database_identity(dsn), read_only=True,
                           abort=AuditError)
 
 
@@ -476,6 +572,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_stack_arguments(parser, "a role that may read the catalog")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON document instead of the text report")
+    parser.add_argument("--backups", type=Path, default=None, metavar="DIR",
+                        help="also audit the backup files in DIR: the stack's unencrypted "
+                             "ones, and whether its newest full backup is fresh")
+    parser.add_argument("--backup-max-age-hours", type=_hours, default=None, metavar="N",
+                        help="with --backups: the age the newest full backup may reach "
+                             "(default: twice the snapshot schedule's longest interval, "
+                             "else 48)")
+
+
+def _hours(text: str) -> timedelta:
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not 0 < hours < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of hours")
+    return timedelta(hours=hours)
 
 
 def command(args: argparse.Namespace) -> int:
@@ -484,7 +597,9 @@ def command(args: argparse.Namespace) -> int:
     settings = load_stack_settings(args.stack, args.project_dir)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    report = run_audit(dsn, settings)
+    if args.backup_max_age_hours is not None and args.backups is None:
+        raise AuditError("--backup-max-age-hours needs --backups DIR")
+    report = run_audit(dsn, settings, args.backups, args.backup_max_age_hours)
     sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n" if args.json
                      else report.text())
     return ExitCode.OK if report.passed else ExitCode.FAILED

@@ -75,6 +75,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("backup", "write the stack's data tables (one consistent snapshot, as the "
                       "service role) to a file: full, one user's, or changed since a time",
             backup.add_backup_arguments, backup.backup_command),
+    Command("backup-prune", "delete this project's backups older than N days from a "
+                            "directory or s3:// prefix, never a stack's newest",
+            backup.add_prune_arguments, backup.prune_command),
     Command("restore", "upsert a backup file or an in-database snapshot into the stack's "
                        "tables, in one transaction, after checking it (never deletes)",
             backup.add_restore_arguments, backup.restore_command),

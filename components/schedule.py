@@ -1,5 +1,6 @@
 """Cron expressions as pg_cron reads them: checked when settings are read, so a typo names
-its setting instead of failing inside the database. Pure: no I/O.
+its setting instead of failing inside the database, and measured (`longest_interval`, the
+freshness checks' yardstick). Pure: no I/O.
 
 The accepted grammar is what pg_cron 1.4 (Debian bookworm) and later all parse, the
 classic five fields of Vixie cron: minute hour day-of-month month day-of-week, each a
@@ -10,6 +11,9 @@ them.
 """
 
 from __future__ import annotations
+
+from datetime import date, timedelta
+from itertools import pairwise
 
 MACROS = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -74,3 +78,62 @@ def schedule_problem(expression: str) -> str | None:
             except ValueError as exc:
                 return str(exc)
     return None
+
+
+# --- how often a schedule fires ------------------------------------------------------------
+
+MACRO_FIELDS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
+                "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *",
+                "@annually": "0 0 1 1 *"}
+# Eight years from a leap year: every day-of-month, month and weekday combination recurs,
+# and a 29 February schedule shows its four-year gap.
+_SPAN_START = date(2024, 1, 1)
+_SPAN_DAYS = 8 * 365 + 2
+
+
+def _values(part: str, low: int, high: int, names: tuple[str, ...], field: str) -> set[int]:
+    values: set[int] = set()
+    for item in part.split(","):
+        span, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            start, end = low, high
+        else:
+            first, dash, last = span.partition("-")
+            start = _number(first, low, high, names, field)
+            end = _number(last, low, high, names, field) if dash else \
+                (high if step_text else start)
+        values.update(range(start, end + 1, step))
+    return values
+
+
+def longest_interval(expression: str) -> timedelta | None:
+    """The longest time between two consecutive runs of a valid schedule (UTC, pg_cron's
+    clock), or None when it never fires (30 February). Day of month and day of week
+    combine as Vixie cron combines them: either matches when both are restricted."""
+    text = expression.strip()
+    fields = MACRO_FIELDS.get(text.lower(), text).split()
+    if schedule_problem(expression) is not None or len(fields) != len(FIELDS):
+        raise ValueError(f"not a valid schedule: {expression!r}")
+    minutes, hours, days, months, weekdays = (
+        _values(part, low, high, names, name)
+        for part, (name, low, high, names) in zip(fields, FIELDS, strict=True))
+    weekdays = {day % 7 for day in weekdays}  # 7 is Sunday too
+    either = not fields[2].startswith("*") and not fields[4].startswith("*")
+    times = sorted(hour * 60 + minute for hour in hours for minute in minutes)
+    firing = []
+    for offset in range(_SPAN_DAYS):
+        day = _SPAN_START + timedelta(days=offset)
+        by_date, by_weekday = day.day in days, day.isoweekday() % 7 in weekdays
+        if day.month in months and ((by_date or by_weekday) if either
+                                    else (by_date and by_weekday)):
+            firing.append(offset)
+    if not firing:
+        return None
+    longest = max((b - a for a, b in pairwise(times)), default=0)
+    overnight = 24 * 60 - times[-1] + times[0]  # the last run of a day to the next day's first
+    for a, b in pairwise(firing):
+        longest = max(longest, (b - a - 1) * 24 * 60 + overnight)
+    if len(firing) == 1:  # once in the whole span: no gap to measure within it
+        longest = max(longest, _SPAN_DAYS * 24 * 60)
+    return timedelta(minutes=longest)

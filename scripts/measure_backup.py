@@ -11,12 +11,19 @@ size per 1K memories.
     .venv/bin/python scripts/measure_backup.py --stack prod --dsn "$SOURCE_URL" \\
         --restore-dsn "$EMPTY_URL" [--memories 100000] [--dims 1536] [--output FILE]
     .venv/bin/python scripts/measure_backup.py --testbed [--memories N] [--dims D] \\
-        [--row-by-row-too]
+        [--row-by-row-too] [--s3 [--s3-url s3://BUCKET/PREFIX/ --endpoint-url URL]]
 
 Both URLs must reach deployments of the stack (the restore's must be empty) as a role that
 may act as the stack's service role; --dims must equal the stack's dimensions. The loaded
 rows stay in the source database. The restore's lines say which path its writes took
 (bulk into an empty stack: the vector indexes built after the rows).
+
+--s3 also measures backups to and restores from an S3-compatible server, unencrypted and
+encrypted (a passphrase; AES-256-GCM): moto's server mode started on a free local port
+(the tests' server), or the store at --endpoint-url / AWS_ENDPOINT_URL with --s3-url
+s3://bucket/prefix/. Before each of those restores the target's data tables are emptied
+(TRUNCATE, so its role must own them or be a superuser: --testbed's is), so each one
+takes the same path as the first restore. Prints rows/s and MB/s (of the stored file).
 
 --testbed needs no stack of yours: it deploys a test stack (the test bed's server,
 MEM0_TEST_DSN or a temporary local cluster; target postgres, --dims dimensions) through
@@ -41,8 +48,16 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' test bed
 
-from components.backup import BackupRequest, RestoreRequest, run_backup, run_restore
+from components.backup import (
+    BackupRequest,
+    BackupResult,
+    Passphrase,
+    RestoreRequest,
+    run_backup,
+    run_restore,
+)
 from components.backup.common import CommandProgress
+from components.backup.tables import data_parts
 from components.connection import connect
 from components.identifiers import qualified, quote_ident
 from components.model import RELATIONSHIPS_TABLE
@@ -167,9 +182,68 @@ def _empty(dsn: str, settings: Settings) -> bool:
     return bool(row and row[0])
 
 
+@contextmanager
+def s3_store(url: str | None, endpoint: str | None) -> Iterator[tuple[str, str | None]]:
+    """(s3://bucket/prefix/, endpoint URL): the one given, or a moto server started here
+    with a bucket and fake credentials, stopped afterwards."""
+    if url is not None:
+        yield url, endpoint
+        return
+    import logging
+    import os
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    for name, value in (("AWS_ACCESS_KEY_ID", "measure"), ("AWS_SECRET_ACCESS_KEY", "measure"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        local = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=local).create_bucket(Bucket="measure")
+        yield "s3://measure/backups/", local
+    finally:
+        server.stop()
+
+
+def _truncate(dsn: str, settings: Settings) -> None:
+    tables = ", ".join(qualified("public", p.table) for p in data_parts(settings))
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+def measure_s3(settings: Settings, source: str, target: str, url: str,
+               endpoint: str | None) -> None:
+    """Backup to the store and restore from it, plain and encrypted; print figures."""
+    key = Passphrase("measure", "a passphrase for the measurement only")
+    for label, passphrase in (("s3", None), ("s3 encrypted", key)):
+        backup: BackupResult = run_backup(
+            source, settings, BackupRequest(url, endpoint_url=endpoint, passphrase=passphrase),
+            CommandProgress(sys.stderr, "backup"))
+        rows = sum(t.rows for t in backup.manifest.tables)
+        _truncate(target, settings)
+        restored = run_restore(target, settings, RestoreRequest(
+            file=backup.location, endpoint_url=endpoint, passphrase=passphrase),
+            CommandProgress(sys.stderr, "restore"))
+        mb = backup.size / 1e6
+        print(f"{label + ' backup:':<24} {backup.seconds:8.2f} s  "
+              f"{rows / backup.seconds:10,.0f} rows/s  {mb / backup.seconds:8.1f} MB/s  "
+              f"({mb:.1f} MB to {backup.location})")
+        print(f"{label + ' restore:':<24} {restored.seconds:8.2f} s  "
+              f"{rows / restored.seconds:10,.0f} rows/s  {mb / restored.seconds:8.1f} MB/s  "
+              f"({restored.path})")
+
+
 def measure(settings: Settings, source: str, target: str, memories: int, dims: int,
-            output: Path | None, source_unindexed: bool, rows_target: str | None = None
-            ) -> None:
+            output: Path | None, source_unindexed: bool, rows_target: str | None = None,
+            s3: tuple[str, str | None] | None = None) -> None:
     """Load the source, back it up, restore into the empty target twice (and once into
     `rows_target`, an empty target where the restore writes row by row); print figures."""
     if not _empty(target, settings):
@@ -204,6 +278,8 @@ def measure(settings: Settings, source: str, target: str, memories: int, dims: i
         changed = sum(o.inserted + o.updated for o in run.outcomes)
         print(f"{label:<15} {run.seconds:8.2f} s  {rows / run.seconds:10,.0f} rows/s"
               f"  ({changed} rows written; {run.path})")
+    if s3 is not None:
+        measure_s3(settings, source, target, *s3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,11 +297,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row-by-row-too", action="store_true",
                         help="--testbed: also restore into another empty copy as the "
                              "service role, which writes row by row, for comparison")
+    parser.add_argument("--s3", action="store_true",
+                        help="also to and from an S3-compatible store, plain and encrypted")
+    parser.add_argument("--s3-url", default=None, metavar="s3://BUCKET/PREFIX/",
+                        help="--s3: this store instead of a local moto server")
+    parser.add_argument("--endpoint-url", default=None,
+                        help="--s3-url: an S3-compatible store's endpoint")
     args = parser.parse_args(argv)
     if args.testbed:
-        with testbed(args.stack or "measure", args.dims) as (settings, source, target, rows):
+        with testbed(args.stack or "measure", args.dims) as (settings, source, target, rows), \
+                s3_store(args.s3_url, args.endpoint_url) as store:
             measure(settings, source, target, args.memories, args.dims, args.output, True,
-                    rows if args.row_by_row_too else None)
+                    rows if args.row_by_row_too else None, store if args.s3 else None)
         return 0
     if not (args.stack and args.dsn and args.restore_dsn):
         parser.error("give --stack, --dsn and --restore-dsn, or --testbed")
@@ -233,8 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.dims != settings.dimensions:
         parser.error(f"--dims {args.dims} differs from stack {args.stack!r}'s dimensions "
                      f"{settings.dimensions}")
-    measure(settings, args.dsn, args.restore_dsn, args.memories, args.dims, args.output,
-            False)
+    with s3_store(args.s3_url, args.endpoint_url) as store:
+        measure(settings, args.dsn, args.restore_dsn, args.memories, args.dims, args.output,
+                False, s3=store if args.s3 else None)
     return 0
 
 

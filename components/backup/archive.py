@@ -1,8 +1,9 @@
 """The backup file: a gzip-compressed tar whose first member is `manifest.json`, followed
 by one member per table.
 
-Written to a temporary name beside the target and renamed into place when complete, so a
-failed or interrupted backup never leaves a truncated file under the name asked for. Every
+Written through a destination's writer (destinations.py), which makes it the file or
+object only when complete, so a failed or interrupted backup never leaves a truncated one
+under the name asked for, and through an encryption envelope when a key is set. Every
 header field that could vary (times, owners, modes) is fixed, and the gzip header carries
 the backup's time instead of the clock, so the same rows at the same snapshot give the same
 bytes.
@@ -16,16 +17,17 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import tarfile
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 from components.backup.common import MANIFEST_MEMBER, BackupError, RestoreRefused
+from components.backup.destinations import Sink, parse_destination
+from components.backup.encryption import Passphrase, open_payload
 
 # Level 6 (gzip's default): random float vectors barely compress at any level, and 9 costs
 # far more time than it saves bytes on the JSON payloads.
@@ -43,46 +45,47 @@ def _info(name: str, size: int, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def write_archive(path: Path, manifest: bytes, members: Sequence[tuple[str, Path]],
-                  mtime: int) -> int:
-    """Write the backup file; returns its size in bytes."""
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        # Readable by its owner only: the file holds every memory of the stack.
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as raw:
-            with gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                               compresslevel=COMPRESS_LEVEL, mtime=mtime) as compressed, \
-                    tarfile.open(fileobj=compressed, mode="w|",
-                                 format=tarfile.PAX_FORMAT) as tar:
-                tar.addfile(_info(MANIFEST_MEMBER, len(manifest), mtime), io.BytesIO(manifest))
-                for name, spooled in members:
-                    with spooled.open("rb") as data:
-                        tar.addfile(_info(name, spooled.stat().st_size, mtime), data)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return path.stat().st_size
+def write_archive(sink: Sink, manifest: bytes, members: Sequence[tuple[str, Path]],
+                  mtime: int) -> None:
+    """Write the backup file's bytes to `sink` (a destination's writer or an encryption
+    envelope, which make it the file)."""
+    with gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=COMPRESS_LEVEL,
+                       mtime=mtime) as compressed, \
+            tarfile.open(fileobj=compressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_info(MANIFEST_MEMBER, len(manifest), mtime), io.BytesIO(manifest))
+        for name, spooled in members:
+            with spooled.open("rb") as data:
+                tar.addfile(_info(name, spooled.stat().st_size, mtime), data)
+    sink.flush()
+
+
+@contextmanager
+def open_archive(location: str | Path, endpoint_url: str | None,
+                 passphrase: Passphrase | None) -> Iterator[ArchiveReader]:
+    """The backup at a path or s3:// URL, decrypted when it is encrypted, ready to read."""
+    destination = parse_destination(location, endpoint_url, argument="restore")
+    if destination.is_container:
+        raise BackupError(f"restore: {destination.location} is a directory or prefix; name "
+                          "one backup file or object in it")
+    with destination.reader() as raw:
+        stream, header = open_payload(raw, destination.location, passphrase)
+        with ArchiveReader(destination.location, stream, header) as archive:
+            yield archive
 
 
 class ArchiveReader:
     """`with ArchiveReader(path) as archive:` then `manifest_bytes()`, `members()`,
     `finish()`, in that order."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._raw: IO[bytes] | None = None
+    def __init__(self, name: str, stream: IO[bytes],
+                 envelope: dict[str, Any] | None = None) -> None:
+        self.path = name  # for messages: the path or URL
+        self.envelope = envelope  # the encryption header, None for a plain backup
+        self._raw: IO[bytes] | None = stream
         self._tar: tarfile.TarFile | None = None
         self._gzip: gzip.GzipFile | None = None
 
     def __enter__(self) -> ArchiveReader:
-        try:
-            self._raw = self.path.open("rb")
-        except OSError as exc:
-            raise BackupError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
         self._gzip = gzip.GzipFile(fileobj=self._raw, mode="rb")
         with self.refusing():
             self._tar = tarfile.open(fileobj=self._gzip, mode="r|")

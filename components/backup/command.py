@@ -1,4 +1,5 @@
-"""The `backup` and `restore` commands: arguments, settings, and exit codes.
+"""The `backup` and `restore` commands: arguments, settings, and exit codes
+(`backup-prune` is prune.py's).
 
 Exit codes as for every command (components/errors.py): OK done; FAILED the restore
 refused the backup (not a backup, corrupt, truncated, checksums or layout that disagree;
@@ -10,15 +11,17 @@ file or snapshot).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from datetime import datetime
-from pathlib import Path
 
 from components.backup.bulk import MAINTENANCE_WORK_MEM
 from components.backup.common import BackupError, CommandProgress, RestoreRefused
+from components.backup.destinations import parse_destination
 from components.backup.dump import BackupRequest, run_backup
-from components.backup.report import backup_text, restore_text
+from components.backup.encryption import PASSPHRASE_ENV, passphrase_from_env
+from components.backup.report import backup_json, backup_text, restore_text
 from components.backup.restore import RestoreRequest, run_restore
 from components.backup.tables import check_profile
 from components.connection import command_dsn
@@ -31,22 +34,41 @@ ROLE = ("a role that is the stack's service role, a member of it or a superuser 
         "command acts as the service role)")
 
 
+def _key_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint-url", default=None, metavar="URL",
+                        help="for s3:// URLs: an S3-compatible store's endpoint (default: "
+                             "AWS_ENDPOINT_URL, else AWS); credentials from the usual AWS "
+                             "environment variables")
+    parser.add_argument("--passphrase-env", default=None, metavar="NAME",
+                        help=f"the environment variable holding the encryption passphrase "
+                             f"(default {PASSPHRASE_ENV})")
+
+
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     add_stack_arguments(parser, ROLE)
-    parser.add_argument("--output", "-o", type=Path, required=True,
-                        help="the backup file to write (a gzip-compressed tar)")
+    parser.add_argument("--output", "-o", required=True, metavar="DEST",
+                        help="where to write the backup: a file, an existing directory (a "
+                             "generated name in it), s3://bucket/prefix/ (the same) or "
+                             "s3://bucket/key")
     parser.add_argument("--user-id", default=None,
                         help="only this user's rows (every table's user_id)")
-    parser.add_argument("--since", default=None, metavar="TIMESTAMP",
-                        help="incremental: only rows changed at or after this ISO 8601 time "
-                             "with a time zone (e.g. the previous backup's taken_at)")
+    parser.add_argument("--from", "--since", dest="since", default=None, metavar="TIMESTAMP",
+                        help="only rows created or changed at or after this ISO 8601 time "
+                             "with a time zone (e.g. the previous backup's taken_at); "
+                             "--since is the same")
+    parser.add_argument("--to", dest="until", default=None, metavar="TIMESTAMP",
+                        help="only rows created or changed before this ISO 8601 time")
+    _key_arguments(parser)
+    parser.add_argument("--no-encryption", action="store_true",
+                        help="write the backup unencrypted even though a passphrase is set")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     add_stack_arguments(parser, ROLE)
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("file", nargs="?", type=Path, default=None,
-                        help="a file written by `backup`")
+    source.add_argument("file", nargs="?", default=None,
+                        help="a file or s3://bucket/key written by `backup`")
     source.add_argument("--snapshot", type=int, default=None, metavar="ID",
                         help="an in-database snapshot (mem0_backup) instead of a file")
     parser.add_argument("--user-id", default=None,
@@ -63,6 +85,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
                              "an empty table, when the server's maintenance_work_mem is "
                              f"lower (default {MAINTENANCE_WORK_MEM}; e.g. 256MB on a small "
                              "server)")
+    _key_arguments(parser)
 
 
 def _memory(text: str) -> str:
@@ -80,26 +103,46 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _since(text: str | None) -> datetime | None:
+def _time(text: str | None, argument: str) -> datetime | None:
     if text is None:
         return None
     try:
-        since = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise BackupError(f"--since: {text!r} is not an ISO 8601 time ({exc})") from exc
-    if since.tzinfo is None:
-        raise BackupError(f"--since: {text!r} has no time zone; give one (e.g. "
+        raise BackupError(f"{argument}: {text!r} is not an ISO 8601 time ({exc})") from exc
+    if moment.tzinfo is None:
+        raise BackupError(f"{argument}: {text!r} has no time zone; give one (e.g. "
                           f"{text}+00:00), as a backup's taken_at does")
-    return since
+    return moment
+
+
+def _unencrypted_warning(location: str, explicit: bool) -> str:
+    why = ("--no-encryption was given" if explicit else
+           f"no passphrase is set ({PASSPHRASE_ENV} or --passphrase-env NAME)")
+    return ("WARNING: THIS BACKUP IS NOT ENCRYPTED (" + why + "): anyone who can read "
+            f"{location} can read every memory in it")
 
 
 def backup_command(args: argparse.Namespace) -> int:
     dsn = command_dsn(args.dsn, "backup", "back up")
-    request = BackupRequest(args.output, args.user_id, _since(args.since))
+    since, until = _time(args.since, "--from"), _time(args.until, "--to")
+    if since is not None and until is not None and since >= until:
+        raise BackupError(f"--from {args.since} is not before --to {args.until}: the window "
+                          "is empty")
+    passphrase = None if args.no_encryption else passphrase_from_env(args.passphrase_env)
+    destination = parse_destination(args.output, args.endpoint_url)  # checked before connecting
+    request = BackupRequest(args.output, args.user_id, since, until, args.endpoint_url,
+                            passphrase)
     result = run_backup(dsn, _settings(args), request, CommandProgress(sys.stderr, "backup"))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    sys.stdout.write(backup_text(result))
+    if not result.encrypted:
+        print(_unencrypted_warning(destination.location, args.no_encryption), file=sys.stderr)
+    if args.json:
+        json.dump(backup_json(result), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(backup_text(result))
     return ExitCode.OK
 
 
@@ -107,8 +150,10 @@ def restore_command(args: argparse.Namespace) -> int:
     if (args.file is None) == (args.snapshot is None):
         raise BackupError("restore needs exactly one source: a backup FILE or --snapshot ID")
     dsn = command_dsn(args.dsn, "restore", "restore into")
+    passphrase = passphrase_from_env(args.passphrase_env) if args.file else None
     request = RestoreRequest(args.file, args.snapshot, args.user_id, args.dry_run,
-                             args.include_erased, args.maintenance_work_mem)
+                             args.maintenance_work_mem, args.endpoint_url, passphrase,
+                             include_erased=args.include_erased)
     try:
         result = run_restore(dsn, _settings(args), request,
                              CommandProgress(sys.stderr, "restore"))

@@ -36,9 +36,9 @@ class Manifest:
     format: str
     version: int
     taken_at: str  # now() of the backup's transaction: its snapshot's time
-    kind: str  # full | user | incremental (user_id and since both set: incremental)
+    kind: str  # full | user | incremental (a window and a user_id: incremental)
     user_id: str | None
-    since: str | None
+    since: str | None  # the window's start (--from, or --since)
     stack: str
     database: str  # host:port/dbname, never credentials
     server_version: str
@@ -47,6 +47,7 @@ class Manifest:
     settings: dict[str, Any]  # dimensions, collection, tenancy, clientProfile, ...
     layout_fingerprint: str
     tables: list[TableEntry]
+    until: str | None = None  # the window's end (--to), exclusive; absent in older files
 
     def to_json(self) -> bytes:
         return (json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n").encode()
@@ -54,7 +55,12 @@ class Manifest:
     @property
     def scope(self) -> str:
         """What the backup selected, in words."""
-        words = [f"rows changed since {self.since}"] if self.since else []
+        if self.since and self.until:
+            words = [f"rows created or changed from {self.since} to {self.until}"]
+        elif self.until:
+            words = [f"rows created or changed before {self.until}"]
+        else:
+            words = [f"rows changed since {self.since}"] if self.since else []
         words += [f"user {self.user_id!r}"] if self.user_id is not None else []
         return ", ".join(words) or "every row"
 
@@ -92,6 +98,7 @@ _TOP: dict[str, tuple[type, ...]] = {
     "database": (str,), "server_version": (str,), "pgvector_version": (str, type(None)),
     "pgvector_schema": (str, type(None)), "settings": (dict,),
     "layout_fingerprint": (str,), "tables": (list,)}
+_OPTIONAL: dict[str, tuple[type, ...]] = {"until": (str, type(None))}
 _TABLE: dict[str, tuple[type, ...]] = {
     "table": (str,), "member": (str,), "columns": (list,), "rows": (int,),
     "sha256": (str,), "bytes": (int,)}
@@ -127,6 +134,7 @@ def read_manifest(data: bytes, source: str) -> Manifest:
                              f"{FORMAT_VERSION}")
     where = f"the manifest of {source}"
     _fields(document, _TOP, where)
+    _fields({"until": None, **document}, _OPTIONAL, where)
     _fields(document["settings"], _SETTINGS, f"{where} (settings)")
     if document["kind"] not in KINDS:
         raise RestoreRefused(f"{where}: kind {document['kind']!r} is none of {KINDS}")
@@ -144,7 +152,8 @@ def read_manifest(data: bytes, source: str) -> Manifest:
     members = [e.member for e in entries]
     if len(set(members)) != len(members) or len({e.table for e in entries}) != len(entries):
         raise RestoreRefused(f"{where} names a table or member twice")
-    manifest = Manifest(**{**{key: document[key] for key in _TOP}, "tables": entries})
+    manifest = Manifest(**{**{key: document[key] for key in _TOP}, "tables": entries,
+                           "until": document.get("until")})
     expected = fingerprint([(e.table, e.columns) for e in entries], manifest.pgvector_schema)
     if manifest.layout_fingerprint != expected:
         raise RestoreRefused(f"{where}: its layout_fingerprint does not match its own "

@@ -3,6 +3,8 @@ and everything a restore left out, by id."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from components.backup.common import SHOW_IDS
 from components.backup.dump import BackupResult
 from components.backup.restore import RestoreResult
@@ -34,9 +36,27 @@ def backup_text(result: BackupResult) -> str:
     lines = [m.describe(), f"  {'table'.ljust(width)}  {'rows':>10}  {'bytes':>12}"]
     lines += [f"  {e.table.ljust(width)}  {e.rows:>10}  {e.bytes:>12}" for e in m.tables]
     rows = sum(e.rows for e in m.tables)
-    lines.append(f"{result.path}: {_size(result.size)}, {rows} rows in "
+    how = (f"encrypted ({result.encryption['algorithm']}, key by "
+           f"{result.encryption['kdf']['name']})" if result.encryption else "NOT encrypted")
+    lines.append(f"{result.location}: {_size(result.size)}, {how}, {rows} rows in "
                  f"{result.seconds:.2f} s ({_rate(rows, result.seconds)})")
     return "\n".join(lines) + "\n"
+
+
+def backup_json(result: BackupResult) -> dict[str, Any]:
+    m = result.manifest
+    encryption = None if result.encryption is None else {
+        "algorithm": result.encryption["algorithm"],
+        "chunk_bytes": result.encryption["chunk_bytes"],
+        "kdf": {k: v for k, v in result.encryption["kdf"].items() if k != "salt"}}
+    return {"location": result.location, "encrypted": result.encrypted,
+            "encryption": encryption, "kind": m.kind, "stack": m.stack,
+            "taken_at": m.taken_at, "user_id": m.user_id,
+            "window": {"from": m.since, "to": m.until}, "bytes": result.size,
+            "rows": sum(e.rows for e in m.tables), "seconds": round(result.seconds, 3),
+            "tables": [{"table": e.table, "rows": e.rows, "bytes": e.bytes}
+                       for e in m.tables],
+            "warnings": list(result.warnings)}
 
 
 def _ids(label: str, count: int, ids: list[str]) -> str | None:

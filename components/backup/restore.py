@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from components.backup.archive import ArchiveReader
+from components.backup.archive import ArchiveReader, open_archive
 from components.backup.bulk import (
     MAINTENANCE_WORK_MEM,
     WritePath,
@@ -29,6 +29,7 @@ from components.backup.bulk import (
 )
 from components.backup.catalog import LiveTable, server_facts
 from components.backup.common import APPLICATION, BackupError, CommandProgress
+from components.backup.encryption import Passphrase
 from components.backup.erased import refuse_erased
 from components.backup.load import keep_only_user, load_archive
 from components.backup.manifest import Manifest, read_manifest
@@ -50,12 +51,14 @@ from components.settings import Settings
 
 @dataclass(frozen=True)
 class RestoreRequest:
-    file: Path | None = None
+    file: Path | str | None = None  # a path or an s3:// URL
     snapshot: int | None = None
     user_id: str | None = None
     dry_run: bool = False
-    include_erased: bool = False  # restore rows of people `forget` erased (else refused)
     maintenance_work_mem: str = MAINTENANCE_WORK_MEM  # for the bulk path's index builds
+    endpoint_url: str | None = None  # an S3-compatible store's (else AWS_ENDPOINT_URL)
+    passphrase: Passphrase | None = None  # for an encrypted backup
+    include_erased: bool = False  # restore rows of people `forget` erased (else refused)
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def run_restore(dsn: str, settings: Settings, request: RestoreRequest,
         archive = manifest = None
         if request.file is not None:
             # The file is read and its manifest checked before the database is touched.
-            archive = stack.enter_context(ArchiveReader(request.file))
+            archive = stack.enter_context(open_archive(request.file, request.endpoint_url,
+                                                       request.passphrase))
             manifest = read_manifest(archive.manifest_bytes(), str(request.file))
             check_stack(manifest, settings, str(request.file))
             source = f"{request.file}: {manifest.describe()}"

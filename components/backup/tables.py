@@ -37,7 +37,8 @@ class Part:
     table: str  # unqualified name in public
     kind: str  # MEMORIES | ENTITIES | HISTORY | RELATIONSHIPS | MEMBERS
     user_sql: str  # the row's user id, as SQL over the table's written columns
-    since_column: str  # what an incremental backup compares with --since
+    since_column: str  # when the row last changed: what a window (--from/--to) selects by
+    created_column: str | None  # when it was created, if the table keeps that apart
 
     @property
     def rank(self) -> int:
@@ -47,7 +48,8 @@ class Part:
 def _part(table: str, kind: str) -> Part:
     user = PAYLOAD_USER if kind in (MEMORIES, ENTITIES) else "user_id"
     since = {HISTORY: "at", MEMBERS: "added_at"}.get(kind, "updated_at")
-    return Part(table, kind, user, since)
+    created = "created_at" if kind in (MEMORIES, ENTITIES, RELATIONSHIPS) else None
+    return Part(table, kind, user, since, created)
 
 
 def check_profile(settings: Settings) -> None:

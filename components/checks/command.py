@@ -27,7 +27,8 @@ HELP = {
                      "role's privileges, the target's shape",
     Phase.VALIDATE: "check a deployed stack in the database given by --dsn: every declared "
                     "object, index validity and use, row-level security enforced, search "
-                    "settings, a rolled-back mem0 round trip, the pooler",
+                    "settings, a rolled-back mem0 round trip, the pooler, the jobs' last runs "
+                    "and the newest snapshot's age",
 }
 
 

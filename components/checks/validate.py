@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from pgvector import Vector
 
-from components import mem0
+from components import cron, mem0
 from components.access import MEMBERSHIP_TABLE
 from components.checks.core import (
     Check,
@@ -31,6 +31,13 @@ from components.checks.core import (
     failed,
     not_applicable,
     passed,
+)
+from components.checks.freshness import (
+    declared_jobs,
+    job_states,
+    snapshot_job,
+    snapshot_state,
+    snapshot_verdict,
 )
 from components.checks.pooler import check_pooler
 from components.identifiers import qualified, quote_ident
@@ -156,6 +163,55 @@ def check_cron_jobs(ctx: Context) -> Outcome:
     if not ctx.of_kind(Kind.CRON_JOB):
         return not_applicable("the stack schedules no pg_cron jobs")
     return _catalog_check((Kind.CRON_JOB,), "pg_cron jobs")(ctx)
+
+
+def check_job_runs(ctx: Context) -> Outcome:
+    """The last finished run of each declared job succeeded (freshness.job_states); a job
+    with no run yet is named, not failed."""
+    if not declared_jobs(ctx.settings):
+        return not_applicable("the stack schedules no pg_cron jobs")
+    try:
+        states = job_states(ctx)
+    except cron.CronUnavailable as exc:
+        return failed(f"pg_cron's runs cannot be read: {exc}", PULUMI_UP)
+    failures = [j for j in states if j.last is not None and not j.last.succeeded]
+    waiting = [j.name for j in states if j.scheduled and j.last is None]
+    unscheduled = [j.name for j in states if not j.scheduled]
+    succeeded = [f"{j.name} (at {j.last.started:%Y-%m-%d %H:%M:%S %Z})" for j in states
+                 if j.last is not None and j.last.succeeded]
+    lines = [j.describe_failure() for j in failures]
+    lines += [f"not scheduled in cron.job: {', '.join(unscheduled)}"] if unscheduled else []
+    lines += [f"last run succeeded: {', '.join(succeeded)}"] if succeeded else []
+    lines += [f"not run yet since scheduled: {', '.join(waiting)}"] if waiting else []
+    if failures or unscheduled:
+        return failed(f"{len(failures) + len(unscheduled)} of {len(states)} jobs did not "
+                      "succeed:\n" + "\n".join(lines),
+                      "fix the cause the error names; pg_cron retries at the next scheduled "
+                      "time (runs: SELECT status, start_time, return_message FROM "
+                      "cron.job_run_details WHERE jobid = <jobid> ORDER BY runid DESC)"
+                      + ("; " + PULUMI_UP + " for the unscheduled" if unscheduled else ""))
+    return passed("\n".join(lines))
+
+
+def check_snapshot_fresh(ctx: Context) -> Outcome:
+    """The newest snapshot is younger than twice the snapshot schedule's longest interval
+    (the rule and its exemption: components.checks.freshness)."""
+    state = snapshot_state(ctx)
+    if state is None:
+        return not_applicable("the stack schedules no snapshot job (snapshotSchedule is "
+                              "empty)")
+    if not state.exists:
+        return failed(f"{state.table} does not exist", PULUMI_UP)
+    if not state.visible:
+        return failed(f"{state.role} does not bypass row-level security (or may not read "
+                      f"{state.table}), so it sees no snapshot",
+                      "run validate as the deploying role, which the snapshot job runs as")
+    try:
+        job = snapshot_job(job_states(ctx))
+    except cron.CronUnavailable:
+        job = None
+    verdict = snapshot_verdict(state, job)
+    return passed(verdict.detail) if verdict.fresh else failed(verdict.detail, verdict.hint)
 
 
 # --- behaviour checks: the planner ---------------------------------------------------------
@@ -470,6 +526,10 @@ CHECKS: tuple[Check, ...] = (
     Check("search_settings", "the app role's search settings (hnsw.ef_search, iterative "
           "scans) in effect", check_search_settings, after=("extension",)),
     Check("cron_jobs", "the stack's pg_cron jobs scheduled", check_cron_jobs),
+    Check("job_runs", "the last run of each of the stack's pg_cron jobs succeeded",
+          check_job_runs, after=("cron_jobs",)),
+    Check("snapshot_fresh", "the newest snapshot is younger than twice the snapshot "
+          "schedule's interval", check_snapshot_fresh, after=("tables", "cron_jobs")),
     Check("planner", "mem0's statements can use the indexes (EXPLAIN)", check_planner,
           after=("extension", "tables", "indexes")),
     Check("rls_enforced", "two throwaway identities reach only their own rows (rolled back)",

@@ -91,7 +91,7 @@ def test_the_deployment_runs_the_checks_and_exports_their_summary(make_stack) ->
     up = driver.up().raise_for_error()
     checks = up.outputs["checks"]
     assert checks["phase"] == "validate" and checks["passed"] is True
-    assert checks["failed"] == [] and checks["checks"] == 15
+    assert checks["failed"] == [] and checks["checks"] == 17
     # Nothing changed: neither check runs again.
     again = driver.up().raise_for_error()
     assert set(again.ops_by_type("CheckRun").values()) == {"same"}

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from components.backup.archive import ArchiveReader, write_archive
+from components.backup.archive import open_archive, write_archive
 from components.backup.common import BackupError, RestoreRefused
 from components.backup.copystream import SIGNATURE, CopyFormatError, RowCounter
+from components.backup.destinations import LocalDestination
 from components.backup.manifest import Manifest, TableEntry, fingerprint, read_manifest
 
 
@@ -97,11 +98,13 @@ def test_an_archive_is_manifest_first_deterministic_and_private(tmp_path: Path) 
     member.write_bytes(copy_stream(ROWS))
     first, second = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
     for path in (first, second):
-        write_archive(path, b'{"format": "x"}', [("memories.pgcopy", member)], 1_700_000_000)
+        with LocalDestination(path, container=False).writer({}) as sink:
+            write_archive(sink, b'{"format": "x"}', [("memories.pgcopy", member)],
+                          1_700_000_000)
     assert first.read_bytes() == second.read_bytes()
     assert first.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    with ArchiveReader(first) as archive:
+    with open_archive(first, None, None) as archive:
         assert archive.manifest_bytes() == b'{"format": "x"}'
         assert [(name, size, stream.read()) for name, size, stream in archive.members()] == [
             ("memories.pgcopy", member.stat().st_size, member.read_bytes())]
@@ -112,6 +115,6 @@ def test_a_file_that_does_not_read_is_refused(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not a backup\n")
     with pytest.raises(RestoreRefused, match="is not a readable backup"):
-        ArchiveReader(text).__enter__()
+        open_archive(text, None, None).__enter__()
     with pytest.raises(BackupError, match="cannot open"):
-        ArchiveReader(tmp_path / "missing").__enter__()
+        open_archive(tmp_path / "missing", None, None).__enter__()

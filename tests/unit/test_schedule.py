@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from components.model import build_model, cron_job_ddl, job_setting, parse_cron_job_ddl
-from components.schedule import schedule_problem
+from components.schedule import longest_interval, schedule_problem
 from components.settings import SETTINGS, SettingsError, parse_settings
 
 # What pg_cron 1.4 takes (tests/integration/test_jobs.py schedules each one for real).
@@ -101,3 +103,29 @@ def test_render_prints_each_job_with_where_it_runs() -> None:
             "SELECT cron.schedule('mem0:dev:memories:analyze', '0 4 * * *', $job$ANALYZE "
             "public.memories, public.memories_entities, public.memory_history, "
             "public.memory_relationships$job$);") in script
+
+
+# The longest time between two runs: what the freshness check doubles (hours, minutes).
+INTERVALS = {
+    "* * * * *": timedelta(minutes=1), "*/15 * * * *": timedelta(minutes=15),
+    "5,10 * * * *": timedelta(minutes=55), "0 */5 * * *": timedelta(hours=5),
+    "0 3 * * *": timedelta(days=1), "@daily": timedelta(days=1), "@hourly": timedelta(hours=1),
+    "@weekly": timedelta(days=7), "0 0 * * 7": timedelta(days=7),
+    # Friday 17:00 to Monday 09:00
+    "0 9-17 * * mon-fri": timedelta(days=2, hours=16),
+    # both day fields restricted: either matches, so Mondays fill the month's gaps
+    "0 0 1,15 * 1": timedelta(days=7),
+    "@monthly": timedelta(days=31), "0 0 31 * *": timedelta(days=61),  # 31 May to 31 July
+    "@yearly": timedelta(days=366), "0 0 29 2 *": timedelta(days=4 * 365 + 1),
+}
+
+
+@pytest.mark.parametrize(("expression", "interval"), INTERVALS.items())
+def test_the_longest_interval_of_a_schedule(expression: str, interval: timedelta) -> None:
+    assert longest_interval(expression) == interval
+
+
+def test_a_schedule_that_never_fires_has_no_interval_and_a_bad_one_is_refused() -> None:
+    assert longest_interval("0 0 30 2 *") is None
+    with pytest.raises(ValueError, match="not a valid schedule"):
+        longest_interval("61 * * * *")
