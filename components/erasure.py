@@ -22,6 +22,7 @@ from components.identifiers import quote_ident
 __all__ = [
     "ERASING",
     "ERASING_SETTING",
+    "KEEP_SDK",
     "PERSON_COLUMNS",
     "Erase",
     "Erasure",
