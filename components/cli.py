@@ -21,6 +21,7 @@ from components import audit, backup, bench, dev, forget, plan
 from components.checks import command as checks
 from components.checks.core import Phase
 from components.errors import ExitCode, Mem0InfraError
+from components.migrate import command as migrate
 from components.render import render_script
 from components.settings import command as settings_command
 from components.stackfile import load_stack_settings
@@ -84,6 +85,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("forget", forget.HELP, forget.add_arguments, forget.command),
     *(_phase(phase) for phase in checks.PHASES),
     Command("plan", plan.HELP, plan.add_arguments, plan.command),
+    Command("migrate", migrate.HELP, migrate.add_arguments, migrate.command),
     Command("dev", "start, stop or show the embedded server of a stack with target "
                    "embedded (it keeps running between commands)",
             dev.add_arguments, dev.command),

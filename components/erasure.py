@@ -61,11 +61,14 @@ class Erase(StrEnum):
 @dataclass(frozen=True)
 class Erasure:
     """A table's rule. `why` says why a KEEP table holds nothing of a person; `counted_in`
-    names (snapshots table, column) whose per-snapshot count drops with the rows removed."""
+    names (snapshots table, column) whose per-snapshot count drops with the rows removed;
+    `unrelated` names columns called like a person's that mean something else (the
+    migration run's `run_id`)."""
 
     how: Erase
     why: str = ""
     counted_in: tuple[str, str] | None = None
+    unrelated: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if (self.how == Erase.KEEP) != bool(self.why):

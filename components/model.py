@@ -80,6 +80,30 @@ ERASURES_TABLE = "erasures"
 SALT_TABLE = "salt"
 FORGET_FUNCTION = "forget"
 ERASED_FUNCTION = "erased"
+MIGRATION_SCHEMA = "mem0_migration"
+# mem0_migration's tables (components/migrate/store.py): name -> (template, privileges of the
+# service role, what it holds).
+# What forget() removes from them: a person's staged records and pre-images (payloads).
+MIGRATION_ERASURE = {
+    "staged": Erasure(Erase.PAYLOAD), "preimages": Erasure(Erase.PAYLOAD),
+    "batches": Erasure(Erase.KEEP, "batch numbers and counts",
+                       unrelated=frozenset({"run_id"})),  # the migration run's id
+    "history_marks": Erasure(Erase.KEEP, "ids of history rows",
+                             unrelated=frozenset({"run_id"})),
+}
+MIGRATION_TABLES = {
+    "runs": ("migration_runs_table", "INSERT, SELECT, UPDATE",
+             "one row per `migrate import`: source, target, options, state, progress"),
+    "staged": ("migration_staged_table", "INSERT, SELECT",
+               "the run's records as staged by binary COPY, in source order (seq)"),
+    "batches": ("migration_batches_table", "INSERT, SELECT",
+                "the checkpoint: one row per applied batch, written in the batch's "
+                "transaction"),
+    "preimages": ("migration_preimages_table", "INSERT, SELECT",
+                  "each row a run wrote, as it was before (rollback restores it)"),
+    "history_marks": ("migration_history_marks_table", "INSERT, SELECT",
+                      "the memory_history rows a run (or its rollback) caused"),
+}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -708,6 +732,50 @@ def _erasure(b: _Builder) -> None:
     b.revoke_execute(erased, needed_by=(s.service_role,))
 
 
+def _migration(b: _Builder, extension: ObjectSpec, memories: ObjectSpec) -> None:
+    """Schema mem0_migration: the checkpoints of `migrate import` (runs, staged records,
+    applied batches, pre-images, history marks), in the database so that another machine
+    can resume or roll back a run. The service role's alone: it bypasses row-level
+    security, which every table enables and forces without a policy."""
+    s = b.settings
+    schema = b.schema_(MIGRATION_SCHEMA, "migration checkpoints (`migrate`); the service "
+                                         "role's alone")
+    runs = b.table(MIGRATION_TABLES["runs"][0], "runs", schema, MIGRATION_TABLES["runs"][2],
+                   in_schema=MIGRATION_SCHEMA, pkey=quote_ident("runs_pkey"),
+                   erase=Erasure(Erase.KEEP, "runs: sources, options, counts, and skipped "
+                                             "records' origins and reasons"),
+                   check=quote_ident("runs_state_check"))
+    tables = [runs]
+    for name, (template, _privileges, comment) in MIGRATION_TABLES.items():
+        if name == "runs":
+            continue
+        values = {"pkey": quote_ident(f"{name}_pkey"), "fkey": quote_ident(f"{name}_run_id_fkey"),
+                  "runs": runs.qualified_name}
+        if name in ("staged", "preimages"):
+            values["vector_type"] = vector_type(s)
+        if name == "history_marks":
+            values["check"] = quote_ident("history_marks_kind_check")
+        tables.append(b.table(template, name, (runs, extension, memories), comment,
+                              in_schema=MIGRATION_SCHEMA, erase=MIGRATION_ERASURE[name],
+                              requires=vector_requires(s) if "vector_type" in values else (),
+                              **values))
+    b.grant("USAGE", f"SCHEMA {quote_ident(MIGRATION_SCHEMA)}", MIGRATION_SCHEMA,
+            s.service_role, schema, "`migrate` keeps its checkpoints as the service role",
+            schema="")
+    for table in tables:
+        erased = table.erase is not None and table.erase.how != Erase.KEEP
+        b.row_security(table, f"access to {table.qualified_name} (row-level security "
+                              "enabled and forced): only roles that bypass row-level "
+                              f"security; {s.service_role} may use it"
+                              + (f"; the owner only inside {ERASURE_SCHEMA}."
+                                 f"{FORGET_FUNCTION}()" if erased else ""))
+        if erased:
+            b.erase_policies(table, ("SELECT", "DELETE"))
+        b.grant(MIGRATION_TABLES[table.name][1], f"TABLE {table.qualified_name}", table.name,
+                s.service_role, table, "`migrate` writes its checkpoints",
+                schema=MIGRATION_SCHEMA)
+
+
 def _jobs(b: _Builder, live: dict[str, ObjectSpec], snapshot: ObjectSpec) -> None:
     """The pg_cron jobs the stack schedules. Each command is plain SQL a reviewer can read
     in cron.job; they run as the role that scheduled them (the deploying role, which
@@ -877,6 +945,7 @@ def build_model(settings: Settings, schema: str = "public",
     if owned and settings.client_profile == "python":
         live = {t.name: t for t, _nature in tables}
         _jobs(b, live, _snapshots(b, extension, live))
+        _migration(b, extension, live[settings.collection])
         _erasure(b)
     families = list(Family)
     specs = sorted(b.specs, key=lambda s: families.index(s.family))  # stable: keeps order

@@ -4,8 +4,9 @@ content, dry runs that change nothing, the function refused to every role but th
 role, and restore refusing a backup that would bring an erased person back.
 
 The stack is test_backup's (org tenancy, so memberships exist), filled by its `fill`
-through mem0's own SQL shapes; then a snapshot is taken and more changes follow, so the
-person's rows live in the tables, in the history and in a snapshot, some only in one.
+through mem0's own SQL shapes; then a snapshot is taken, a migration run stages copies,
+and more changes follow, so the person's rows live in the tables, in the history, in a
+snapshot and in mem0_migration, some only in one.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from components.forget import ForgetError, ForgetRequest, ForgetResult, run_forg
 from components.settings import Settings
 from tests.conftest import APP_PASSWORD, TestDatabase
 from tests.integration.test_backup import (
+    DIMS,
     STACK,
     as_role,
     backup,
@@ -50,13 +52,16 @@ SYSTEM = ("pg_catalog", "information_schema", "pg_toast")
 
 def person(db: TestDatabase, where: str) -> tuple[set[str], set[str]]:
     """The texts (payload 'data') and the ids of the memories and entities matching
-    `where`, wherever a copy is kept: live, in a snapshot, or only in the history."""
+    `where`, wherever a copy is kept: live, in a snapshot, staged by a migration, or only
+    in the history."""
     rows = query(db, f"""
         SELECT payload ->> 'data', id::text FROM public.memories WHERE {where}
         UNION SELECT payload ->> 'data', id::text FROM public.memories_entities WHERE {where}
         UNION SELECT payload ->> 'data', id::text FROM mem0_backup.memories WHERE {where}
         UNION SELECT payload ->> 'data', id::text FROM mem0_backup.memories_entities
               WHERE {where}
+        UNION SELECT payload ->> 'data', id::text FROM mem0_migration.staged WHERE {where}
+        UNION SELECT payload ->> 'data', id::text FROM mem0_migration.preimages WHERE {where}
         UNION SELECT h.v -> 'payload' ->> 'data', memory_id::text FROM public.memory_history,
               LATERAL (VALUES (old_value), (new_value)) h(v)
               WHERE {where.replace('payload', 'h.v')}""")
@@ -128,6 +133,17 @@ def fill_more(db: TestDatabase, settings: Settings, ids: dict[str, list[str]]) -
             "Carol asked the planner about Tromsø trips", "carol", agent_id="planner"))])
     with db.connect() as admin:
         admin.execute("SELECT mem0_backup.take_snapshot('7 days')")
+        # A migration run's staged records and pre-images: copies of every memory.
+        admin.execute("INSERT INTO mem0_migration.runs (id, source_kind, source_spec, "
+                      "target_table, dims, options) VALUES ('run-a', 'file', '{}', "
+                      "'public.memories', %s, '{}')", (DIMS,))
+        admin.execute("INSERT INTO mem0_migration.staged (run_id, seq, id, vector, payload, "
+                      "source_had_vector, origin) SELECT 'run-a', row_number() OVER (ORDER BY "
+                      "id), id, vector, payload, vector IS NOT NULL, 'export.jsonl' "
+                      "FROM public.memories")
+        admin.execute("INSERT INTO mem0_migration.preimages (run_id, id, seq, existed, vector,"
+                      " payload, created_at, updated_at) SELECT 'run-a', id, 0, true, vector,"
+                      " payload, created_at, updated_at FROM public.memories")
     with as_role(db, settings.app_role) as app:
         app.execute("DELETE FROM public.memories WHERE id = %s", (ids["alice"][3],))
         mem0_update(app, ids["alice"][2], vector(rng),
@@ -169,7 +185,8 @@ def test_forget_leaves_no_row_anywhere_holding_the_id_or_a_text(
     needles = {subject, *texts}
     before = holding(db, needles)
     # The person is everywhere before: live tables, history, the snapshot's copies.
-    assert {"public.memories", "public.memory_history", "mem0_backup.memories"} <= set(before)
+    assert {"public.memories", "public.memory_history", "mem0_backup.memories",
+            "mem0_migration.staged", "mem0_migration.preimages"} <= set(before)
     assert len(texts) >= 2 and len(ids) >= 2
     edges = ("public.memory_relationships", "mem0_backup.memory_relationships")
     if kind != PersonKind.AGENT:  # the agent's memories have no edges
@@ -190,7 +207,8 @@ def test_forget_leaves_no_row_anywhere_holding_the_id_or_a_text(
     assert result.total > 0 and not result.dry_run
     removed = {t: n for t, n in result.removed.items() if n}
     assert removed.keys() <= set(before) | set(edges)
-    for table in ("public.memories", "public.memory_history", "mem0_backup.memories"):
+    for table in ("public.memories", "public.memory_history", "mem0_backup.memories",
+                  "mem0_migration.staged", "mem0_migration.preimages"):
         assert result.removed[table] > 0, table
     # Everyone else's rows: the same rows, byte for byte (the records' schema is new).
     after = fingerprints(db, needles | ids)

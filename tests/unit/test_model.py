@@ -226,6 +226,19 @@ def _erasure_grants(service: str, *others: str) -> dict[tuple[str, str], str]:
     return grants
 
 
+def _migration_grants(service: str) -> dict[tuple[str, str], str]:
+    """mem0_migration is the service role's alone: the DML `migrate` needs, nothing more
+    (no DELETE: runs, pre-images and history marks are kept)."""
+    grants = {(service, "SCHEMA mem0_migration"):
+              f"GRANT USAGE ON SCHEMA mem0_migration TO {service};"}
+    for table, dml in (("runs", "INSERT, SELECT, UPDATE"), ("staged", "INSERT, SELECT"),
+                       ("batches", "INSERT, SELECT"), ("preimages", "INSERT, SELECT"),
+                       ("history_marks", "INSERT, SELECT")):
+        on = f"TABLE mem0_migration.{table}"
+        grants[(service, on)] = f"GRANT {dml} ON {on} TO {service};"
+    return grants
+
+
 def test_app_role_gets_rows_only_and_history_read_only() -> None:
     specs = model()
     assert specs["role:mem0_app"].ddl == (
@@ -236,6 +249,7 @@ def test_app_role_gets_rows_only_and_history_read_only() -> None:
         **_history_function_revokes("mem0_app", "mem0_readonly", "mem0_service"),
         **_backup_grants("mem0_service", "mem0_app", "mem0_readonly"),
         **_erasure_grants("mem0_service", "mem0_app", "mem0_readonly"),
+        **_migration_grants("mem0_service"),
         ("mem0_owner", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO mem0_owner;",
     }
 
@@ -268,6 +282,7 @@ def test_named_project_roles_get_the_same_grants() -> None:
         **_history_function_revokes("app", "ro", "svc"),
         **_backup_grants("svc", "app", "ro"),
         **_erasure_grants("svc", "app", "ro"),
+        **_migration_grants("svc"),
         ("own", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO own;",
     }
 
@@ -293,6 +308,7 @@ def test_supabase_creates_only_the_app_role_and_grants_to_its_own_roles() -> Non
         **_history_function_revokes("mem0_app", "anon", "authenticated", "service_role"),
         **_backup_grants("service_role", "mem0_app", "anon", "authenticated"),
         **_erasure_grants("service_role", "mem0_app", "anon", "authenticated"),
+        **_migration_grants("service_role"),
         ("mem0_app", "SCHEMA extensions"): "GRANT USAGE ON SCHEMA extensions TO mem0_app;",
         ("mem0_app", "SCHEMA auth"): "GRANT USAGE ON SCHEMA auth TO mem0_app;",
         **{(role, "SEQUENCE public.memory_history_id_seq"):
