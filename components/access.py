@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from components.erasure import ERASING
 from components.identifiers import qualified
 from components.settings import SUPABASE_END_USER_ROLES, Settings
 
@@ -172,6 +173,7 @@ def _commands(scope_read: str, scope_write: str, read_words: str, write_words: s
             "DELETE": Rule(write_words, using=scope_write)}
 
 
+ERASE_WORDS = "every row, only inside mem0_erasure.forget() (it sets mem0.erasing)"
 TRUSTED_WORDS = "every row (trusted: mem0's own filters separate users)"
 
 
@@ -204,9 +206,15 @@ def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
     if nature == HISTORY:
         owner_rule["INSERT"] = Rule("every row, through the history trigger only",
                                     check="true")
+    erasable = settings.client_profile == "python" and nature != BACKEND
+    if erasable:  # mem0_erasure.forget() acts as the owner (definer rights)
+        for command in ("SELECT", "DELETE"):
+            owner_rule[command] = Rule(ERASE_WORDS, using=ERASING)
     if nature == MEMBERSHIP:
         owner_rule["SELECT"] = Rule(f"the caller's own memberships, through "
-                                    f"{ORG_IDS_FUNCTION}() only", using=e.own())
+                                    f"{ORG_IDS_FUNCTION}() only"
+                                    + (f"; {ERASE_WORDS}" if erasable else ""),
+                                    using=_any(e.own(), ERASING) if erasable else e.own())
     rules[settings.owner_role] = owner_rule
     bound = settings.app_role_identity == "required"
     app_scope = _scope(_Expressions(settings, e.schema, direct_uid=True), nature, table,

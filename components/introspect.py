@@ -21,7 +21,7 @@ from components.kinds.index import INVALID_INDEX_NOTE as INVALID_INDEX_NOTE  # r
 from components.kinds.trigger import (  # re-exported
     DISABLED_TRIGGER_NOTE as DISABLED_TRIGGER_NOTE,
 )
-from components.model import BACKUP_SCHEMA, MIGRATION_SCHEMA
+from components.model import BACKUP_SCHEMA, ERASURE_SCHEMA, MIGRATION_SCHEMA
 
 Cursor = psycopg.Cursor
 
@@ -54,7 +54,7 @@ def short_diff(declared: str, live: str, max_lines: int = 20) -> str:
 
 def catalog_snapshot(cur: Cursor,
                      schemas: tuple[str, ...] = ("public", "extensions", BACKUP_SCHEMA,
-                                                MIGRATION_SCHEMA)
+                                                ERASURE_SCHEMA, MIGRATION_SCHEMA)
                      ) -> dict[str, str]:
     """Every extension, table (with its ACL), index, trigger and function in `schemas`, as
     `kind:schema.name` -> live definition.

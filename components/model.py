@@ -34,6 +34,7 @@ from components.access import (
     needs_run_id,
     table_access,
 )
+from components.erasure import ERASING, KEEP_SDK, Erase, Erasure, forget_statements
 from components.identifiers import qualified, quote_ident
 from components.kinds import Family, Kind, kind_spec
 from components.kinds.cron_job import CronJobFields
@@ -74,9 +75,22 @@ HISTORY_FUNCTION = "mem0_record_history"
 RESTORE_HISTORY_FUNCTION = "mem0_restore_history"
 BACKUP_SCHEMA = "mem0_backup"
 SNAPSHOT_FUNCTION = "take_snapshot"
+ERASURE_SCHEMA = "mem0_erasure"
+ERASURES_TABLE = "erasures"
+SALT_TABLE = "salt"
+FORGET_FUNCTION = "forget"
+ERASED_FUNCTION = "erased"
 MIGRATION_SCHEMA = "mem0_migration"
 # mem0_migration's tables (components/migrate/store.py): name -> (template, privileges of the
 # service role, what it holds).
+# What forget() removes from them: a person's staged records and pre-images (payloads).
+MIGRATION_ERASURE = {
+    "staged": Erasure(Erase.PAYLOAD), "preimages": Erasure(Erase.PAYLOAD),
+    "batches": Erasure(Erase.KEEP, "batch numbers and counts",
+                       unrelated=frozenset({"run_id"})),  # the migration run's id
+    "history_marks": Erasure(Erase.KEEP, "ids of history rows",
+                             unrelated=frozenset({"run_id"})),
+}
 MIGRATION_TABLES = {
     "runs": ("migration_runs_table", "INSERT, SELECT, UPDATE",
              "one row per `migrate import`: source, target, options, state, progress"),
@@ -134,6 +148,8 @@ class ObjectSpec:
     # The kind's fields (a frozen dataclass of components.kinds.<kind>); None in a spec
     # made by hand, whose apply derives what it needs from the other inputs.
     fields: Any = None
+    # A table's rows of a person, and how forget finds them (components.erasure).
+    erase: Erasure | None = None
 
     @property
     def key(self) -> str:
@@ -221,8 +237,9 @@ class _Builder:
                            depends_on=(owner.key,) if owner else (), comment=comment)
 
     def table(self, template: str, name: str, after: ObjectSpec | tuple[ObjectSpec, ...],
-              comment: str, in_schema: str | None = None,
+              comment: str, *, erase: Erasure, in_schema: str | None = None,
               requires: tuple[Requirement, ...] = (), **values: str) -> ObjectSpec:
+        """A table; `erase` says how forget finds a person's rows in it (or why none)."""
         schema = in_schema or self.schema
         owner, owner_key = self._owner()
         # Tables are written as SQL templates in canonical form: their fields are read
@@ -232,7 +249,8 @@ class _Builder:
         return self.object(
             Kind.TABLE, fields, schema, name, fields.ddl(), fields.drop_sql(),
             depends_on=(*(a.key for a in (after if isinstance(after, tuple) else (after,))),
-                        *owner_key), data_bearing=True, requires=requires, comment=comment)
+                        *owner_key), data_bearing=True, requires=requires, comment=comment,
+            erase=erase)
 
     def index(self, table: ObjectSpec, name: str, using: str, comment: str,
               unique: bool = False, where: str = "", parameters: str = "",
@@ -325,6 +343,27 @@ class _Builder:
                        function, "only the roles that need it may call it"
                        if role in needed_by else "not callable by this role",
                        schema=function.schema)
+
+    def erase_policies(self, table: ObjectSpec, commands: tuple[str, ...]) -> None:
+        """The owner's policies on a table outside access.py's matrix: `commands` on every
+        row, only while mem0_erasure.forget() runs (components.erasure.ERASING)."""
+        for command in commands:
+            self.owner_policy(table, command, using=ERASING,
+                              check=ERASING if command == "UPDATE" else "")
+
+    def owner_policy(self, table: ObjectSpec, command: str, using: str = "",
+                     check: str = "") -> ObjectSpec:
+        """A policy for the owner alone (who cannot log in: only definer-rights
+        functions act as it)."""
+        assert self.owner is not None
+        owner_key = (self.roles[self.owner].key,) if self.owner in self.roles else ()
+        fields = PolicyFields(f"{table.name}_{command.lower()}_owner", table.qualified_name,
+                              command, (self.owner,), using, check)
+        when = " while forget() runs" if ERASING in (using, check) else ""
+        return self.object(Kind.POLICY, fields, table.schema, fields.name, fields.ddl(),
+                           fields.drop_sql(), table=table.name,
+                           depends_on=(table.key, *owner_key),
+                           comment=f"{command} for {self.owner}{when}")
 
     def default_privileges(self, owner: ObjectSpec) -> ObjectSpec:
         fields = DefaultPrivilegesFields(owner.name, public_executes=False)
@@ -448,7 +487,7 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
             "indexes at most 2000 dimensions of type vector"
             if s.vector_column_type == "halfvec" else "")
     memories = b.table("memories_table", collection, extension, vector_type=vector,
-                       pkey=quote_ident(f"{collection}_pkey"),
+                       pkey=quote_ident(f"{collection}_pkey"), erase=Erasure(Erase.PAYLOAD),
                        requires=vector_requires(s),
                        comment="mem0's own layout (id, vector, payload) in schema public; "
                                "user_id, agent_id, run_id, org_id generated from the payload; "
@@ -457,12 +496,14 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
     # the entities table changes, so the two never disagree about the dimensions.
     entities = b.table("memories_table", f"{collection}_entities", memories,
                        vector_type=vector, pkey=quote_ident(f"{collection}_entities_pkey"),
+                       erase=Erasure(Erase.PAYLOAD),
                        requires=vector_requires(s),
                        comment="mem0 2.x's entity store, pre-provisioned so mem0 never "
                                "needs DDL" + half)
-    history = b.table("history_table", HISTORY_TABLE, memories,
+    history = b.table("history_table", HISTORY_TABLE, memories, erase=Erasure(Erase.HISTORY),
                       comment="append-only audit, written only by the history trigger")
     relationships = b.table("relationships_table", RELATIONSHIPS_TABLE, memories,
+                            erase=Erasure(Erase.EDGES),
                             memories=memories.qualified_name,
                             comment="the memory graph: directed, typed, weighted edges")
 
@@ -553,12 +594,13 @@ def _typescript_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[Object
     s = b.settings
     vector = vector_type(s)
     memories = b.table("ts_memories_table", s.collection, extension, vector_type=vector,
+                       erase=KEEP_SDK,
                        requires=vector_requires(s),
                        comment="the TypeScript SDK's layout (id text, embedding, metadata); "
                                "userId, agentId, runId, orgId generated from the metadata")
-    migrations = b.table("ts_migrations_table", TS_MIGRATIONS_TABLE, extension,
+    migrations = b.table("ts_migrations_table", TS_MIGRATIONS_TABLE, extension, erase=KEEP_SDK,
                          comment="the TypeScript SDK's migration marker table")
-    history = b.table("ts_history_table", HISTORY_TABLE, extension,
+    history = b.table("ts_history_table", HISTORY_TABLE, extension, erase=KEEP_SDK,
                       comment="the TypeScript SDK's history (historyStore: supabase); "
                               "written by the SDK")
     ext = qualified(s.extension_schema, "vector")
@@ -591,16 +633,21 @@ def _snapshots(b: _Builder, extension: ObjectSpec, live: dict[str, ObjectSpec]) 
                                       "user reaches this schema")
     snapshots = b.table("snapshots_table", f"{s.collection}_snapshots", schema,
                         "one row per snapshot: when, and how many rows it holds",
-                        in_schema=BACKUP_SCHEMA,
+                        in_schema=BACKUP_SCHEMA, erase=Erasure(
+                            Erase.KEEP, "times and counts (forget lowers the counts)"),
                         pkey=quote_ident(f"{s.collection}_snapshots_pkey"))
     copies = {}
-    for name, template in ((s.collection, "snapshot_memories_table"),
-                           (f"{s.collection}_entities", "snapshot_memories_table"),
-                           (RELATIONSHIPS_TABLE, "snapshot_relationships_table")):
+    for name, template, count in ((s.collection, "snapshot_memories_table", "memories"),
+                                  (f"{s.collection}_entities", "snapshot_memories_table",
+                                   "entities"),
+                                  (RELATIONSHIPS_TABLE, "snapshot_relationships_table",
+                                   "relationships")):
         vectors = template == "snapshot_memories_table"
         values = {"vector_type": vector_type(s)} if vectors else {}
+        how = Erase.PAYLOAD if vectors else Erase.EDGES
         copies[name] = b.table(template, name, (snapshots, extension),
                                f"{live[name].qualified_name} as each snapshot copied it",
+                               erase=Erasure(how, counted_in=(snapshots.qualified_name, count)),
                                in_schema=BACKUP_SCHEMA, pkey=quote_ident(f"{name}_pkey"),
                                requires=vector_requires(s) if vectors else (),
                                fkey=quote_ident(f"{name}_snapshot_id_fkey"),
@@ -609,8 +656,11 @@ def _snapshots(b: _Builder, extension: ObjectSpec, live: dict[str, ObjectSpec]) 
             schema, "restore --snapshot reads the snapshots as the service role", schema="")
     for table in (snapshots, *copies.values()):
         b.row_security(table, f"access to {table.qualified_name} (row-level security "
-                              "enabled and forced, no policy): only roles that bypass "
-                              f"row-level security; {s.service_role} may read it")
+                              "enabled and forced): only roles that bypass row-level "
+                              f"security; {s.service_role} may read it; the owner only "
+                              f"inside {ERASURE_SCHEMA}.{FORGET_FUNCTION}()")
+        b.erase_policies(table, ("SELECT", "UPDATE") if table is snapshots
+                         else ("SELECT", "DELETE"))
         b.grant("SELECT", f"TABLE {table.qualified_name}", table.name, s.service_role,
                 table, "restore --snapshot reads the snapshots", schema=BACKUP_SCHEMA)
     function = b.function(
@@ -629,6 +679,59 @@ def _snapshots(b: _Builder, extension: ObjectSpec, live: dict[str, ObjectSpec]) 
     return function
 
 
+def _erasure(b: _Builder) -> None:
+    """Schema mem0_erasure: the erasure records, the salt their hashes use, forget() (a
+    person's rows out of every table the model declares, by each table's `erase` rule)
+    and erased() (which ids of a backup were erased). Both functions have definer rights;
+    only the service role may call them, and only the owner reads the salt."""
+    s = b.settings
+    tables = [t for t in b.specs if t.kind == Kind.TABLE]
+    schema = b.schema_(ERASURE_SCHEMA, "records of erased people (no content) and the salt "
+                                       "of their hashes; no end user reaches this schema")
+    salt = b.table("erasure_salt_table", SALT_TABLE, schema,
+                   "one row: this database's secret salt for the erasure records' hashes; "
+                   "only the owner reads it", in_schema=ERASURE_SCHEMA,
+                   erase=Erasure(Erase.KEEP, "the salt"), pkey=quote_ident(f"{SALT_TABLE}_pkey"),
+                   one_row=quote_ident(f"{SALT_TABLE}_one_row"))
+    records = b.table("erasures_table", ERASURES_TABLE, schema,
+                      "one row per erasure: kind, when, by whom, rows removed per table and "
+                      "the id's salted hash; never the id or a text",
+                      in_schema=ERASURE_SCHEMA,
+                      erase=Erasure(Erase.KEEP, "kinds, times, counts and salted hashes"),
+                      pkey=quote_ident(f"{ERASURES_TABLE}_pkey"),
+                      kind_check=quote_ident(f"{ERASURES_TABLE}_kind_check"))
+    b.grant("USAGE", f"SCHEMA {quote_ident(ERASURE_SCHEMA)}", ERASURE_SCHEMA, s.service_role,
+            schema, "forget and restore call the functions; the records are readable",
+            schema="")
+    b.row_security(salt, f"access to {salt.qualified_name} (row-level security enabled and "
+                         "forced): no role holds a privilege; the owner reads it and forget() "
+                         "writes it")
+    b.grant("", f"TABLE {salt.qualified_name}", salt.name, s.service_role, salt,
+            "the salt is the owner's alone", schema=ERASURE_SCHEMA)
+    b.row_security(records, f"access to {records.qualified_name} (row-level security "
+                            f"enabled and forced): {s.service_role} reads it; forget() "
+                            "writes it")
+    b.grant("SELECT", f"TABLE {records.qualified_name}", records.name, s.service_role,
+            records, "who erased whom when, by hash", schema=ERASURE_SCHEMA)
+    for table in (salt, records):
+        b.owner_policy(table, "SELECT", using="true")
+        b.owner_policy(table, "INSERT", check=ERASING)
+    collect, deletes = forget_statements([(t.qualified_name, t.erase) for t in tables
+                                          if t.erase is not None])
+    forget = b.function("forget_function", FORGET_FUNCTION, "text, text",
+                        (*tables, salt, records),
+                        "removes a user's, agent's or run's rows from every table the stack "
+                        "declares and records the erasure; definer rights, fixed search_path",
+                        in_schema=ERASURE_SCHEMA, collect=collect, deletes=deletes,
+                        salt=salt.qualified_name, erasures=records.qualified_name)
+    b.revoke_execute(forget, needed_by=(s.service_role,))
+    erased = b.function("erased_function", ERASED_FUNCTION, "text, text[]", (salt, records),
+                        "which of the given ids were erased (restore's check); definer "
+                        "rights, read-only", in_schema=ERASURE_SCHEMA,
+                        salt=salt.qualified_name, erasures=records.qualified_name)
+    b.revoke_execute(erased, needed_by=(s.service_role,))
+
+
 def _migration(b: _Builder, extension: ObjectSpec, memories: ObjectSpec) -> None:
     """Schema mem0_migration: the checkpoints of `migrate import` (runs, staged records,
     applied batches, pre-images, history marks), in the database so that another machine
@@ -639,6 +742,8 @@ def _migration(b: _Builder, extension: ObjectSpec, memories: ObjectSpec) -> None
                                          "role's alone")
     runs = b.table(MIGRATION_TABLES["runs"][0], "runs", schema, MIGRATION_TABLES["runs"][2],
                    in_schema=MIGRATION_SCHEMA, pkey=quote_ident("runs_pkey"),
+                   erase=Erasure(Erase.KEEP, "runs: sources, options, counts, and skipped "
+                                             "records' origins and reasons"),
                    check=quote_ident("runs_state_check"))
     tables = [runs]
     for name, (template, _privileges, comment) in MIGRATION_TABLES.items():
@@ -651,16 +756,21 @@ def _migration(b: _Builder, extension: ObjectSpec, memories: ObjectSpec) -> None
         if name == "history_marks":
             values["check"] = quote_ident("history_marks_kind_check")
         tables.append(b.table(template, name, (runs, extension, memories), comment,
-                              in_schema=MIGRATION_SCHEMA,
+                              in_schema=MIGRATION_SCHEMA, erase=MIGRATION_ERASURE[name],
                               requires=vector_requires(s) if "vector_type" in values else (),
                               **values))
     b.grant("USAGE", f"SCHEMA {quote_ident(MIGRATION_SCHEMA)}", MIGRATION_SCHEMA,
             s.service_role, schema, "`migrate` keeps its checkpoints as the service role",
             schema="")
     for table in tables:
+        erased = table.erase is not None and table.erase.how != Erase.KEEP
         b.row_security(table, f"access to {table.qualified_name} (row-level security "
-                              "enabled and forced, no policy): only roles that bypass "
-                              f"row-level security; {s.service_role} may use it")
+                              "enabled and forced): only roles that bypass row-level "
+                              f"security; {s.service_role} may use it"
+                              + (f"; the owner only inside {ERASURE_SCHEMA}."
+                                 f"{FORGET_FUNCTION}()" if erased else ""))
+        if erased:
+            b.erase_policies(table, ("SELECT", "DELETE"))
         b.grant(MIGRATION_TABLES[table.name][1], f"TABLE {table.qualified_name}", table.name,
                 s.service_role, table, "`migrate` writes its checkpoints",
                 schema=MIGRATION_SCHEMA)
@@ -762,6 +872,7 @@ def _identity_functions(b: _Builder, extension: ObjectSpec) -> tuple[ObjectSpec,
 def _membership(b: _Builder, user_id: ObjectSpec, after: ObjectSpec
                 ) -> tuple[ObjectSpec, ObjectSpec]:
     members = b.table("membership_table", MEMBERSHIP_TABLE, after,
+                      erase=Erasure(Erase.MEMBERS),
                       comment="who belongs to which organisation (org tenancy); written "
                               "by the service role")
     b.index(members, f"{MEMBERSHIP_TABLE}_user_id_idx", "btree (user_id)",
@@ -835,6 +946,7 @@ def build_model(settings: Settings, schema: str = "public",
         live = {t.name: t for t, _nature in tables}
         _jobs(b, live, _snapshots(b, extension, live))
         _migration(b, extension, live[settings.collection])
+        _erasure(b)
     families = list(Family)
     specs = sorted(b.specs, key=lambda s: families.index(s.family))  # stable: keeps order
     _check_order(specs)

@@ -76,6 +76,9 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="report what would be inserted, updated and left alone, then "
                              "roll back")
+    parser.add_argument("--include-erased", action="store_true",
+                        help="restore rows of users, agents or runs erased by `forget` "
+                             "since the backup (refused by default)")
     parser.add_argument("--maintenance-work-mem", type=_memory, default=MAINTENANCE_WORK_MEM,
                         metavar="SIZE",
                         help="memory for building a vector index again after a restore into "
@@ -149,7 +152,8 @@ def restore_command(args: argparse.Namespace) -> int:
     dsn = command_dsn(args.dsn, "restore", "restore into")
     passphrase = passphrase_from_env(args.passphrase_env) if args.file else None
     request = RestoreRequest(args.file, args.snapshot, args.user_id, args.dry_run,
-                             args.maintenance_work_mem, args.endpoint_url, passphrase)
+                             args.maintenance_work_mem, args.endpoint_url, passphrase,
+                             include_erased=args.include_erased)
     try:
         result = run_restore(dsn, _settings(args), request,
                              CommandProgress(sys.stderr, "restore"))

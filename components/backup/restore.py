@@ -30,6 +30,7 @@ from components.backup.bulk import (
 from components.backup.catalog import LiveTable, server_facts
 from components.backup.common import APPLICATION, BackupError, CommandProgress
 from components.backup.encryption import Passphrase
+from components.backup.erased import refuse_erased
 from components.backup.load import keep_only_user, load_archive
 from components.backup.manifest import Manifest, read_manifest
 from components.backup.session import act_as_service_role
@@ -57,6 +58,7 @@ class RestoreRequest:
     maintenance_work_mem: str = MAINTENANCE_WORK_MEM  # for the bulk path's index builds
     endpoint_url: str | None = None  # an S3-compatible store's (else AWS_ENDPOINT_URL)
     passphrase: Passphrase | None = None  # for an encrypted backup
+    include_erased: bool = False  # restore rows of people `forget` erased (else refused)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ def run_restore(dsn: str, settings: Settings, request: RestoreRequest,
                                                    targets)
                 if request.user_id is not None:
                     keep_only_user(cur, filled, request.user_id)
+                refuse_erased(cur, filled, request.include_erased)
                 loaded = [(p, targets[p.table]) for p in restore_order(filled)]
                 writes = drop_vector_indexes(
                     cur, [t for p, t in loaded if p.kind in (MEMORIES, ENTITIES)],

@@ -57,10 +57,12 @@ def deploy_with_old_code(stack: PulumiStack, tmp_path: Path,
         "the old code wrote no fields"
 
 
-# Declared since BEFORE_KINDS: schema mem0_migration and everything in it (created by the
-# first `up` with this code), and the touch function, whose definition changed (updated in
+# Declared since BEFORE_KINDS: schemas mem0_migration and mem0_erasure and everything in
+# them, and the owner's policies forget() uses on the other tables (created by the first
+# `up` with this code), and the touch function, whose definition changed (updated in
 # place). State compatibility is about the rest.
-ADDED_SINCE = ("mem0_migration",)
+ADDED_SINCE = ("mem0_migration", "mem0_erasure", "_select_owner", "_delete_owner",
+               "_update_owner")
 CHANGED_SINCE = ("mem0_touch_updated_at",)
 
 
@@ -113,10 +115,11 @@ def test_old_state_updates_in_place_and_changes_nothing_live(
         assert not report.ops("replace") and not report.ops("delete") \
             and set(report.ops("create")) <= set(added), (report.mode, report.ops())
         assert "update" in objects.values(), "provider_version 5 is written to every object"
-        # Only the definition changes: the new fields, the version, nothing identifying.
+        # Only the definition changes: the new fields, the version, nothing identifying;
+        # the row-security resources' notes (the access matrix) now name forget()'s policies.
         changed = {key for o in report.operations if o["urn"] in objects and _old(o["urn"])
                    for key in o["keys"]}
-        assert changed <= {"fields", "provider_version"}, (report.mode, changed)
+        assert changed <= {"fields", "provider_version", "notes"}, (report.mode, changed)
 
     assert _as_before(live_schema(database, old_stack.stack, settings)) == before
     state = sql_objects(old_stack)

@@ -274,27 +274,35 @@ def test_definer_functions_are_callable_only_where_needed(deployment: Deployment
     """Functions that run with the owner's rights: not executable by PUBLIC (nor anon);
     mem0_record_history by no one (it runs as a trigger); mem0_org_ids by the roles whose
     policies call it, among them the app role; mem0_restore_history by the service role
-    only (restore). Each pins its search_path."""
+    only (restore), and so are mem0_erasure's forget and erased. Each pins its
+    search_path."""
     roles = deployment.roles
     users_role = "readonly" if deployment.target == "postgres" else "authenticated"
-    arguments = {"mem0_restore_history": "jsonb"}
+    arguments = {"mem0_restore_history": "jsonb", "mem0_erasure.forget": "text, text",
+                 "mem0_erasure.erased": "text, text[]"}
     with deployment.database.connect() as conn:
         definers = dict(conn.execute(
-            "SELECT p.proname, p.proconfig FROM pg_proc p "
-            "WHERE p.pronamespace = 'public'::regnamespace AND p.prosecdef").fetchall())
+            "SELECT CASE WHEN n.nspname = 'public' THEN p.proname::text ELSE "
+            "format('%s.%s', n.nspname, p.proname) END, p.proconfig FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'auth', 'extensions')"
+            " AND p.prosecdef").fetchall())
 
         def may(role: str, function: str) -> bool:
-            signature = f"public.{function}({arguments.get(function, '')})"
+            qualified = function if "." in function else f"public.{function}"
+            signature = f"{qualified}({arguments.get(function, '')})"
             row = conn.execute("SELECT has_function_privilege(%s, %s, 'EXECUTE')",
                                (role, signature)).fetchone()
             return bool(row and row[0])
 
         assert set(definers) == {"mem0_record_history", "mem0_org_ids",
-                                 "mem0_restore_history"}, \
+                                 "mem0_restore_history", "mem0_erasure.forget",
+                                 "mem0_erasure.erased"}, \
             "a new SECURITY DEFINER function: decide who may call it, and test that here"
         callers = {roles[k] for k in roles if k != "owner"} | (
             {"anon", "authenticated"} if deployment.target == "supabase" else set())
-        assert {r for r in callers if may(r, "mem0_restore_history")} == {roles["service"]}
+        for function in ("mem0_restore_history", "mem0_erasure.forget", "mem0_erasure.erased"):
+            assert {r for r in callers if may(r, function)} == {roles["service"]}, function
         conn.execute(f"SET ROLE {roles['app']}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT public.mem0_restore_history('[]'::jsonb)")

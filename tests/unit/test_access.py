@@ -26,6 +26,7 @@ from components.access import (
     needs_run_id,
     table_access,
 )
+from components.erasure import ERASING
 from components.model import ObjectSpec, build_model
 from components.settings import Settings, parse_settings
 
@@ -353,7 +354,10 @@ def test_user_to_org_adds_the_membership_and_changes_only_policies(
     after = settings(target, "org", profile, **raw)
     old, new = _changed(before, after)
     membership = {k for k in new if _is_membership_object(k)}
-    _assert_only_row_rules_changed(old, new, also=membership)
+    # forget() erases a user's memberships too (python profile: the only one declaring it)
+    forget = {"function:mem0_erasure.forget"} if profile == "python" else set()
+    assert forget <= old.keys()
+    _assert_only_row_rules_changed(old, new, also=membership | forget)
     # the membership objects are new, not changed; nothing is dropped but policies
     assert not [k for k in old if _is_membership_object(k)]
     assert [k for k in old.keys() - new.keys() if not k.startswith("policy:")] == []
@@ -460,13 +464,17 @@ def test_the_service_role_bypasses_and_history_is_read_only(target: str,
 
 
 @pytest.mark.parametrize(("target", "tenancy"), itertools.product(TARGETS, TENANCIES))
-def test_the_owner_has_policies_only_for_the_history_trigger_and_membership_lookup(
+def test_the_owner_has_policies_only_for_the_history_trigger_membership_lookup_and_forget(
         target: str, tenancy: str) -> None:
     owner = ROLES[target][0]
     for access in accesses(settings(target, tenancy)):
         with_policy = {c for c, r in access.rules[owner].items() if r.policy}
-        assert with_policy == {HISTORY: {"INSERT"}, MEMBERSHIP: {"SELECT"}}.get(
-            access.nature, set()), access.table
+        erase = {"SELECT", "DELETE"} if access.nature != BACKEND else set()
+        assert with_policy == erase | {HISTORY: {"INSERT"}}.get(access.nature, set()), \
+            access.table
+        # What forget() reads and deletes, it sees only while mem0.erasing is on.
+        for command in erase:
+            assert ERASING in (access.rules[owner][command].using or ""), access.table
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -78,8 +78,8 @@ def test_each_stack_rule_fails_on_the_change_it_guards() -> None:
     assert ef_search_covers_limit(view_of(settings, without_ef)) == [
         "role mem0_app: no hnsw.ef_search is declared for the app role, so its searches run "
         "with pgvector's default 40, below mem0's LIMIT 80"]
-    # every table: 4 memory tables, 4 in mem0_backup, 5 in mem0_migration
-    assert len(protect_on_prod_and_supabase(view_of(settings, protect=False))) == 13
+    # every table: 4 memory tables, 4 in mem0_backup, 5 in mem0_migration, 2 in mem0_erasure
+    assert len(protect_on_prod_and_supabase(view_of(settings, protect=False))) == 15
     l2 = dataclasses.replace(settings, vector_index=dataclasses.replace(
         settings.vector_index, measure="l2"))
     assert vector_index_when_large(view_of(l2))[0].startswith(

@@ -209,6 +209,23 @@ def _backup_grants(service: str, *others: str) -> dict[tuple[str, str], str]:
     return grants
 
 
+def _erasure_grants(service: str, *others: str) -> dict[tuple[str, str], str]:
+    """forget() and erased() are the service role's alone; it reads the erasure records,
+    never the salt."""
+    grants = {(service, "SCHEMA mem0_erasure"):
+              f"GRANT USAGE ON SCHEMA mem0_erasure TO {service};",
+              (service, "TABLE mem0_erasure.salt"):
+              f"REVOKE ALL ON TABLE mem0_erasure.salt FROM {service};",
+              (service, "TABLE mem0_erasure.erasures"):
+              f"GRANT SELECT ON TABLE mem0_erasure.erasures TO {service};"}
+    for function in ("FUNCTION mem0_erasure.forget(text, text)",
+                     "FUNCTION mem0_erasure.erased(text, text[])"):
+        grants[(service, function)] = f"GRANT EXECUTE ON {function} TO {service};"
+        for role in ("PUBLIC", *others):
+            grants[(role, function)] = f"REVOKE ALL ON {function} FROM {role};"
+    return grants
+
+
 def _migration_grants(service: str) -> dict[tuple[str, str], str]:
     """mem0_migration is the service role's alone: the DML `migrate` needs, nothing more
     (no DELETE: runs, pre-images and history marks are kept)."""
@@ -231,6 +248,7 @@ def test_app_role_gets_rows_only_and_history_read_only() -> None:
         **_python_table_grants("mem0_app", "mem0_readonly", "mem0_service"),
         **_history_function_revokes("mem0_app", "mem0_readonly", "mem0_service"),
         **_backup_grants("mem0_service", "mem0_app", "mem0_readonly"),
+        **_erasure_grants("mem0_service", "mem0_app", "mem0_readonly"),
         **_migration_grants("mem0_service"),
         ("mem0_owner", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO mem0_owner;",
     }
@@ -263,6 +281,7 @@ def test_named_project_roles_get_the_same_grants() -> None:
         **_python_table_grants("app", "ro", "svc"),
         **_history_function_revokes("app", "ro", "svc"),
         **_backup_grants("svc", "app", "ro"),
+        **_erasure_grants("svc", "app", "ro"),
         **_migration_grants("svc"),
         ("own", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO own;",
     }
@@ -288,6 +307,7 @@ def test_supabase_creates_only_the_app_role_and_grants_to_its_own_roles() -> Non
         **expected,
         **_history_function_revokes("mem0_app", "anon", "authenticated", "service_role"),
         **_backup_grants("service_role", "mem0_app", "anon", "authenticated"),
+        **_erasure_grants("service_role", "mem0_app", "anon", "authenticated"),
         **_migration_grants("service_role"),
         ("mem0_app", "SCHEMA extensions"): "GRANT USAGE ON SCHEMA extensions TO mem0_app;",
         ("mem0_app", "SCHEMA auth"): "GRANT USAGE ON SCHEMA auth TO mem0_app;",
