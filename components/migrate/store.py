@@ -94,6 +94,8 @@ class Run:
     started_at: datetime
     finished_at: datetime | None
     started_by: str
+    # The vector indexes the bulk load dropped and has not built again yet (None: none).
+    dropped_indexes: list[dict[str, Any]] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -114,13 +116,15 @@ class Run:
 
 
 _COLUMNS = ("id, source_kind, source_spec, target_table, dims, options, state, staged_seq, "
-            "staged_rows, staging_done, skipped, failure, started_at, finished_at, started_by")
+            "staged_rows, staging_done, skipped, failure, started_at, finished_at, started_by, "
+            "dropped_indexes")
 
 
 def _run(row: tuple[Any, ...]) -> Run:
     return Run(row[0], row[1], dict(row[2]), row[3], int(row[4]), dict(row[5]),
                RunState(row[6]), int(row[7]), int(row[8]), bool(row[9]), list(row[10]),
-               row[11], row[12], row[13], row[14])
+               row[11], row[12], row[13], row[14],
+               list(row[15]) if row[15] is not None else None)
 
 
 def new_run_id(now: datetime | None = None) -> str:
