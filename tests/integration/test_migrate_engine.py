@@ -228,11 +228,15 @@ def do_import(db: TestDatabase, settings: Settings, entries: list[Record | Probl
 
 
 def vector_indexes(db: TestDatabase) -> dict[str, str]:
-    """The memories table's pgvector indexes: name -> pg_get_indexdef."""
-    return {str(r[0]): str(r[1]) for r in rows(
-        db, "SELECT x.relname, pg_get_indexdef(x.oid) FROM pg_index i JOIN pg_class x ON "
-            "x.oid = i.indexrelid JOIN pg_am a ON a.oid = x.relam WHERE i.indrelid = "
-            "'public.memories'::regclass AND a.amname IN ('hnsw', 'ivfflat')")}
+    """The memories table's pgvector indexes: name -> pg_get_indexdef (every name
+    qualified, as on the bulk path's empty search_path)."""
+    with db.connect() as conn:
+        conn.execute("SET search_path = ''")
+        return {str(r[0]): str(r[1]) for r in conn.execute(
+            "SELECT x.relname, pg_catalog.pg_get_indexdef(x.oid) FROM pg_catalog.pg_index i"
+            " JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid JOIN pg_catalog.pg_am a"
+            " ON a.oid = x.relam WHERE i.indrelid = 'public.memories'::pg_catalog.regclass"
+            " AND a.amname::text IN ('hnsw', 'ivfflat')")}
 
 
 def watch_batches(db: TestDatabase, monkeypatch: pytest.MonkeyPatch,
@@ -275,7 +279,7 @@ def test_bulk_path_into_an_empty_table_only(db: TestDatabase, settings: Settings
 
     # Into the table now holding rows: row by row, the index kept throughout.
     seen.clear()
-    second = do_import(db, settings, [record(100 + i, "bob") for i in range(1, 6)],
+    second = do_import(db, settings, [record(i, "bob", f"second {i}") for i in range(1, 6)],
                        batch_size=2)
     assert not second.bulk and second.write_path == \
         "row by row (the table held rows when the import began)"
