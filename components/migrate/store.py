@@ -158,11 +158,14 @@ def as_service(conn: psycopg.Connection[Any], settings: Settings,
         if keep_times:
             cur.execute("SELECT pg_catalog.set_config(%s, 'on', true)", (KEEP_TIMES,))
         try:
-            cur.execute(f"SELECT 1 FROM {Names.of(settings).runs} LIMIT 0")
-        except psycopg.errors.UndefinedTable as exc:
+            cur.execute(f"SELECT dropped_indexes FROM {Names.of(settings).runs} LIMIT 0")
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+            missing = (f"schema {MIGRATION_SCHEMA} is missing"
+                       if isinstance(exc, psycopg.errors.UndefinedTable) else
+                       f"{MIGRATION_SCHEMA}.runs lacks its column dropped_indexes")
             raise MigrationError(
-                f"schema {MIGRATION_SCHEMA} is missing: the stack declares it; deploy the "
-                "stack with this version (`pulumi up`) before migrating") from exc
+                f"{missing}: the stack declares it; deploy the stack with this version "
+                "(`pulumi up`) before migrating") from exc
         yield cur
 
 
