@@ -118,12 +118,24 @@ def measure(dsn: str, settings: Settings, args: argparse.Namespace) -> None:
     seconds = time.monotonic() - started
     print(f"import with vectors: {n} records in {seconds:.1f}s = {n / seconds:.0f} records/s"
           f" (validate+stage {result.stage_s:.1f}s of it staging, apply {result.apply_s:.1f}s,"
-          f" {result.batches} batches)")
+          f" {result.batches} batches, index build {result.index_s:.1f}s of it)")
+    print(f"  write path: {result.write_path}")
     verdict = run_verify(dsn, settings, str(result.run_id), None, 100)
     print(verdict.text(), end="")
     rolled = run_rollback(dsn, settings, str(result.run_id), force=False)
     print(f"rollback of the full run: {rolled.deleted} rows deleted in {rolled.seconds:.1f}s"
           f" = {rolled.deleted / rolled.seconds:.0f} rows/s; rows left {_count(dsn)}")
+
+    if args.row_by_row_records:
+        m = args.row_by_row_records
+        started = time.monotonic()
+        slow = run_import(dsn, settings, ImportRequest(
+            Generated(m, args.dims, True, seed=11), Checker(args.dims), None, bulk=False),
+            quiet)
+        seconds = time.monotonic() - started
+        print(f"import with vectors, --no-bulk (the index kept): {m} records in "
+              f"{seconds:.1f}s = {m / seconds:.0f} records/s (apply {slow.apply_s:.1f}s)")
+        run_rollback(dsn, settings, str(slow.run_id), force=False)
 
     original = importer_module.apply_batch
     half = max(1, (n // 1000) // 2)
@@ -151,7 +163,7 @@ def measure(dsn: str, settings: Settings, args: argparse.Namespace) -> None:
     seconds = time.monotonic() - started
     print(f"resume after {half} of {-(-n // 1000)} batches: {resumed.batches} batches, "
           f"{resumed.inserted} records in {seconds:.1f}s = {resumed.inserted / seconds:.0f}"
-          " records/s")
+          f" records/s ({resumed.write_path})")
     rolled = run_rollback(dsn, settings, str(row[0]), force=False)
     print(f"rollback of the resumed run: {rolled.deleted} rows in {rolled.seconds:.1f}s")
 
@@ -199,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dims", type=int, default=384)
     parser.add_argument("--embed-records", type=int, default=2_000)
     parser.add_argument("--mem0-records", type=int, default=10_000)
+    parser.add_argument("--row-by-row-records", type=int, default=10_000,
+                        help="an import with --no-bulk into the empty table, to compare")
     args = parser.parse_args(argv)
     server, stop = start_server()
     try:

@@ -14,6 +14,7 @@ CREATE TABLE {{table}} (
     started_at timestamp with time zone DEFAULT now() NOT NULL,
     finished_at timestamp with time zone,
     started_by text DEFAULT SESSION_USER NOT NULL,
+    dropped_indexes jsonb,
     CONSTRAINT {{pkey}} PRIMARY KEY (id),
     CONSTRAINT {{check}} CHECK ((state = ANY (ARRAY['running'::text, 'done'::text, 'failed'::text, 'rolled_back'::text])))
 );

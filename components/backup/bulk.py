@@ -32,8 +32,9 @@ import psycopg
 from psycopg import sql
 
 from components.backup.catalog import LiveTable
-from components.backup.common import BackupError, CommandProgress
+from components.backup.common import BackupError
 from components.backup.indexprogress import watching
+from components.bench.progress import Progress
 from components.identifiers import qualified, quote_ident
 
 # pgvector's index methods: the ones whose per-row inserts dominate a restore.
@@ -106,20 +107,34 @@ def _exists(cur: psycopg.Cursor[Any], table: str) -> bool:
     return bool(row and row[0])
 
 
+def table_owner(cur: psycopg.Cursor[Any], table: str) -> str:
+    """The owner of `table` (schema-qualified, quoted); "" when there is no such table."""
+    row = cur.execute("SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c"
+                      " WHERE c.oid = pg_catalog.to_regclass(%s)", (table,)).fetchone()
+    return str(row[0]) if row else ""
+
+
+def vector_indexes(cur: psycopg.Cursor[Any], table: str) -> list[VectorIndex]:
+    """`table`'s pgvector indexes (no constraint's), as pg_get_indexdef gives them."""
+    return [VectorIndex(qualified(schema, name), definition, comment, tablespace)
+            for schema, name, definition, comment, tablespace in cur.execute(
+                _VECTOR_INDEXES, (table, VECTOR_METHODS)).fetchall()]
+
+
+def has_rows(cur: psycopg.Cursor[Any], table: str) -> bool:
+    return _exists(cur, table)
+
+
 def _plan(cur: psycopg.Cursor[Any], table: LiveTable) -> WritePath | None:
     """The path `table` would take, before anything is dropped; None when the restore
     writes nothing into it. Runs as the service role, which sees every row."""
     if not _exists(cur, table.temp):
         return None
-    row = cur.execute("SELECT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c"
-                      " WHERE c.oid = pg_catalog.to_regclass(%s)", (table.qualified,)).fetchone()
-    path = WritePath(table.qualified, str(row[0]) if row else "")
+    path = WritePath(table.qualified, table_owner(cur, table.qualified))
     if _exists(cur, table.qualified):
         path.reason = "it held rows when the restore began"
         return path
-    path.indexes = [VectorIndex(qualified(schema, name), definition, comment, tablespace)
-                    for schema, name, definition, comment, tablespace in cur.execute(
-                        _VECTOR_INDEXES, (table.qualified, VECTOR_METHODS)).fetchall()]
+    path.indexes = vector_indexes(cur, table.qualified)
     if not path.indexes:
         path.reason = "it has no vector index"
     return path
@@ -132,25 +147,33 @@ def drop_vector_indexes(cur: psycopg.Cursor[Any], tables: list[LiveTable],
     one that cannot be dropped leaves its table as it was, on the row-by-row path."""
     paths = [p for p in (_plan(cur, t) for t in tables) if p is not None]
     for path in paths:
-        if not path.bulk:
-            continue
-        try:
-            with cur.connection.transaction():
-                try:
-                    _role(cur, path.owner)
-                except psycopg.Error as exc:
-                    path.reason = (f"the login role {login_role} cannot act as the table's "
-                                   f"owner {path.owner}: {str(exc).strip()}")
-                    raise
-                for index in path.indexes:
-                    cur.execute(f"DROP INDEX {index.name}")
-        except psycopg.Error as exc:
-            path.reason = path.reason or f"dropping its vector index failed: {str(exc).strip()}"
-        finally:
-            _role(cur, service_role)  # the rows are the service role's to write
-        if not path.bulk:
-            path.indexes = []
+        drop_indexes(cur, path, service_role, login_role)
     return paths
+
+
+def drop_indexes(cur: psycopg.Cursor[Any], path: WritePath, service_role: str,
+                 login_role: str) -> None:
+    """Drop `path`'s vector indexes as its table's owner, in a savepoint: when the login
+    role cannot act as the owner or a drop fails, nothing is dropped and `path.reason`
+    says why (the row-by-row path). Acts as `service_role` again after."""
+    if not path.bulk:
+        return
+    try:
+        with cur.connection.transaction():
+            try:
+                _role(cur, path.owner)
+            except psycopg.Error as exc:
+                path.reason = (f"the login role {login_role} cannot act as the table's "
+                               f"owner {path.owner}: {str(exc).strip()}")
+                raise
+            for index in path.indexes:
+                cur.execute(f"DROP INDEX {index.name}")
+    except psycopg.Error as exc:
+        path.reason = path.reason or f"dropping its vector index failed: {str(exc).strip()}"
+    finally:
+        _role(cur, service_role)  # the rows are the service role's to write
+    if not path.bulk:
+        path.indexes = []
 
 
 def _build_settings(cur: psycopg.Cursor[Any], maintenance_work_mem: str) -> int:
@@ -170,7 +193,7 @@ def _serially(cur: psycopg.Cursor[Any]) -> None:
 
 
 def _create(cur: psycopg.Cursor[Any], index: VectorIndex, workers: int, rows: int,
-            dsn: str, progress: CommandProgress) -> str:
+            dsn: str, progress: Progress) -> str:
     """Create `index` again, exactly as it was; returns a note when the parallel build
     failed and it was built without workers instead."""
     cur.execute("SELECT pg_catalog.set_config('default_tablespace', %s, true)",
@@ -205,7 +228,7 @@ def _create(cur: psycopg.Cursor[Any], index: VectorIndex, workers: int, rows: in
 
 def rebuild_vector_indexes(cur: psycopg.Cursor[Any], paths: list[WritePath],
                            service_role: str, maintenance_work_mem: str, dsn: str,
-                           progress: CommandProgress) -> None:
+                           progress: Progress) -> None:
     """After the writes: create every dropped index again as its table's owner, each
     checked to have exactly its old definition and to be valid. A bar shows each build
     on a terminal (watched from a second connection to `dsn`)."""

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 import psycopg
 
-from components.backup.common import APPLICATION, CommandProgress
-from components.bench.progress import Bar
+from components.backup.common import APPLICATION
+from components.bench.progress import Bar, Progress
 from components.connection import connect
 
 POLL_S = 0.5
@@ -41,7 +41,7 @@ def _poll(dsn: str, pid: int, bar: Bar, label: str, stop: threading.Event) -> No
 
 
 @contextmanager
-def watching(dsn: str, pid: int, progress: CommandProgress, label: str,
+def watching(dsn: str, pid: int, progress: Progress, label: str,
              rows: int) -> Iterator[None]:
     """While the block builds an index on backend `pid`, show a bar of the `rows` it
     indexes, full when the block succeeds."""

@@ -82,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--skip-invalid", action="store_true",
                      help="import the valid records; the invalid ones are kept in the run "
                           "as skipped, with their reasons")
+    imp.add_argument("--no-bulk", action="store_true",
+                     help="into an empty table too, keep the vector index and write row by "
+                          "row (by default it is dropped and built again after the load)")
     status = sub.add_parser("status", help="runs, newest first (or one): state, batches, "
                                            "written, skipped, rate, time left")
     _common(status)
@@ -143,7 +146,8 @@ def _import(args: argparse.Namespace, dsn: str, settings: Settings) -> int:
     if args.source_dsn:
         options["source_dsn_given"] = True  # the URL itself (a secret) is never stored
     request = ImportRequest(source, _checker(settings, embedder is not None), embedder,
-                            args.batch_size, args.dry_run, args.skip_invalid, options)
+                            args.batch_size, args.dry_run, args.skip_invalid, options,
+                            bulk=not args.no_bulk)
     try:
         result = run_import(dsn, settings, request, CommandProgress(sys.stderr, "migrate"))
     except ImportInvalid as exc:
@@ -162,6 +166,7 @@ def _import(args: argparse.Namespace, dsn: str, settings: Settings) -> int:
                      f"{result.batches} batches: inserted {result.inserted}, updated "
                      f"{result.updated}, unchanged {result.unchanged} (staged in "
                      f"{result.stage_s:.1f}s, applied in {result.apply_s:.1f}s)")
+        lines.append(f"  {result.write_path}")
     lines.extend(f"skipped: {p.origin}: {p.reason}" for p in result.skipped)
     for user, c in sorted(result.per_user.items()):
         lines.append(f"  {user}: {c.records} records" + (
@@ -203,7 +208,8 @@ def command(args: argparse.Namespace) -> int:
         return ExitCode.OK
     if args.action == "rollback":
         try:
-            result = run_rollback(dsn, settings, args.run, args.force)
+            result = run_rollback(dsn, settings, args.run, args.force,
+                                  CommandProgress(sys.stderr, "migrate"))
         except RollbackRefused as exc:
             print(f"rollback refused: {exc}", file=sys.stderr)
             return exc.exit_code
@@ -211,7 +217,9 @@ def command(args: argparse.Namespace) -> int:
                f"run {args.run} rolled back in {result.seconds:.1f}s: deleted "
                f"{result.deleted} inserted rows, restored {result.restored} overwritten "
                f"rows ({result.reinserted} re-inserted), {result.history_marked} history "
-               "rows marked rollback\n")
+               "rows marked rollback"
+               + (f"; built again {', '.join(result.rebuilt)}" if result.rebuilt else "")
+               + "\n")
         return ExitCode.OK
     assert args.action == "verify"
     verdict = run_verify(dsn, settings, args.run, _embedder(args.embedder, settings),

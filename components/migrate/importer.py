@@ -22,6 +22,7 @@ import psycopg
 from components.bench.progress import Progress
 from components.errors import ExitCode
 from components.migrate.batches import apply_batch
+from components.migrate.bulkload import drop_for_bulk, rebuild_dropped
 from components.migrate.records import Embedder, MigrationError, Problem, Record, Source
 from components.migrate.staging import Checker, stage
 from components.migrate.store import (
@@ -72,6 +73,7 @@ class ImportRequest:
     dry_run: bool = False
     skip_invalid: bool = False
     options: dict[str, Any] = field(default_factory=dict)  # kept in the run (e.g. embedder)
+    bulk: bool = True  # into an empty table, drop the vector indexes and build them after
 
 
 @dataclass
@@ -88,13 +90,20 @@ class ImportResult:
     unchanged: int = 0
     stage_s: float = 0.0
     apply_s: float = 0.0
+    write_path: str = ""  # "bulk: index rebuilt after load, 1.2 s" or "row by row (why)"
+    index_s: float = 0.0
+
+    @property
+    def bulk(self) -> bool:
+        return self.write_path.startswith("bulk")
 
     def as_json(self) -> dict[str, Any]:
         return {"run": self.run_id, "dry_run": self.dry_run, "records": self.records,
                 "to_embed": self.to_embed, "batches": self.batches,
                 "inserted": self.inserted, "updated": self.updated,
                 "unchanged": self.unchanged, "stage_s": round(self.stage_s, 3),
-                "apply_s": round(self.apply_s, 3),
+                "apply_s": round(self.apply_s, 3), "bulk": self.bulk,
+                "write_path": self.write_path, "index_s": round(self.index_s, 3),
                 "skipped": [{"seq": p.seq, "origin": p.origin, "reason": p.reason}
                             for p in self.skipped],
                 "per_user": {u: vars(c) for u, c in sorted(self.per_user.items())}}
@@ -208,8 +217,8 @@ def run_import(dsn: str, settings: Settings, request: ImportRequest,
             create_run(cur, Names.of(settings), run_id, request.source.kind,
                        request.source.spec(), settings.dimensions, options, skipped)
         progress(f"run {run_id}: {result.records} records, {len(problems)} skipped")
-        _finish(conn, settings, run_id, request.source.read(0), request.checker,
-                request.embedder, result, progress)
+        _finish(conn, dsn, settings, run_id, request.source.read(0), request.checker,
+                request.embedder, result, progress, bulk=request.bulk)
     return result
 
 
@@ -236,8 +245,8 @@ def resume_import(dsn: str, settings: Settings, run_id: str,
             progress(f"run {run_id}: staging again after seq {run.staged_seq} of "
                      f"{source.describe()}")
             entries = _checked(source.read(run.staged_seq), make_checker())
-        _finish(conn, settings, run_id, entries, make_checker(), embedder, result, progress,
-                resume=True)
+        _finish(conn, dsn, settings, run_id, entries, make_checker(), embedder, result,
+                progress, resume=True)
     return result
 
 
@@ -248,12 +257,13 @@ def _checked(entries: Iterable[Record | Problem], checker: Checker
         yield problem or entry
 
 
-def _finish(conn: psycopg.Connection[Any], settings: Settings, run_id: str,
+def _finish(conn: psycopg.Connection[Any], dsn: str, settings: Settings, run_id: str,
             entries: Iterable[Record | Problem], checker: Checker,
             embedder: Embedder | None, result: ImportResult, progress: Progress,
-            resume: bool = False) -> None:
-    """Stage what is not staged yet, then apply the batches not done; the run ends done,
-    or failed with the reason (and stays resumable)."""
+            resume: bool = False, bulk: bool = False) -> None:
+    """Stage what is not staged yet, then apply the batches not done (with `bulk`, into
+    an empty table, its vector indexes dropped first), then build again the indexes the run
+    dropped; the run ends done, or failed with the reason (and stays resumable)."""
     names = Names.of(settings)
     try:
         with as_service(conn, settings) as cur:
@@ -273,6 +283,19 @@ def _finish(conn: psycopg.Connection[Any], settings: Settings, run_id: str,
                 f"SELECT batch FROM {names.batches} WHERE run_id = %s", (run_id,))}
         started = time.monotonic()
         todo = [b for b in range(1, run.total_batches + 1) if b not in done]
+        if run.dropped_indexes:
+            result.write_path = "bulk: vector index dropped by the run"
+        elif not bulk:
+            result.write_path = "row by row (" + ("a resume drops no index" if resume
+                                                  else "--no-bulk") + ")"
+        elif todo:
+            path = drop_for_bulk(conn, settings, run_id)
+            result.write_path = path.describe()
+            if path.bulk:
+                progress(f"bulk load: dropped {', '.join(i.name for i in path.indexes)}; "
+                         "built again after the last batch")
+            else:
+                progress(f"writing {path.describe()}")
         with progress.bar("applying batches", len(todo)) as bar:
             for batch in todo:
                 applied = apply_batch(conn, settings, run_id, batch)
@@ -284,6 +307,13 @@ def _finish(conn: psycopg.Connection[Any], settings: Settings, run_id: str,
                 result.updated += applied.updated
                 result.unchanged += applied.unchanged
         result.apply_s = time.monotonic() - started
+        started = time.monotonic()
+        with as_service(conn, settings) as cur:
+            load_run(cur, names, run_id, lock=True)
+            rebuilt = rebuild_dropped(cur, settings, run_id, dsn, progress)
+        result.index_s = time.monotonic() - started
+        if rebuilt is not None:
+            result.write_path = rebuilt.describe()
         with as_service(conn, settings) as cur:
             set_state(cur, names, run_id, RunState.DONE)
         if resume:

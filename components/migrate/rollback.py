@@ -18,8 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.bench.progress import Progress
 from components.errors import ExitCode
 from components.migrate.batches import caused_history, history_top
+from components.migrate.bulkload import rebuild_dropped
 from components.migrate.records import MigrationError
 from components.migrate.store import Names, RunState, as_service, load_run, session, set_state
 from components.settings import Settings
@@ -44,16 +46,19 @@ class RollbackResult:
     history_marked: int = 0
     changed_since: int = 0
     sample: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)  # vector indexes built again
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
         return {"run": self.run_id, "deleted": self.deleted, "restored": self.restored,
                 "reinserted": self.reinserted, "history_marked": self.history_marked,
                 "changed_since": self.changed_since, "changed_sample": self.sample,
+                "rebuilt_indexes": self.rebuilt,
                 "seconds": round(self.seconds, 3)}
 
 
-def run_rollback(dsn: str, settings: Settings, run_id: str, force: bool) -> RollbackResult:
+def run_rollback(dsn: str, settings: Settings, run_id: str, force: bool,
+                 progress: Progress | None = None) -> RollbackResult:
     names = Names.of(settings)
     result = RollbackResult(run_id)
     started = time.monotonic()
@@ -90,6 +95,10 @@ def run_rollback(dsn: str, settings: Settings, run_id: str, force: bool) -> Roll
                     " WHERE m.id = p.id)", (run_id,))
         result.reinserted = cur.rowcount
         result.history_marked = caused_history(cur, names, run_id, top, "rollback")
+        # A bulk load killed before its build: the indexes it dropped come back, after the
+        # deletes (fewer rows to index).
+        rebuilt = rebuild_dropped(cur, settings, run_id, dsn, progress or Progress.silent())
+        result.rebuilt = [i.name for i in rebuilt.indexes] if rebuilt else []
         set_state(cur, names, run_id, RunState.ROLLED_BACK)
     result.seconds = time.monotonic() - started
     return result

@@ -11,7 +11,9 @@ from typing import Any
 from components.migrate.store import Names, Run, RunState, as_service, load_run, load_runs, session
 from components.settings import Settings
 
-__all__ = ["RunStatus", "run_status", "status_text"]
+__all__ = ["DROPPED", "RunStatus", "run_status", "status_text"]
+
+DROPPED = "vector index dropped for the bulk load: resume or rollback rebuilds it"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class RunStatus:
                 "batches_total": r.total_batches, "inserted": self.inserted,
                 "updated": self.updated, "unchanged": self.unchanged,
                 "skipped": r.skipped, "failure": r.failure,
+                "dropped_indexes": r.dropped_indexes,
                 "records_per_second": round(self.rate, 1) if self.rate else None,
                 "seconds_left": round(self.seconds_left, 1)
                 if self.seconds_left is not None else None}
@@ -107,4 +110,6 @@ def status_text(statuses: list[RunStatus]) -> str:
         lines.extend(f"    {k['origin']}: {k['reason']}" for k in r.skipped)
         if r.failure:
             lines.append(f"  failed: {r.failure}")
+        if r.dropped_indexes:
+            lines.append(f"  {DROPPED}")
     return "\n".join(lines) + "\n"

@@ -94,6 +94,8 @@ class Run:
     started_at: datetime
     finished_at: datetime | None
     started_by: str
+    # The vector indexes the bulk load dropped and has not built again yet (None: none).
+    dropped_indexes: list[dict[str, Any]] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -114,13 +116,15 @@ class Run:
 
 
 _COLUMNS = ("id, source_kind, source_spec, target_table, dims, options, state, staged_seq, "
-            "staged_rows, staging_done, skipped, failure, started_at, finished_at, started_by")
+            "staged_rows, staging_done, skipped, failure, started_at, finished_at, started_by, "
+            "dropped_indexes")
 
 
 def _run(row: tuple[Any, ...]) -> Run:
     return Run(row[0], row[1], dict(row[2]), row[3], int(row[4]), dict(row[5]),
                RunState(row[6]), int(row[7]), int(row[8]), bool(row[9]), list(row[10]),
-               row[11], row[12], row[13], row[14])
+               row[11], row[12], row[13], row[14],
+               list(row[15]) if row[15] is not None else None)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -154,11 +158,14 @@ def as_service(conn: psycopg.Connection[Any], settings: Settings,
         if keep_times:
             cur.execute("SELECT pg_catalog.set_config(%s, 'on', true)", (KEEP_TIMES,))
         try:
-            cur.execute(f"SELECT 1 FROM {Names.of(settings).runs} LIMIT 0")
-        except psycopg.errors.UndefinedTable as exc:
+            cur.execute(f"SELECT dropped_indexes FROM {Names.of(settings).runs} LIMIT 0")
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+            missing = (f"schema {MIGRATION_SCHEMA} is missing"
+                       if isinstance(exc, psycopg.errors.UndefinedTable) else
+                       f"{MIGRATION_SCHEMA}.runs lacks its column dropped_indexes")
             raise MigrationError(
-                f"schema {MIGRATION_SCHEMA} is missing: the stack declares it; deploy the "
-                "stack with this version (`pulumi up`) before migrating") from exc
+                f"{missing}: the stack declares it; deploy the stack with this version "
+                "(`pulumi up`) before migrating") from exc
         yield cur
 
 

@@ -46,6 +46,7 @@ from components.migrate.importer import (
 )
 from components.migrate.records import MigrationError
 from components.migrate.rollback import RollbackRefused, run_rollback
+from components.migrate.status import DROPPED, run_status, status_text
 from components.migrate.verify import run_verify
 from components.model import build_model
 from components.settings import Settings
@@ -226,7 +227,125 @@ def do_import(db: TestDatabase, settings: Settings, entries: list[Record | Probl
                                                       **request), QUIET)
 
 
+def vector_indexes(db: TestDatabase) -> dict[str, str]:
+    """The memories table's pgvector indexes: name -> pg_get_indexdef (every name
+    qualified, as on the bulk path's empty search_path)."""
+    with db.connect() as conn:
+        conn.execute("SET search_path = ''")
+        return {str(r[0]): str(r[1]) for r in conn.execute(
+            "SELECT x.relname, pg_catalog.pg_get_indexdef(x.oid) FROM pg_catalog.pg_index i"
+            " JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid JOIN pg_catalog.pg_am a"
+            " ON a.oid = x.relam WHERE i.indrelid = 'public.memories'::pg_catalog.regclass"
+            " AND a.amname::text IN ('hnsw', 'ivfflat')")}
+
+
+def watch_batches(db: TestDatabase, monkeypatch: pytest.MonkeyPatch,
+                  fail_at: int | None = None) -> list[dict[str, str]]:
+    """Record the vector indexes present as each batch is applied (from another
+    connection); batch `fail_at` raises instead."""
+    original = batches_module.apply_batch
+    seen: list[dict[str, str]] = []
+
+    def watched(conn: Any, s: Settings, run_id: str, batch: int) -> Any:
+        seen.append(vector_indexes(db))
+        if batch == fail_at:
+            raise MigrationError("disk full (simulated)")
+        return original(conn, s, run_id, batch)
+
+    monkeypatch.setattr("components.migrate.importer.apply_batch", watched)
+    return seen
+
+
 # --- import ------------------------------------------------------------------------------------
+
+def test_bulk_path_into_an_empty_table_only(db: TestDatabase, settings: Settings,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    indexes = vector_indexes(db)
+    assert indexes and all("hnsw" in d or "ivfflat" in d for d in indexes.values())
+    seen = watch_batches(db, monkeypatch)
+    first = do_import(db, settings, records(25), batch_size=10)
+    assert first.bulk and first.write_path.startswith("bulk: index rebuilt after load")
+    assert first.as_json()["bulk"] is True
+    assert seen == [{}, {}, {}]  # the batches wrote into the table without its index
+    assert vector_indexes(db) == indexes  # the same name, the same definition
+    assert one(db, "SELECT dropped_indexes FROM mem0_migration.runs") is None
+    assert one(db, "SELECT count(*) FROM public.memories") == 25
+    with db.connect() as conn:  # the rebuilt index is valid and used by a search
+        conn.execute("SET enable_seqscan = off")
+        plan = "\n".join(str(r[0]) for r in conn.execute(
+            "EXPLAIN SELECT id FROM public.memories ORDER BY vector <=> %s::vector LIMIT 3",
+            (str(hash_vector("memory 3 of alice")),)))
+    assert any(name in plan for name in indexes), plan
+
+    # Into the table now holding rows: row by row, the index kept throughout.
+    seen.clear()
+    second = do_import(db, settings, [record(i, "bob", f"second {i}") for i in range(1, 6)],
+                       batch_size=2)
+    assert not second.bulk and second.write_path == \
+        "row by row (the table held rows when the import began)"
+    assert seen == [indexes] * 3
+    assert vector_indexes(db) == indexes
+
+
+def test_no_bulk_keeps_the_index_into_an_empty_table(db: TestDatabase, settings: Settings,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    indexes = vector_indexes(db)
+    seen = watch_batches(db, monkeypatch)
+    result = do_import(db, settings, records(9), batch_size=4, bulk=False)
+    assert not result.bulk and result.write_path == "row by row (--no-bulk)"
+    assert seen == [indexes] * 3
+    assert vector_indexes(db) == indexes
+
+
+def test_failed_bulk_run_keeps_its_dropped_index_until_resume_or_rollback(
+        db: TestDatabase, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    indexes = vector_indexes(db)
+    entries = records(20)
+    watch_batches(db, monkeypatch, fail_at=3)
+    with pytest.raises(MigrationError, match="simulated"):
+        do_import(db, settings, entries, batch_size=4)
+    [(run_id, dropped)] = rows(db, "SELECT id, dropped_indexes FROM mem0_migration.runs")
+    assert vector_indexes(db) == {}
+    assert {d["definition"] for d in dropped} == set(indexes.values())
+    [status] = run_status(db.dsn, settings, run_id)
+    assert DROPPED in status_text([status])
+    assert status.as_json()["dropped_indexes"] == dropped
+    monkeypatch.undo()
+    result = resume_import(db.dsn, settings, run_id, lambda spec: ListSource(entries),
+                           Checker, HashEmbedder(), QUIET)
+    assert result.batches == 3 and result.bulk
+    assert vector_indexes(db) == indexes
+    assert one(db, "SELECT dropped_indexes FROM mem0_migration.runs") is None
+    assert DROPPED not in status_text(run_status(db.dsn, settings, run_id))
+    assert one(db, "SELECT count(*) FROM public.memories") == 20
+
+    # The rollback of such a run builds the index again too, after its deletes.
+    run_rollback(db.dsn, settings, run_id, force=False)  # back to empty
+    watch_batches(db, monkeypatch, fail_at=2)
+    with pytest.raises(MigrationError, match="simulated"):
+        do_import(db, settings, entries, batch_size=4)
+    [(failed,)] = rows(db, "SELECT id FROM mem0_migration.runs WHERE state = 'failed'")
+    assert vector_indexes(db) == {}
+    rolled = run_rollback(db.dsn, settings, failed, force=False)
+    assert rolled.deleted == 4 and len(rolled.rebuilt) == len(indexes)
+    assert vector_indexes(db) == indexes
+    assert one(db, "SELECT count(*) FROM public.memories") == 0
+    assert one(db, "SELECT dropped_indexes FROM mem0_migration.runs WHERE id = %s",
+               (failed,)) is None
+
+
+def test_a_login_role_that_cannot_act_as_the_owner_writes_row_by_row(
+        db: TestDatabase, settings: Settings) -> None:
+    indexes = vector_indexes(db)
+    service_dsn = db.server.dsn_for(db.name, user=settings.service_role,
+                                    password=APP_PASSWORD)
+    result = run_import(service_dsn, settings, ImportRequest(
+        ListSource(records(5)), Checker(), HashEmbedder()), QUIET)
+    assert not result.bulk
+    assert f"cannot act as the table's owner {settings.owner_role}" in result.write_path
+    assert vector_indexes(db) == indexes
+    assert one(db, "SELECT count(*) FROM public.memories") == 5
+
 
 def test_import_into_empty_and_non_empty_tables(db: TestDatabase, settings: Settings,
                                                 tmp_path_factory: pytest.TempPathFactory,
@@ -414,9 +533,13 @@ def _kill_mid_batch(db: TestDatabase, child: subprocess.Popen[bytes]) -> None:
 
 def test_sigkill_mid_batch_then_resume_writes_every_record_once(db: TestDatabase,
                                                                 settings: Settings) -> None:
+    indexes = vector_indexes(db)
     _kill_mid_batch(db, _start_killed_import(db, settings))
     [(run_id, state)] = rows(db, "SELECT id, state FROM mem0_migration.runs")
     assert state == "running"  # killed: nobody could mark it
+    # Killed on the bulk path: the index is gone and the run remembers it.
+    assert vector_indexes(db) == {}
+    assert DROPPED in status_text(run_status(db.dsn, settings, run_id))
     done = int(one(db, "SELECT count(*) FROM mem0_migration.batches"))
     # The open batch died with the process: only committed batches' rows are there.
     assert int(one(db, "SELECT count(*) FROM public.memories")) == done * 7
@@ -436,6 +559,8 @@ def test_sigkill_mid_batch_then_resume_writes_every_record_once(db: TestDatabase
     assert all(b[1] == (b[0] - 1) * 7 + 1 and b[2] == min(b[0] * 7, 120) for b in batch_rows)
     assert sum(b[3] for b in batch_rows) == 120
     assert one(db, "SELECT state FROM mem0_migration.runs") == "done"
+    assert vector_indexes(db) == indexes  # built again by the resume, exactly as it was
+    assert DROPPED not in status_text(run_status(db.dsn, settings, run_id))
     with pytest.raises(MigrationError, match="is done: nothing to resume"):
         resume_import(db.dsn, settings, run_id, lambda spec: ListSource(entries), Checker,
                       HashEmbedder(), QUIET)
