@@ -4,7 +4,7 @@ CREATE OR REPLACE FUNCTION {{function}}()
  SET search_path TO ''
 AS $function$
 BEGIN
-    -- A migration's writes and rollbacks keep the times they give (docs/migration-engine.md):
+    -- A migration's writes and rollbacks keep the times they give (docs/migration.md):
     -- only in a transaction that set mem0_migration.keep_times, and only for a role that
     -- bypasses row-level security (the service role); an end user's role never can.
     IF pg_catalog.current_setting('mem0_migration.keep_times', true) = 'on' THEN
