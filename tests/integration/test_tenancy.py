@@ -10,7 +10,9 @@ from components.connection import connect, role_url
 from tests.conftest import APP_PASSWORD, TestDatabase, app_role_for
 from tests.integration.test_deploy import changed
 
-MEMBERSHIP_OBJECTS = ("memory_org_members", "mem0_org_ids")
+# The membership table and what reads it; forget() also erases a person's memberships once
+# the table exists, so its body changes with the tenancy.
+MEMBERSHIP_OBJECTS = ("memory_org_members", "mem0_org_ids", "mem0_erasure.forget")
 
 
 def _add_memories(database: TestDatabase) -> None:
