@@ -52,17 +52,23 @@ def _roles_matched(ctx: Context, users: list[str], roles: list[str]) -> list[str
     return matched
 
 
-def _loopback(address: str | None, netmask: str | None) -> bool:
-    if address in ("localhost",):
-        return True
+def _network(address: str | None, netmask: str | None) -> str | None:
+    """The line's address as written in CIDR form, or None for a name (all, samehost,
+    samenet, a host name), which may be anything."""
     if not address:
-        return False
+        return None
     try:
-        network = ipaddress.ip_network(address if "/" in address or not netmask
-                                       else f"{address}/{netmask}", strict=False)
+        return str(ipaddress.ip_network(f"{address}/{netmask}" if netmask else address,
+                                        strict=False))
     except ValueError:
-        return False  # a host name, samehost, samenet, all: may be anything
-    return network.is_loopback
+        return None
+
+
+def _loopback(address: str | None, netmask: str | None) -> bool:
+    network = _network(address, netmask)
+    if network is None:
+        return address == "localhost"
+    return ipaddress.ip_network(network).is_loopback
 
 
 def login_without_tls(ctx: Context) -> Outcome:
@@ -84,7 +90,7 @@ def login_without_tls(ctx: Context) -> Outcome:
         matched = _roles_matched(ctx, list(users), roles)
         if not matched:
             continue
-        where = address or "any address"
+        where = _network(address, netmask) or address or "all"
         local = _loopback(address, netmask)
         names = ", ".join(quote_ident(r) for r in matched)
         findings.append(Finding(
@@ -93,6 +99,6 @@ def login_without_tls(ctx: Context) -> Outcome:
             f"lets {names} log in to {database} over TCP without TLS"
             + (" (loopback only)" if local else ""),
             f"make line {line} `hostssl` instead of `{kind}`, or put `hostnossl "
-            f"{','.join(databases)} {','.join(users)} {where if address else 'all'} reject` "
+            f"{','.join(databases)} {','.join(users)} {where} reject` "
             "before it; then SELECT pg_reload_conf()"))
     return found(findings)

@@ -88,7 +88,7 @@ def test_fresh_database_with_the_generic_checks_only_has_no_findings(
     code = main(["audit", "--stack", "dev", "--project-dir", str(REPO), "--dsn", clean.dsn])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith("no findings from 14 checks on ")
+    assert out.startswith("no findings from 15 checks on ")
 
 
 def test_json_report_lists_every_check_and_a_summary(
