@@ -283,3 +283,18 @@ def test_the_audit_says_when_pg_hba_is_not_visible(tls_db: TestDatabase) -> None
     assert result.status == SKIP
     assert result.detail.startswith(f"{CODE}: not checked; pg_hba.conf is not visible to "
                                     f"{weak}")
+
+
+def test_a_pooler_url_asking_for_less_fails_the_pooler_check_naming_both(
+        tls_db: TestDatabase) -> None:
+    from components.checks.pooler import check_pooler
+
+    settings = _settings(tls_db, poolerUrl=tls_db.dsn.replace(
+        "postgresql://postgres@", "postgresql://postgres:hunter2@") + "?sslmode=prefer")
+    url = stack_url(tls_db.dsn, settings)
+    with open_session(url, "test", CheckRunError) as conn:
+        outcome = check_pooler(Context(conn, settings, tuple(build_model(settings)), url))
+    assert outcome.status == Status.FAIL
+    assert outcome.detail.startswith("poolerUrl: sslmode=prefer is weaker than the stack's "
+                                     "sslMode 'require'")
+    assert "hunter2" not in outcome.detail + outcome.hint
