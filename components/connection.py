@@ -88,7 +88,12 @@ def tls_url(url: str, mode: SslMode | str, root_cert: str = "", source: str = "t
     mode = SslMode(mode)
     if mode in (SslMode.DISABLE, SslMode.AUTO):
         return url
-    params = conninfo_to_dict(url)
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        # libpq's message may quote the string, password and all
+        raise TlsUrlError(f"{source}: not a postgresql:// URL or libpq conninfo (value "
+                          "redacted: it may hold a password)") from None
     given = params.get("sslmode")
     add: dict[str, str] = {}
     if given is None:

@@ -72,3 +72,10 @@ def test_stack_url_leaves_embedded_specs_alone() -> None:
     assert stack_url("embedded:.pgdata/dev", settings) == "embedded:.pgdata/dev"
     assert stack_url(POSTGRES["databaseUrl"], settings).endswith("?sslmode=require")
 
+
+
+def test_a_string_libpq_cannot_read_is_refused_without_echoing_it() -> None:
+    with pytest.raises(TlsUrlError) as caught:
+        tls_url("postgresql://u:hunter2@h/db?nosuchparameter=1", "require", "", "--dsn")
+    assert str(caught.value) == ("--dsn: not a postgresql:// URL or libpq conninfo (value "
+                                 "redacted: it may hold a password)")
