@@ -29,7 +29,7 @@ ALL_CODES = [
     "rls_enabled_no_policy", "function_search_path_mutable", "security_definer_view",
     "extension_in_public", "rls_bypass_without_need", "policy_column_unindexed",
     "privileges_to_anon_or_public", "schema_create_for_public", "declared_object_missing",
-    "declared_object_drifted", "non_owner_ddl_privilege", "snapshot_stale",
+    "declared_object_drifted", "non_owner_ddl_privilege", "login_without_tls", "snapshot_stale",
     "job_last_run_failed",
 ]
 
