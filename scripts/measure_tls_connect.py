@@ -5,7 +5,8 @@ serving TLS (a certificate signed by a CA made at start), one with ssl = off. Ti
 fresh connections of each kind, interleaved round by round so that load on the machine
 falls on every kind alike: sslmode=require and verify-full over TCP to the TLS cluster,
 sslmode=disable over TCP to the plain one, and the TLS cluster's Unix socket (no TLS).
-Prints p50, p95 and mean in ms; no asserts.
+Then, on one open connection of each kind, QUERIES round trips of `SELECT 1` (what TLS
+costs a query once connected). Prints p50, p95 and mean in ms; no asserts.
 
     .venv/bin/python scripts/measure_tls_connect.py [--connections 300]
 """
@@ -35,9 +36,18 @@ def _once(url: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def _print(times: dict[str, list[float]]) -> None:
+    for name, values in times.items():
+        values.sort()
+        p95 = values[max(0, int(len(values) * 0.95) - 1)]
+        print(f"  {name:<32} p50 {statistics.median(values):6.3f} ms   p95 {p95:6.3f} ms"
+              f"   mean {statistics.mean(values):6.3f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", type=int, default=300)
+    parser.add_argument("--queries", type=int, default=2000)
     args = parser.parse_args()
     tls = start_local_cluster(tls=True)
     plain = start_local_cluster(tls=False)
@@ -65,11 +75,20 @@ def main() -> None:
                 " WHERE pid = pg_catalog.pg_backend_pid()").fetchone() or ("?", "?")
         print(f"fresh connection + SELECT 1 + close, {args.connections} each, interleaved; "
               f"TLS: {version} {cipher}; libpq {psycopg.pq.version()}")
-        for name, values in times.items():
-            values.sort()
-            p95 = values[max(0, int(len(values) * 0.95) - 1)]
-            print(f"  {name:<32} p50 {statistics.median(values):6.2f} ms   p95 {p95:6.2f} ms"
-                  f"   mean {statistics.mean(values):6.2f} ms")
+        _print(times)
+        queries: dict[str, list[float]] = {name: [] for name in kinds}
+        conns = {name: psycopg.connect(url, autocommit=True) for name, url in kinds.items()}
+        try:
+            for _ in range(args.queries):
+                for name, conn in conns.items():
+                    started = time.perf_counter()
+                    conn.execute("SELECT 1").fetchone()
+                    queries[name].append((time.perf_counter() - started) * 1000)
+        finally:
+            for conn in conns.values():
+                conn.close()
+        print(f"SELECT 1 on an open connection, {args.queries} each, interleaved")
+        _print(queries)
     finally:
         tls.stop()
         plain.stop()
