@@ -35,8 +35,8 @@ from components.provider import ConfiguredTls, current_connection
 from components.settings import PROJECT, settings_from_payload
 
 PHASES = (Phase.PREFLIGHT, Phase.VALIDATE)
-# Inputs whose change runs the checks again; `connection` and `poolerUrl` are credentials
-# (a rotated password is not a changed schema).
+# Inputs whose change runs the checks again; `connection`, `poolerUrl` and
+# `appRolePassword` are credentials (a rotated password is not a changed schema).
 RUN_KEYS = ("phase", "database", "fingerprint", "settings", "benchmark")
 
 
