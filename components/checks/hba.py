@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from components.checks.core import Context, Finding, Level, Outcome, found, not_applicable
+from components.checks.core import Context, Finding, Level, Outcome, found, not_visible
 from components.identifiers import quote_ident
 
 __all__ = ["CODE", "PLAIN_TYPES", "login_without_tls"]
@@ -73,10 +73,11 @@ def _loopback(address: str | None, netmask: str | None) -> bool:
 
 def login_without_tls(ctx: Context) -> Outcome:
     if not ctx.value(_VISIBLE):
-        return not_applicable(
+        return not_visible(
             f"{CODE}: not checked; pg_hba.conf is not visible to {ctx.conn.info.user} "
-            "(pg_hba_file_rules needs a superuser); read it on the server, or audit as a "
-            "superuser (Supabase: its pooler and server accept TLS, docs/security.md)")
+            "(pg_hba_file_rules needs a superuser)",
+            "audit as a superuser, or read pg_hba.conf on the server for host lines "
+            "(docs/security.md, TLS; on Supabase no role may read it)")
     s = ctx.settings
     stack_roles = [r for r in dict.fromkeys((s.app_role, s.readonly_role, s.service_role))
                    if r]

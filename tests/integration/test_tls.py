@@ -283,6 +283,15 @@ def test_the_audit_says_when_pg_hba_is_not_visible(tls_db: TestDatabase) -> None
     assert result.status == SKIP
     assert result.detail.startswith(f"{CODE}: not checked; pg_hba.conf is not visible to "
                                     f"{weak}")
+    # the text report says so, where "no findings" alone would read as a pass
+    url = tls_db.server.dsn_for(tls_db.name, user=weak)
+    with open_session(url, "test", CheckRunError) as conn:
+        ctx = Context(conn, settings, tuple(build_model(settings)), url)
+        check = next(c for c in audit.CHECKS if c.name == CODE)
+        text = run_checks(Phase.AUDIT, (check,), ctx, "db", read_only=True).text()
+    assert text.startswith(f"[not checked] {CODE}\n  {CODE}: not checked; pg_hba.conf is "
+                           f"not visible to {weak}")
+    assert "  to check: audit as a superuser" in text
 
 
 def test_a_pooler_url_asking_for_less_fails_the_pooler_check_naming_both(
