@@ -77,7 +77,7 @@ def login_without_tls(ctx: Context) -> Outcome:
             f"{CODE}: not checked; pg_hba.conf is not visible to {ctx.conn.info.user} "
             "(pg_hba_file_rules needs a superuser)",
             "audit as a superuser, or read pg_hba.conf on the server for host lines "
-            "(docs/security.md, TLS; on Supabase no role may read it)")
+            "(docs/security.md, TLS; on Supabase, postgres is no superuser)")
     s = ctx.settings
     stack_roles = [r for r in dict.fromkeys((s.app_role, s.readonly_role, s.service_role))
                    if r]

@@ -79,3 +79,20 @@ def test_a_string_libpq_cannot_read_is_refused_without_echoing_it() -> None:
         tls_url("postgresql://u:hunter2@h/db?nosuchparameter=1", "require", "", "--dsn")
     assert str(caught.value) == ("--dsn: not a postgresql:// URL or libpq conninfo (value "
                                  "redacted: it may hold a password)")
+
+
+def test_the_providers_take_sslmode_from_the_stack_config_for_refresh_and_destroy() -> None:
+    """Refresh and destroy run without the program: the providers read sslMode from the
+    stack's config, and give the configured databaseUrl (or the one state froze) its TLS."""
+    from components.provider import ConfiguredTls, current_connection
+
+    props = {"connection": "postgresql://old@db.example/mem0",
+             "database": "db.example:5432/mem0"}
+    config = {"mem0infra:sslMode": "verify-ca", "mem0infra:sslRootCert": "/r/ca.pem"}
+    tls = ConfiguredTls(config.get)
+    assert current_connection("postgresql://new:pw@db.example/mem0", props, tls) == \
+        "postgresql://new:pw@db.example/mem0?sslmode=verify-ca&sslrootcert=/r/ca.pem"
+    assert current_connection(None, props, ConfiguredTls({}.get)) == \
+        "postgresql://old@db.example/mem0?sslmode=require"  # auto: require off embedded
+    embedded = {"connection": "embedded:.pgdata/dev", "database": "embedded:.pgdata/dev"}
+    assert current_connection(None, embedded, ConfiguredTls({}.get)) == "embedded:.pgdata/dev"
