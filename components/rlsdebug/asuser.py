@@ -131,18 +131,24 @@ def _count(session: DebugSession, table: str) -> int:
 
 def _run(session: DebugSession, statement: str, limit: int
          ) -> tuple[str, list[str], list[tuple[Any, ...]], bool]:
-    with session.conn.cursor() as cursor:
+    conn = session.conn
+    conn.execute("SAVEPOINT rls_statement")
+    with conn.cursor() as cursor:
         try:
-            with session.savepoint("rls_statement"):
-                # prepare=True: the extended protocol, which takes exactly one statement.
-                cursor.execute(statement.encode(), prepare=True)
-                columns = [c.name for c in cursor.description or []]
-                rows = cursor.fetchmany(limit + 1) if cursor.description else []
+            # prepare=True: the extended protocol, which takes exactly one statement.
+            cursor.execute(statement.encode(), prepare=True)
+            columns = [c.name for c in cursor.description or []]
+            rows = cursor.fetchmany(limit + 1) if cursor.description else []
         except psycopg.Error as exc:
-            state = exc.sqlstate or "?"
-            raise StatementRefused(f"the statement was refused ({state}): "
+            if conn.info.transaction_status == TransactionStatus.INERROR:
+                conn.execute("ROLLBACK TO SAVEPOINT rls_statement")
+            raise StatementRefused(f"the statement was refused ({exc.sqlstate or '?'}): "
                                    f"{str(exc).strip()}") from exc
         tag = cursor.statusmessage or ""
+    if conn.info.transaction_status != TransactionStatus.INTRANS:
+        raise StatementRefused(f"the statement ended the transaction ({tag}): as-user takes "
+                               "one query, run inside its own transaction")
+    conn.execute("RELEASE SAVEPOINT rls_statement")
     return tag, columns, rows[:limit], len(rows) > limit
 
 
@@ -155,11 +161,9 @@ def run_as_user(session: DebugSession, role: str, identity: Identity, statement:
     session.act_as(role)
     expected = read_gucs(session)
     tag, columns, rows, truncated = _run(session, statement, limit)
-    if session.conn.info.transaction_status != TransactionStatus.INTRANS or \
-            session.value("SELECT current_user::text") != role or read_gucs(session) != expected:
-        raise StatementRefused("the statement changed the session (it ended the transaction, "
-                               "changed the role or the identity settings): its rows are not "
-                               "shown; as-user takes one query")
+    if session.value("SELECT current_user::text") != role or read_gucs(session) != expected:
+        raise StatementRefused("the statement changed the session (the role or the identity "
+                               "settings): its rows are not shown; as-user takes one query")
     try:
         with session.savepoint("rls_plan"):
             plan = session.value(b"EXPLAIN (VERBOSE, FORMAT JSON) " + statement.encode())
