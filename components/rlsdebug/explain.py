@@ -154,13 +154,27 @@ class Explanation:
             if o.agrees is False:
                 lines.append("        DISAGREEMENT: the policies evaluated on the row say "
                              + ("allowed" if o.expected else "refused")
-                             + ", the attempt says otherwise; trust the attempt and read "
-                               "the predicates below")
-            for layer in o.layers:
+                             + ", the attempt says otherwise; the attempt is the truth: "
+                               "something the predicates did not see decided (a trigger "
+                               "changing the new row, a volatile function)")
+            for layer in _decisive(o):
                 lines.append(f"        {layer.what}: {'passes' if layer.passes() else 'fails'}")
                 lines += [f"          {p.shown()}" for p in layer.predicates] or [
                     f"          no policy for {self.role}: denied by default"]
         return "\n".join(lines) + "\n"
+
+
+def _decisive(outcome: Outcome) -> list[Layer]:
+    """The layers a text report shows: up to the first that fails (the ones after it did
+    not decide; --json has them all), none when no grant let the policies be consulted."""
+    if outcome.reason.startswith("no privilege"):
+        return []
+    shown = []
+    for layer in outcome.layers:
+        shown.append(layer)
+        if not layer.passes():
+            break
+    return shown
 
 
 def _flat(expression: str) -> str:

@@ -330,6 +330,35 @@ def test_trusted_app_role_sees_every_row_through_a_true_policy(
     assert (predicate["expression"], predicate["value"]) == ("true", True)
 
 
+REOWN = """
+CREATE FUNCTION public.test_reown() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN NEW.payload := NEW.payload || '{"user_id": "mallory"}'; RETURN NEW; END$$;
+CREATE TRIGGER test_reown BEFORE UPDATE ON public.memories
+    FOR EACH ROW EXECUTE FUNCTION public.test_reown();
+"""
+
+
+def test_explain_says_when_the_policies_and_the_attempt_disagree(
+        bound: Deployed, capsys: pytest.CaptureFixture[str]) -> None:
+    """A trigger that gives every updated row to someone else: evaluated on the row, the
+    UPDATE's WITH CHECK passes; tried, the new row fails it. The report must say so."""
+    with bound.database.connect() as conn:
+        conn.execute(REOWN)
+    try:
+        code, report = bound.json(capsys, "explain", "--user", "alice", "--memory", ALICE_OWN)
+        code, text, _ = bound.run(capsys, "explain", "--user", "alice", "--memory", ALICE_OWN)
+    finally:
+        with bound.database.connect() as conn:
+            conn.execute("DROP TRIGGER test_reown ON public.memories;"
+                         " DROP FUNCTION public.test_reown()")
+    assert code == 0  # SELECT is still allowed
+    assert report["disagreements"] == ["UPDATE"]
+    update = _outcome(report, "UPDATE")
+    assert update["allowed"] is False and update["explanation_allows"] is True
+    assert "violates row-level security" in update["what_happened"]
+    assert "DISAGREEMENT" in text
+
+
 # --- bad input ------------------------------------------------------------------------------
 
 
