@@ -31,6 +31,7 @@ BOB_OWN = "b0000000-0000-4000-8000-000000000001"
 CAROL_OWN = "c0000000-0000-4000-8000-000000000001"
 EDGE = "e0000000-0000-4000-8000-000000000001"
 MISSING = "f0000000-0000-4000-8000-000000000009"
+U1, U2 = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
 SEED = ((ALICE_OWN, {"user_id": "alice", "org_id": "acme", "data": "alice's"}),
         (ALICE_SESSION, {"user_id": "alice", "org_id": "acme", "run_id": "r1",
                          "data": "alice's session"}),
@@ -82,11 +83,22 @@ def _seed(database: TestDatabase, org: bool) -> None:
                          " ('acme', 'alice'), ('acme', 'bob'), ('globex', 'carol')")
 
 
+def _seed_supabase(database: TestDatabase) -> None:
+    """auth.uid() is a uuid: Supabase's users are uuids."""
+    with database.connect() as conn:
+        for memory, user in ((ALICE_OWN, U1), (BOB_OWN, U2)):
+            conn.execute("INSERT INTO public.memories (id, vector, payload) VALUES"
+                         " (%s, NULL, %s)", (memory, json.dumps({"user_id": user})))
+
+
 def _deploy(server: PgServer, factory: pytest.TempPathFactory, **settings: object
             ) -> Iterator[Deployed]:
     state = factory.mktemp("state")
     with deployed_stack(server, state, STACK, dimensions=3, **settings) as database:
-        _seed(database, settings.get("tenancy") == "org")
+        if settings.get("target") == "supabase":
+            _seed_supabase(database)
+        else:
+            _seed(database, settings.get("tenancy") == "org")
         project = factory.mktemp("project")
         config = stack_config(database, dimensions=3, **settings)
         (project / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump(
@@ -114,6 +126,13 @@ def trusted(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[Deployed]:
     """The default: the app role trusted with every row (its policy is `true`)."""
     yield from _deploy(pg_server, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def supabase(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[Deployed]:
+    """Target supabase (in the emulation): end users are `authenticated` with a JWT."""
+    yield from _deploy(pg_server, tmp_path_factory, target="supabase", tenancy="user")
 
 
 def _outcome(report: dict[str, Any], command: str) -> dict[str, Any]:
@@ -357,6 +376,34 @@ def test_explain_says_when_the_policies_and_the_attempt_disagree(
     assert update["allowed"] is False and update["explanation_allows"] is True
     assert "violates row-level security" in update["what_happened"]
     assert "DISAGREEMENT" in text
+
+
+def test_supabase_authenticated_through_jwt_claims(supabase: Deployed,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    claims = json.dumps({"sub": U1, "role": "authenticated"})
+    code, who = supabase.json(capsys, "whoami", "--role", "authenticated", "--claims", claims)
+    assert code == 0 and who["current_user"] == "authenticated"
+    assert who["functions"]["public.mem0_user_id"] == U1  # from auth.uid()
+    assert who["settings"]["request.jwt.claims"] == json.dumps(json.loads(claims),
+                                                               separators=(",", ":"))
+    code, result = supabase.json(capsys, "as-user", U1, "--role", "authenticated",
+                                 "--claims", claims, "--",
+                                 "SELECT id::text FROM public.memories")
+    assert code == 0 and result["rows"] == [[ALICE_OWN]]
+    [memories] = result["tables"]
+    assert memories["policies"] and all("authenticated" in p["roles"]
+                                        for p in memories["policies"])
+    for memory, allowed in ((ALICE_OWN, True), (BOB_OWN, False)):
+        code, report = supabase.json(capsys, "explain", "--user", U1, "--role",
+                                     "authenticated", "--claims", claims, "--memory", memory)
+        assert code == (0 if allowed else 1) and report["disagreements"] == []
+        assert {o["allowed"] for o in report["outcomes"]} == {allowed}
+    code, report = supabase.json(capsys, "explain", "--user", U1, "--role", "anon",
+                                 "--memory", ALICE_OWN)
+    assert code == 1 and report["disagreements"] == []
+    assert _outcome(report, "SELECT")["reason"].startswith("no privilege")
+    code, _, err = supabase.run(capsys, "whoami", "--role", "postgres")
+    assert code == 2 and "authenticated" in err  # not one of the roles it may act as
 
 
 # --- bad input ------------------------------------------------------------------------------
