@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from components.identifiers import qualified
+from components.identifiers import qualified, quote_ident
 from components.rlsdebug.identity import Identity, read_gucs
 from components.rlsdebug.policies import (
     Command,
@@ -152,14 +152,22 @@ def _run(session: DebugSession, statement: str, limit: int
     return tag, columns, rows[:limit], len(rows) > limit
 
 
+def _search_path(session: DebugSession, schemas: tuple[str, ...]) -> None:
+    path = ", ".join(quote_ident(schema) for schema in schemas)
+    session.conn.execute("SELECT pg_catalog.set_config('search_path', %s, true)", (path,))
+
+
 def run_as_user(session: DebugSession, role: str, identity: Identity, statement: str,
-                limit: int) -> AsUser:
+                limit: int, schemas: tuple[str, ...] = ("public",)) -> AsUser:
+    """`schemas`: the search_path the statement runs with (mem0's connections find the
+    tables in public); the rest of the session keeps an empty one."""
     if not statement.strip():
         raise RlsDebugError('the statement after `--` is empty; usage: rls as-user ID -- '
                             '"SELECT ..."')
     identity.apply(session)
     session.act_as(role)
     expected = read_gucs(session)
+    _search_path(session, schemas)
     tag, columns, rows, truncated = _run(session, statement, limit)
     if session.value("SELECT current_user::text") != role or read_gucs(session) != expected:
         raise StatementRefused("the statement changed the session (the role or the identity "
@@ -169,6 +177,7 @@ def run_as_user(session: DebugSession, role: str, identity: Identity, statement:
             plan = session.value(b"EXPLAIN (VERBOSE, FORMAT JSON) " + statement.encode())
     except psycopg.Error:
         plan = []  # a statement EXPLAIN does not take (SHOW, VALUES ...): no tables read
+    _search_path(session, ())
     found: dict[str, None] = {}
     _plan_tables(plan, found)
     command = _statement_command(plan)

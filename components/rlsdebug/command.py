@@ -143,7 +143,8 @@ def command(args: argparse.Namespace) -> int:
         identity = Identity.from_arguments(args.user, args.run, args.agent, args.claims)
         with debug_session(dsn, args.timeout) as session:
             result = run_as_user(session, role, identity, " ".join(args.statement),
-                                 args.limit)
+                                 args.limit, tuple(dict.fromkeys(
+                                     ("public", settings.extension_schema))))
         _print(args, result.as_json(), result.text())
         return ExitCode.OK
     table = args.table or settings.collection

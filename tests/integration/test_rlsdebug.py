@@ -202,8 +202,9 @@ def test_as_user_returns_only_the_users_rows_and_names_the_policy(
     assert "public.mem0_user_id()" in memories["policies"][0]["using"]
     assert (memories["rows_visible"], memories["rows_total"]) == (1, len(SEED))
 
+    # the statement runs with mem0's search_path: unqualified names find the tables
     code, result = bound.json(capsys, "as-user", "alice", "--run", "r1", "--",
-                              "SELECT id::text FROM public.memories ORDER BY id")
+                              "SELECT id::text FROM memories ORDER BY id")
     assert result["rows"] == [[ALICE_OWN], [ALICE_SESSION]]
     code, text, _ = bound.run(capsys, "as-user", "alice", "--limit", "1", "--",
                               "SELECT m.id FROM public.memories m JOIN public.memory_history h"
