@@ -210,6 +210,12 @@ def _attempt(session: DebugSession, statement: sql.Composed, params: tuple[Any, 
     except psycopg.errors.InsufficientPrivilege as exc:
         message = " ".join(str(exc).split())
         return False, message
+    except psycopg.errors.IntegrityError as exc:
+        # PostgreSQL checks a new row against row-level security before constraints and
+        # unique indexes: a constraint that refused it came after the policies let it in
+        # (an INSERT copy of a row with a unique key other than id collides, say).
+        return True, ("row-level security let it through, then a constraint refused it "
+                      f"({exc.sqlstate}): {' '.join(str(exc).split())}")
     except psycopg.Error as exc:
         return None, f"failed for another reason ({exc.sqlstate}): {' '.join(str(exc).split())}"
     if count > 0:

@@ -330,6 +330,10 @@ def test_explain_in_org_tenancy_and_on_relationships(org: Deployed,
     assert code == 0 and report["disagreements"] == [], report
     assert _outcome(report, "UPDATE")["allowed"] is True
     assert "EXISTS" in json.dumps(_outcome(report, "UPDATE")["layers"])
+    # the copy collides with the edge's unique key, after the policies let it in
+    insert = _outcome(report, "INSERT")
+    assert insert["allowed"] is True and insert["agrees"] is True
+    assert "then a constraint refused it (23505)" in insert["what_happened"]
     code, report = org.json(capsys, "explain", "--user", "carol", "--memory", EDGE,
                             "--table", "memory_relationships")
     assert code == 1 and report["disagreements"] == []
