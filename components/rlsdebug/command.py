@@ -58,16 +58,16 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _common(parser: argparse.ArgumentParser, user_option: bool) -> None:
+def _common(parser: argparse.ArgumentParser, user_option: bool,
+            role_default: str = "the app role") -> None:
     add_stack_arguments(parser, ROLE)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT_S,
                         help=f"statement_timeout and lock_timeout, in seconds (default "
                              f"{DEFAULT_TIMEOUT_S:g})")
     parser.add_argument("--role", default=None,
-                        help="act as this role of the stack (SET LOCAL ROLE); default: the "
-                             "app role" + ("" if user_option else
-                                           " (whoami: the connecting role as it is)"))
+                        help=f"act as this role of the stack (SET LOCAL ROLE); default: "
+                             f"{role_default}")
     if user_option:
         parser.add_argument("--user", default=None, help="set mem0.user_id LOCAL")
     parser.add_argument("--run", default=None, help="set mem0.run_id LOCAL (sessionScope)")
@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     whoami = sub.add_parser("whoami", help="the identity as a connection sees it: roles, "
                                            "identity settings and functions")
-    _common(whoami, user_option=True)
+    _common(whoami, user_option=True, role_default="the connecting role as it is")
     whoami.add_argument("--org", default=None,
                         help="also say whether this organisation is among mem0_org_ids() "
                              "(org tenancy)")
