@@ -30,9 +30,10 @@ from typing import Any, Final
 from components.identifiers import qualified, quote_ident
 
 __all__ = ["CONNECTION_GUIDANCE", "DEFAULT_LIST_LIMIT", "DEFAULT_SEARCH_LIMIT",
-           "DEFAULT_TOP_K", "PAYLOAD_KEYS", "POOL_WITHOUT_PREPARED_STATEMENTS",
-           "PREPARE_THRESHOLD", "USER_KEY", "VERSION", "Statements", "payload",
-           "payload_json", "search_limit", "search_params", "timestamp"]
+           "DEFAULT_TOP_K", "PAYLOAD_KEYS", "POOL_MAXCONN", "POOL_MINCONN",
+           "POOL_WITHOUT_PREPARED_STATEMENTS", "PREPARE_THRESHOLD", "USER_KEY", "VERSION",
+           "Statements", "connections_per_memory", "payload", "payload_json", "search_limit",
+           "search_params", "timestamp"]
 
 VERSION: Final = "2.2.1"
 
@@ -173,3 +174,24 @@ CONNECTION_GUIDANCE: Final = (
     "server-side prepared statements break: pass mem0 a pool that disables them, "
     f"{POOL_WITHOUT_PREPARED_STATEMENTS}, instead of connection_string. "
     "Budget 3 x maxconn connections per Memory (main store, entities, spare).")
+
+
+# --- connections a Memory opens (contract 5) --------------------------------------------------
+
+# PGVector's pool bounds when the config sets neither (mem0/configs/vector_stores/pgvector.py);
+# the stack's mem0Config sets neither, so these are what a deployed application uses.
+POOL_MINCONN: Final = 1
+POOL_MAXCONN: Final = 5
+
+
+def connections_per_memory(minconn: int = POOL_MINCONN, maxconn: int = POOL_MAXCONN,
+                           telemetry: bool = True) -> int:
+    """The most server connections one `Memory` of mem0 2.2.1 holds.
+
+    Each `PGVector` owns a psycopg pool of minconn..maxconn. A Memory builds up to three:
+    the main store and the entity store (`<collection>_entities`, lazily, on the first
+    add that links entities) each grow to maxconn under concurrent calls; the telemetry
+    store (`mem0migrations`, built at init while MEM0_TELEMETRY is on, its default) is never
+    queried afterwards, so its pool stays at minconn. Hence 2 x maxconn + minconn, below
+    the 3 x maxconn that CONNECTION_GUIDANCE budgets as the safe round figure."""
+    return 2 * maxconn + (minconn if telemetry else 0)
