@@ -12,6 +12,7 @@ stats_users, report a refused console without failing, and refuse bad arguments.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -21,12 +22,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psycopg
 import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import PoolTimeout
 
 from components import mem0
 from components.cli import main
@@ -227,6 +230,53 @@ def test_the_app_roles_connection_limit_bounds_the_budget(
     assert document["slots"]["role_limits"][role] == 8
     assert document["budget"]["role_limit"] == 8 and document["budget"]["limit"] == 8
     assert (code, document["budget"]["verdict"]) == (1, "over")  # 11 > 8
+
+
+# --- mem0's own pools -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mem0_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """tests.support.mem0_client, imported only now (mem0 reads MEM0_TELEMETRY at import)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MEM0_TELEMETRY", "False")
+        env.setenv("MEM0_DIR", str(tmp_path_factory.mktemp("mem0-dir")))
+        env.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+        yield importlib.import_module("tests.support.mem0_client")
+
+
+def app_connections(database: TestDatabase) -> int:
+    return int(str(database.scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = %s",
+        (app_role_for(database),))))
+
+
+def test_a_memory_holds_two_pools_of_maxconn_as_the_budget_counts(
+        stack: TestDatabase, mem0_client: ModuleType) -> None:
+    """The budget's factor, from mem0's own objects: a Memory's main and entity stores are
+    two pools, each capped at maxconn (telemetry off here: mem0 must not phone home)."""
+    maxconn = 3
+    vector_store = {"provider": "pgvector", "config": {
+        "connection_string": app_dsn(stack), "collection_name": "memories",
+        "embedding_model_dims": 8, "minconn": 1, "maxconn": maxconn}}
+    memory = mem0_client.memory(vector_store, 8)
+    held: list[tuple[Any, Any]] = []
+    try:
+        memory.add("the budget counts this", user_id="conn-test", infer=False)
+        assert memory.get_all(filters={"user_id": "conn-test"})["results"]
+        pools = [memory.vector_store.connection_pool, memory.entity_store.connection_pool]
+        for pool in pools:
+            for _ in range(maxconn):
+                held.append((pool, pool.getconn(timeout=10)))
+            with pytest.raises(PoolTimeout):
+                pool.getconn(timeout=0.5)  # the cap: maxconn per pool
+        assert app_connections(stack) == 2 * maxconn == \
+            mem0.connections_per_memory(1, maxconn, telemetry=False)
+    finally:
+        for pool, conn in held:
+            pool.putconn(conn)
+        memory.delete_all(user_id="conn-test")
+        mem0_client.close(memory)
 
 
 # --- the pooler -----------------------------------------------------------------------------
