@@ -2,9 +2,11 @@
 pool size and mode), read with the poolerUrl's login.
 
 The console is the virtual database `pgbouncer` on the pooler's host and port; PgBouncer
-lets in only the users of its admin_users or stats_users. It speaks the simple query
-protocol only, so the statements go through a client-side cursor (psycopg's default
-cursor sends Parse/Bind, which the console refuses). Any refusal, and any pooler without
+lets in only the users of its admin_users or stats_users. The console is documented to
+speak the simple query protocol only; the statements go through psycopg's client-side
+cursor, which sends them as plain text, never prepared (against PgBouncer 1.18 the
+default cursor with prepare=False also worked, for statements without parameters: a
+behaviour not to lean on). Any refusal, and any pooler without
 such a console (Supavisor), becomes `PoolerUnavailable` with the reason: the report goes
 on without it.
 """
