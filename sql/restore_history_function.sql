@@ -12,8 +12,7 @@ BEGIN
     -- by this function, which `python -m components restore` calls (as the service role)
     -- with backed-up rows. A row whose id exists is left alone: the audit is never
     -- rewritten. No conflict target: naming one makes PostgreSQL check the owner's SELECT
-    -- policies on every new row, and under FORCE ROW LEVEL SECURITY an owner without
-    -- BYPASSRLS (postgres, embedded) has none here.
+    -- policies on every new row, and FORCE ROW LEVEL SECURITY gives the owner none here.
     -- The id is the table's only unique key, so the conflicts are the same.
     INSERT INTO {{history}} OVERRIDING SYSTEM VALUE
     SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::{{history}}, backed_up)
