@@ -21,6 +21,7 @@ from components.connection import connect
 from components.introspect import catalog_snapshot
 from components.stackfile import read_stack_config
 from tests.conftest import TestDatabase
+from tests.support.supabase import emulate_supabase
 
 REPO = Path(__file__).resolve().parents[2]
 DECLARED = ("declared_object_missing", "declared_object_drifted")
@@ -499,6 +500,19 @@ def test_fresh_deployment_has_no_findings(
     [result] = [r for r in document["results"] if r["name"] == "rls_enabled_no_policy"]
     assert result["detail"].endswith(": mem0_migration.batches, mem0_migration.history_marks, "
                                      "mem0_migration.runs")
+
+
+def test_fresh_supabase_deployment_has_no_findings(
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Into the emulation, whose default privileges hand every new table and function in
+    # public to anon, authenticated and service_role; every mem0_* schema is audited too.
+    emulate_supabase(database.dsn)
+    project = deploy(make_stack, tmp_path, target="supabase")
+    code, document = audit_deployed(capsys, database, project)
+    assert document["findings"] == []
+    assert code == 0
+    assert document["summary"]["target"] == "supabase"
 
 
 def test_deployment_with_a_table_added_by_hand_in_mem0_backup(
