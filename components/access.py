@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from components.erasure import ERASING
 from components.identifiers import qualified
-from components.settings import SUPABASE_END_USER_ROLES, Settings
+from components.settings import SUPABASE_END_USER_ROLES, Settings, Target
 
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 USER_ID_FUNCTION = "mem0_user_id"
@@ -174,6 +174,30 @@ def _commands(scope_read: str, scope_write: str, read_words: str, write_words: s
 
 
 ERASE_WORDS = "every row, only inside mem0_erasure.forget() (it sets mem0.erasing)"
+# FORCE ROW LEVEL SECURITY binds a table's owner only where the owner does not bypass
+# row-level security: the NOLOGIN ownerRole of postgres and embedded does not; Supabase
+# gives its owner, postgres, BYPASSRLS (docs/security.md, "FORCE and the owner").
+OWNER_BOUND = "no policy (FORCE ROW LEVEL SECURITY binds the owner: it has no BYPASSRLS)"
+OWNER_BYPASSES = ("every row: Supabase gives postgres BYPASSRLS, which FORCE ROW LEVEL "
+                  "SECURITY does not override")
+
+
+def owner_bypasses_rls(settings: Settings) -> bool:
+    """Whether the stack's owner reads and writes every row, forced or not: on target
+    supabase the owner is Supabase's postgres, which has BYPASSRLS."""
+    return settings.target == Target.SUPABASE
+
+
+def owner_words(settings: Settings, bound: str) -> str:
+    """What the owner may do, in words: `bound` where FORCE ROW LEVEL SECURITY binds it; on
+    supabase every row (a policy of its, `bound`, binds only a role that acts as the owner
+    through membership without BYPASSRLS of its own)."""
+    if not owner_bypasses_rls(settings):
+        return bound
+    return OWNER_BYPASSES if bound == OWNER_BOUND else \
+        f"{OWNER_BYPASSES}; its policy ({bound}) binds only a member of postgres without " \
+        "BYPASSRLS of its own"
+
 TRUSTED_WORDS = "every row (trusted: mem0's own filters separate users)"
 
 
@@ -201,8 +225,7 @@ def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
     scope = _scope(e, nature, table, memories)
     service_mode = settings.tenancy == "service"
     rules: dict[str, dict[str, Rule]] = {}
-    owner_rule = {c: Rule("no policy (FORCE ROW LEVEL SECURITY binds the owner too)",
-                          policy=False) for c in COMMANDS}
+    owner_rule = {c: Rule(OWNER_BOUND, policy=False) for c in COMMANDS}
     if nature == HISTORY:
         owner_rule["INSERT"] = Rule("every row, through the history trigger only",
                                     check="true")
@@ -215,7 +238,9 @@ def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
                                     f"{ORG_IDS_FUNCTION}() only"
                                     + (f"; {ERASE_WORDS}" if erasable else ""),
                                     using=_any(e.own(), ERASING) if erasable else e.own())
-    rules[settings.owner_role] = owner_rule
+    rules[settings.owner_role] = {
+        c: Rule(owner_words(settings, r.words), r.using, r.check, r.privilege, r.policy)
+        for c, r in owner_rule.items()}
     bound = settings.app_role_identity == "required"
     app_scope = _scope(_Expressions(settings, e.schema, direct_uid=True), nature, table,
                        memories) if bound else scope

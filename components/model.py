@@ -32,6 +32,8 @@ from components.access import (
     TableAccess,
     needs_org_ids,
     needs_run_id,
+    owner_bypasses_rls,
+    owner_words,
     table_access,
 )
 from components.erasure import ERASING, KEEP_SDK, Erase, Erasure, forget_statements
@@ -303,7 +305,10 @@ class _Builder:
         return self.object(
             Kind.ROW_SECURITY, fields, table.schema, table.name, fields.ddl(),
             fields.drop_sql(), table=table.name, depends_on=(table.key,), notes=notes,
-            comment="every row is checked, for the owner too; the matrix says by which rule")
+            comment="every row is checked, for the owner too"
+            + (" unless it bypasses row-level security (Supabase's postgres does)"
+               if owner_bypasses_rls(self.settings) else "")
+            + "; the matrix says by which rule")
 
     def policies(self, table: ObjectSpec, access: TableAccess,
                  functions: tuple[ObjectSpec, ...], after: tuple[ObjectSpec, ...]) -> None:
@@ -354,7 +359,8 @@ class _Builder:
     def owner_policy(self, table: ObjectSpec, command: str, using: str = "",
                      check: str = "") -> ObjectSpec:
         """A policy for the owner alone (who cannot log in: only definer-rights
-        functions act as it)."""
+        functions act as it). On supabase the owner, postgres, bypasses row-level security:
+        the policy binds only a member of it without BYPASSRLS."""
         assert self.owner is not None
         owner_key = (self.roles[self.owner].key,) if self.owner in self.roles else ()
         fields = PolicyFields(f"{table.name}_{command.lower()}_owner", table.qualified_name,
@@ -363,7 +369,10 @@ class _Builder:
         return self.object(Kind.POLICY, fields, table.schema, fields.name, fields.ddl(),
                            fields.drop_sql(), table=table.name,
                            depends_on=(table.key, *owner_key),
-                           comment=f"{command} for {self.owner}{when}")
+                           comment=f"{command} for {self.owner}{when}"
+                           + ("; postgres bypasses row-level security, so it binds only a "
+                              "member of it without BYPASSRLS"
+                              if owner_bypasses_rls(self.settings) else ""))
 
     def default_privileges(self, owner: ObjectSpec) -> ObjectSpec:
         fields = DefaultPrivilegesFields(owner.name, public_executes=False)
@@ -657,8 +666,9 @@ def _snapshots(b: _Builder, extension: ObjectSpec, live: dict[str, ObjectSpec]) 
     for table in (snapshots, *copies.values()):
         b.row_security(table, f"access to {table.qualified_name} (row-level security "
                               "enabled and forced): only roles that bypass row-level "
-                              f"security; {s.service_role} may read it; the owner only "
-                              f"inside {ERASURE_SCHEMA}.{FORGET_FUNCTION}()")
+                              f"security; {s.service_role} may read it; "
+                              + owner_words(s, f"the owner only inside {ERASURE_SCHEMA}."
+                                               f"{FORGET_FUNCTION}()"))
         b.erase_policies(table, ("SELECT", "UPDATE") if table is snapshots
                          else ("SELECT", "DELETE"))
         b.grant("SELECT", f"TABLE {table.qualified_name}", table.name, s.service_role,
@@ -767,8 +777,9 @@ def _migration(b: _Builder, extension: ObjectSpec, memories: ObjectSpec) -> None
         b.row_security(table, f"access to {table.qualified_name} (row-level security "
                               "enabled and forced): only roles that bypass row-level "
                               f"security; {s.service_role} may use it"
-                              + (f"; the owner only inside {ERASURE_SCHEMA}."
-                                 f"{FORGET_FUNCTION}()" if erased else ""))
+                              + ("; " + owner_words(s, f"the owner only inside {ERASURE_SCHEMA}."
+                                                       f"{FORGET_FUNCTION}()")
+                                 if erased else ""))
         if erased:
             b.erase_policies(table, ("SELECT", "DELETE"))
         b.grant(MIGRATION_TABLES[table.name][1], f"TABLE {table.qualified_name}", table.name,

@@ -366,3 +366,38 @@ def test_the_app_role_cannot_create_tables_where_public_may(
                              autocommit=True) as conn:
             outcome = _refusal(conn, "CREATE TABLE public.intruder (id integer)")
     assert outcome is None, f"the app role could create a table in public: {outcome}"
+
+
+def test_force_binds_an_owner_without_bypassrls_only(database: TestDatabase) -> None:
+    """What the access matrix says of the owner per target (components/access.py
+    owner_words): FORCE ROW LEVEL SECURITY binds the table's owner, and a member acting
+    through the owner's inherited rights, unless the role itself has BYPASSRLS, as
+    Supabase's postgres has. Each role reads a forced table with rows and no policy."""
+    bound, bypassing, member = (f"{kind}_{database.name}"
+                                for kind in ("bound", "bypassing", "member"))
+    with database.connect() as admin:
+        admin.execute(f"CREATE ROLE {bound} NOLOGIN")
+        admin.execute(f"CREATE ROLE {bypassing} NOLOGIN BYPASSRLS")
+        admin.execute(f"CREATE ROLE {member} NOLOGIN INHERIT IN ROLE {bound}")
+        for owner in (bound, bypassing):
+            admin.execute(f"CREATE TABLE public.{owner} (id integer)")
+            admin.execute(f"INSERT INTO public.{owner} VALUES (1), (2)")
+            admin.execute(f"ALTER TABLE public.{owner} OWNER TO {owner}")
+            admin.execute(f"ALTER TABLE public.{owner} ENABLE ROW LEVEL SECURITY")
+            admin.execute(f"ALTER TABLE public.{owner} FORCE ROW LEVEL SECURITY")
+
+        def seen(role: str, table: str) -> int:
+            admin.execute(f"SET ROLE {role}")
+            try:
+                row = admin.execute(f"SELECT count(*) FROM public.{table}").fetchone()
+            finally:
+                admin.execute("RESET ROLE")
+            assert row is not None
+            return int(row[0])
+
+        assert seen(bound, bound) == 0  # postgres, embedded: the NOLOGIN ownerRole
+        assert seen(member, bound) == 0  # the owner's rights, not its exemption
+        assert seen(bypassing, bypassing) == 2  # supabase: postgres has BYPASSRLS
+        # Without FORCE, the owner's rights are the exemption, inherited by its members.
+        admin.execute(f"ALTER TABLE public.{bound} NO FORCE ROW LEVEL SECURITY")
+        assert seen(bound, bound) == seen(member, bound) == 2

@@ -526,3 +526,23 @@ def test_which_functions_an_option_needs() -> None:
     assert not needs_run_id(settings()) and needs_run_id(settings(sessionScope=True))
     assert not needs_org_ids(settings()) and needs_org_ids(settings(tenancy="org"))
     assert not needs_org_ids(settings(tenancy="service"))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_owners_words_say_whether_force_binds_it(target: str) -> None:
+    # Supabase's postgres has BYPASSRLS, which FORCE ROW LEVEL SECURITY does not override;
+    # the NOLOGIN ownerRole elsewhere has not (tests/integration/test_security.py).
+    owner = ROLES[target][0]
+    for access in accesses(settings(target, "org")):
+        words = {c: r.words for c, r in access.rules[owner].items()}
+        if target == "supabase":
+            assert all(w.startswith("every row: Supabase gives postgres BYPASSRLS, which FORCE "
+                                    "ROW LEVEL SECURITY does not override") for w in
+                       words.values()), access.table
+            assert "binds the owner" not in " ".join(words.values())
+        else:
+            assert "no policy (FORCE ROW LEVEL SECURITY binds the owner: it has no BYPASSRLS)" \
+                in words.values(), access.table
+            assert "BYPASSRLS, which" not in " ".join(words.values())
+    comments = [s.comment for s in build_model(settings(target)) if s.kind == "row_security"]
+    assert all(("Supabase's postgres" in c) == (target == "supabase") for c in comments)
