@@ -1,9 +1,10 @@
 """The roles a stack hands out may touch rows, never the schema.
 
 A stack in org tenancy with orgAdmins (the one with the most objects: the membership table
-and the definer functions mem0_org_ids and mem0_admin_org_ids) is deployed once per target, on supabase into the
-emulation of tests/support/supabase.py, whose default privileges hand every new object to
-anon, authenticated and service_role, so these tests also prove the stack takes them back.
+and the definer functions mem0_org_ids and mem0_admin_org_ids) is deployed once per
+target, on supabase into the emulation of tests/support/supabase.py, whose default
+privileges hand every new object to anon, authenticated and service_role, so these tests
+also prove the stack takes them back.
 Each role then tries what an attacker holding its password (or a leaked token) would try;
 every attempt must be refused with insufficient privilege, and the catalog must be
 exactly as it was afterwards.
@@ -273,9 +274,9 @@ def test_the_history_trigger_records_supabase_users_changes(deployment: Deployme
 def test_definer_functions_are_callable_only_where_needed(deployment: Deployment) -> None:
     """Functions that run with the owner's rights: not executable by PUBLIC (nor anon);
     mem0_record_history by no one (it runs as a trigger); mem0_org_ids and
-    mem0_admin_org_ids by the roles whose policies call them, among them the app role; mem0_restore_history by the service role
-    only (restore), and so are mem0_erasure's forget and erased. Each pins its
-    search_path."""
+    mem0_admin_org_ids by the roles whose policies call them, among them the app role;
+    mem0_restore_history by the service role only (restore), and so are mem0_erasure's
+    forget and erased. Each pins its search_path."""
     roles = deployment.roles
     users_role = "readonly" if deployment.target == "postgres" else "authenticated"
     arguments = {"mem0_restore_history": "jsonb", "mem0_erasure.forget": "text, text",
