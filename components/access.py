@@ -76,12 +76,32 @@ def _call(schema: str, function: str) -> str:
     return f"( SELECT {qualified(schema, function)}() AS {function})"
 
 
+class _Group(str):
+    """An AND or OR of parts, as text that remembers its operator and parts."""
+
+    op: str
+    parts: tuple[str, ...]
+
+
+def _group(op: str, parts: tuple[str, ...]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    # PostgreSQL's parser merges a left operand that is the same operator into one list
+    # (`(a AND b) AND c` is stored as `a AND b AND c`), and pg_get_expr prints that.
+    first = parts[0]
+    if isinstance(first, _Group) and first.op == op:
+        parts = (*first.parts, *parts[1:])
+    group = _Group("(" + f" {op} ".join(parts) + ")")
+    group.op, group.parts = op, parts
+    return group
+
+
 def _all(*parts: str) -> str:
-    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+    return _group("AND", parts)
 
 
 def _any(*parts: str) -> str:
-    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+    return _group("OR", parts)
 
 
 class _Expressions:

@@ -663,3 +663,51 @@ def test_an_optional_app_role_is_bound_by_its_agent_even_before_it_names_a_user(
                   if p.table == "public.memories" and p.command == "INSERT")
     assert insert.check is not None and insert.check.startswith("((")
     assert insert.check.endswith(f" AND {guard})"), insert.check
+
+
+def _groups(text: str) -> list[str]:
+    """Every parenthesised group's inside, outermost first."""
+    found, stack = [], []
+    for i, char in enumerate(text):
+        if char == "(":
+            stack.append(i)
+        elif char == ")":
+            found.append(text[stack.pop() + 1:i])
+    return found[::-1]
+
+
+def _top_level(text: str, op: str) -> list[str]:
+    """`text` split at ` op ` outside any parentheses."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0 and text.startswith(f" {op} ", i):
+            parts.append(text[start:i])
+            i += len(op) + 2
+            start = i
+            continue
+        i += 1
+    return [*parts, text[start:]]
+
+
+@pytest.mark.parametrize(("target", "tenancy", "profile"), STACKS)
+def test_no_policy_nests_an_and_or_an_or_on_its_left(target: str, tenancy: str,
+                                                      profile: str) -> None:
+    """PostgreSQL stores `(a AND b) AND c` as `a AND b AND c`, so a declared policy written
+    the first way would never match the catalog (every apply fails its verification)."""
+    extra: list[dict[str, object]] = [{**ROW_OPTIONS, "appRoleIdentity": identity}
+                                      for identity in ("optional", "required")]
+    if tenancy == "org":
+        extra += [{**raw, "orgAdmins": True} for raw in (*extra, {})]
+    for raw in extra:
+        for policy in policies(specs_of(settings(target, tenancy, profile, **raw))):
+            for text in (policy.using, policy.check):
+                for group in _groups(text or ""):
+                    for op in ("AND", "OR"):
+                        parts = _top_level(group, op)
+                        first = parts[0].strip()
+                        if len(parts) > 1 and first.startswith("(") and first.endswith(")"):
+                            inner = first[1:-1]
+                            nested = len(_top_level(inner, op)) > 1 and \
+                                _groups(first)[0] == inner
+                            assert not nested, (raw, policy.name, group)
