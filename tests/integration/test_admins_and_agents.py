@@ -55,7 +55,7 @@ ORGS = ("org-a", "org-b", "org-c")
 AGENTS = ("agent-a", "agent-b")
 RUNS = ("run-1", "run-2")
 MEMBER, ADMIN = "member", "admin"
-EXAMPLES = 40  # per property and configuration
+EXAMPLES = 100  # per property and configuration
 RUN_COUNTS: Counter[str] = Counter()
 
 
