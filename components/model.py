@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.access import (
+    ADMIN_ORG_IDS_FUNCTION,
+    AGENT_ID_FUNCTION,
     BACKEND,
     COMMANDS,
     GRAPH,
@@ -30,6 +32,8 @@ from components.access import (
     RUN_ID_FUNCTION,
     USER_ID_FUNCTION,
     TableAccess,
+    needs_admin_org_ids,
+    needs_agent_id,
     needs_org_ids,
     needs_run_id,
     owner_bypasses_rls,
@@ -877,22 +881,34 @@ def _identity_functions(b: _Builder, extension: ObjectSpec) -> tuple[ObjectSpec,
     if needs_run_id(s):
         functions.append(b.function("run_id_function", RUN_ID_FUNCTION, "", (extension,),
                                     "the caller's session for row-level security"))
+    if needs_agent_id(s):
+        functions.append(b.function("agent_id_function", AGENT_ID_FUNCTION, "", (extension,),
+                                    "the caller's agent for row-level security "
+                                    "(agentSpaces); invoker rights"))
     return tuple(functions)
 
 
 def _membership(b: _Builder, user_id: ObjectSpec, after: ObjectSpec
-                ) -> tuple[ObjectSpec, ObjectSpec]:
+                ) -> tuple[ObjectSpec, tuple[ObjectSpec, ...]]:
+    """The membership table and the definer-rights functions that read it; the role
+    column is there in every org stack (docs/security.md, "Org admins")."""
     members = b.table("membership_table", MEMBERSHIP_TABLE, after,
                       erase=Erasure(Erase.MEMBERS),
-                      comment="who belongs to which organisation (org tenancy); written "
-                              "by the service role")
+                      comment="who belongs to which organisation, as member or admin (org "
+                              "tenancy); written by the service role")
+    # The admin lookup reads the same few rows per user: the role is a filter on them.
     b.index(members, f"{MEMBERSHIP_TABLE}_user_id_idx", "btree (user_id)",
             "a user's organisations: the lookup every org policy makes")
-    org_ids = b.function("org_ids_function", ORG_IDS_FUNCTION, "", (members, user_id),
-                         "the caller's organisations; definer rights, fixed search_path",
-                         membership=members.qualified_name,
-                         user_id=user_id.qualified_name)
-    return members, org_ids
+    functions = [b.function("org_ids_function", ORG_IDS_FUNCTION, "", (members, user_id),
+                            "the caller's organisations; definer rights, fixed search_path",
+                            membership=members.qualified_name,
+                            user_id=user_id.qualified_name)]
+    if needs_admin_org_ids(b.settings):
+        functions.append(b.function(
+            "admin_org_ids_function", ADMIN_ORG_IDS_FUNCTION, "", (members, user_id),
+            "the organisations where the caller is admin (orgAdmins); definer rights, fixed "
+            "search_path", membership=members.qualified_name, user_id=user_id.qualified_name))
+    return members, tuple(functions)
 
 
 def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: ObjectSpec,
@@ -901,9 +917,9 @@ def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: Obje
     s = b.settings
     functions = _identity_functions(b, extension)
     if needs_org_ids(s):
-        members, org_ids = _membership(b, functions[0], extension)
+        members, definers = _membership(b, functions[0], extension)
         tables = [*tables, (members, MEMBERSHIP)]
-        functions = (*functions, org_ids)
+        functions = (*functions, *definers)
     accesses = table_access(s, b.schema, [(t.name, nature) for t, nature in tables],
                             memories.qualified_name)
     for (table, _nature), access in zip(tables, accesses, strict=True):
@@ -918,7 +934,8 @@ def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: Obje
     if needs_org_ids(s):
         users = [role for role, rules in accesses[0].rules.items()
                  if role != s.owner_role and any(r.policy for r in rules.values())]
-        b.revoke_execute(org_ids, needed_by=tuple(users))
+        for definer in definers:
+            b.revoke_execute(definer, needed_by=tuple(users))
     for (table, _nature), access in zip(tables, accesses, strict=True):
         b.policies(table, access, functions, after=())
 

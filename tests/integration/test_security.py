@@ -1,9 +1,10 @@
 """The roles a stack hands out may touch rows, never the schema.
 
-A stack in org tenancy (the one with the most objects: the membership table and the
-definer function mem0_org_ids) is deployed once per target, on supabase into the
-emulation of tests/support/supabase.py, whose default privileges hand every new object to
-anon, authenticated and service_role, so these tests also prove the stack takes them back.
+A stack in org tenancy with orgAdmins (the one with the most objects: the membership table
+and the definer functions mem0_org_ids and mem0_admin_org_ids) is deployed once per
+target, on supabase into the emulation of tests/support/supabase.py, whose default
+privileges hand every new object to anon, authenticated and service_role, so these tests
+also prove the stack takes them back.
 Each role then tries what an attacker holding its password (or a leaked token) would try;
 every attempt must be refused with insufficient privilege, and the catalog must be
 exactly as it was afterwards.
@@ -52,7 +53,7 @@ def deployment(request: pytest.FixtureRequest, pg_server: PgServer,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     target: str = request.param
     with deployed_stack(pg_server, tmp_path_factory.mktemp("security"), target=target,
-                        tenancy="org", dimensions=3) as database:
+                        tenancy="org", orgAdmins=True, dimensions=3) as database:
         if target == "postgres":
             names = project_roles_for(database)
             roles = {"app": names["appRole"], "readonly": names["readonlyRole"],
@@ -272,10 +273,10 @@ def test_the_history_trigger_records_supabase_users_changes(deployment: Deployme
 
 def test_definer_functions_are_callable_only_where_needed(deployment: Deployment) -> None:
     """Functions that run with the owner's rights: not executable by PUBLIC (nor anon);
-    mem0_record_history by no one (it runs as a trigger); mem0_org_ids by the roles whose
-    policies call it, among them the app role; mem0_restore_history by the service role
-    only (restore), and so are mem0_erasure's forget and erased. Each pins its
-    search_path."""
+    mem0_record_history by no one (it runs as a trigger); mem0_org_ids and
+    mem0_admin_org_ids by the roles whose policies call them, among them the app role;
+    mem0_restore_history by the service role only (restore), and so are mem0_erasure's
+    forget and erased. Each pins its search_path."""
     roles = deployment.roles
     users_role = "readonly" if deployment.target == "postgres" else "authenticated"
     arguments = {"mem0_restore_history": "jsonb", "mem0_erasure.forget": "text, text",
@@ -295,7 +296,7 @@ def test_definer_functions_are_callable_only_where_needed(deployment: Deployment
                                (role, signature)).fetchone()
             return bool(row and row[0])
 
-        assert set(definers) == {"mem0_record_history", "mem0_org_ids",
+        assert set(definers) == {"mem0_record_history", "mem0_org_ids", "mem0_admin_org_ids",
                                  "mem0_restore_history", "mem0_erasure.forget",
                                  "mem0_erasure.erased"}, \
             "a new SECURITY DEFINER function: decide who may call it, and test that here"
@@ -313,9 +314,10 @@ def test_definer_functions_are_callable_only_where_needed(deployment: Deployment
             if deployment.target == "supabase":
                 assert not may("anon", function), function
         assert not any(may(roles[k], "mem0_record_history") for k in roles if k != "owner")
-        assert may(roles["app"], "mem0_org_ids")
-        assert may(roles.get(users_role, users_role), "mem0_org_ids")
-        assert not may(roles["service"], "mem0_org_ids")  # bypasses row security anyway
+        for function in ("mem0_org_ids", "mem0_admin_org_ids"):
+            assert may(roles["app"], function)
+            assert may(roles.get(users_role, users_role), function)
+            assert not may(roles["service"], function)  # bypasses row security anyway
 
 
 def test_supabase_api_roles_hold_nothing_on_the_history_sequence(
