@@ -16,7 +16,13 @@ from typing import Any
 
 import psycopg
 
-from components.access import ORG_IDS_FUNCTION, RUN_ID_FUNCTION, USER_ID_FUNCTION
+from components.access import (
+    ADMIN_ORG_IDS_FUNCTION,
+    AGENT_ID_FUNCTION,
+    ORG_IDS_FUNCTION,
+    RUN_ID_FUNCTION,
+    USER_ID_FUNCTION,
+)
 from components.identifiers import identifier_problem, qualified
 from components.rlsdebug.session import DebugSession, RlsDebugError
 from components.settings import SUPABASE_END_USER_ROLES, Settings
@@ -28,10 +34,10 @@ __all__ = ["GUCS", "IDENTITY_FUNCTIONS", "Identity", "call_identity_functions",
 USER_GUC, RUN_GUC, AGENT_GUC, CLAIMS_GUC = ("mem0.user_id", "mem0.run_id", "mem0.agent_id",
                                             "request.jwt.claims")
 GUCS = (USER_GUC, RUN_GUC, AGENT_GUC, CLAIMS_GUC)
-# The agent identity function of agent spaces (issue 19 fixes its name); the model declares
-# it only where agent spaces are on, so it is looked up like the others.
-AGENT_ID_FUNCTION = "mem0_agent_id"
-IDENTITY_FUNCTIONS = (USER_ID_FUNCTION, RUN_ID_FUNCTION, ORG_IDS_FUNCTION, AGENT_ID_FUNCTION)
+# Every identity function a stack may declare; the model declares each only where its
+# option is on, so they are looked up in the database before they are called.
+IDENTITY_FUNCTIONS = (USER_ID_FUNCTION, RUN_ID_FUNCTION, ORG_IDS_FUNCTION,
+                      ADMIN_ORG_IDS_FUNCTION, AGENT_ID_FUNCTION)
 
 
 @dataclass(frozen=True)
