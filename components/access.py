@@ -20,12 +20,14 @@ from dataclasses import dataclass
 
 from components.erasure import ERASING
 from components.identifiers import qualified
-from components.settings import SUPABASE_END_USER_ROLES, Settings
+from components.settings import SUPABASE_END_USER_ROLES, Settings, Target
 
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 USER_ID_FUNCTION = "mem0_user_id"
 RUN_ID_FUNCTION = "mem0_run_id"
 ORG_IDS_FUNCTION = "mem0_org_ids"
+ADMIN_ORG_IDS_FUNCTION = "mem0_admin_org_ids"
+AGENT_ID_FUNCTION = "mem0_agent_id"
 MEMBERSHIP_TABLE = "memory_org_members"
 
 # What a table is, for access: which rules apply to its rows.
@@ -74,12 +76,32 @@ def _call(schema: str, function: str) -> str:
     return f"( SELECT {qualified(schema, function)}() AS {function})"
 
 
+class _Group(str):
+    """An AND or OR of parts, as text that remembers its operator and parts."""
+
+    op: str
+    parts: tuple[str, ...]
+
+
+def _group(op: str, parts: tuple[str, ...]) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    # PostgreSQL's parser merges a left operand that is the same operator into one list
+    # (`(a AND b) AND c` is stored as `a AND b AND c`), and pg_get_expr prints that.
+    first = parts[0]
+    if isinstance(first, _Group) and first.op == op:
+        parts = (*first.parts, *parts[1:])
+    group = _Group("(" + f" {op} ".join(parts) + ")")
+    group.op, group.parts = op, parts
+    return group
+
+
 def _all(*parts: str) -> str:
-    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+    return _group("AND", parts)
 
 
 def _any(*parts: str) -> str:
-    return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+    return _group("OR", parts)
 
 
 class _Expressions:
@@ -93,12 +115,21 @@ class _Expressions:
             _call(schema, USER_ID_FUNCTION)
         self.run = _call(schema, RUN_ID_FUNCTION)
         self.orgs = f"{_call(schema, ORG_IDS_FUNCTION)}::text[]"
+        self.admin_orgs = f"{_call(schema, ADMIN_ORG_IDS_FUNCTION)}::text[]"
+        self.agent = _call(schema, AGENT_ID_FUNCTION)
 
     def own(self) -> str:
         return f"(user_id = {self.uid})"
 
     def in_orgs(self) -> str:
         return f"(org_id = ANY ({self.orgs}))"
+
+    def in_admin_orgs(self) -> str:
+        return f"(org_id = ANY ({self.admin_orgs}))"
+
+    def agent_space(self) -> str:
+        """No agent identity, or the row's agent is the caller's."""
+        return f"(({self.agent} IS NULL) OR (agent_id = {self.agent}))"
 
     def signed_in(self) -> str:
         return f"({self.uid} IS NOT NULL)"
@@ -132,6 +163,13 @@ class _Scope:
     write: str
     read_words: str
     write_words: str
+    # agentSpaces: what every write of a bound role must also meet, whatever else lets it
+    # write ("" when the option is off or the table has no agent_id).
+    guard: str = ""
+    guard_words: str = ""
+
+    def guarded(self, write: str) -> str:
+        return _all(write, self.guard) if self.guard else write
 
 
 def _scope(e: _Expressions, nature: str, table: str, memories: str) -> _Scope:
@@ -145,9 +183,11 @@ def _scope(e: _Expressions, nature: str, table: str, memories: str) -> _Scope:
     read_words = "rows of the caller's organisations" if org else "the caller's own rows"
     write_words = ("the caller's own rows in the caller's organisations" if org
                    else "the caller's own rows")
+    endpoints: list[str] = []
     if nature == GRAPH:
-        write += [e.endpoint(table, "source_memory_id", memories),
-                  e.endpoint(table, "target_memory_id", memories)]
+        endpoints = [e.endpoint(table, "source_memory_id", memories),
+                     e.endpoint(table, "target_memory_id", memories)]
+        write += endpoints
         write_words += (", between memories of the edge's organisation the caller can read"
                         if org else ", between memories the caller can read")
     if nature in (MEMORY, HISTORY) and needs_run_id(s):  # history holds the payloads too
@@ -155,15 +195,28 @@ def _scope(e: _Expressions, nature: str, table: str, memories: str) -> _Scope:
         write.append(e.session())
         read_words += " (a session's rows only in that session)"
         write_words += " (a session's rows only in that session)"
-    read_sql = _all(*read)
+    read_sql, write_sql = _all(*read), _all(*write)
+    if org and s.org_admins and nature in (MEMORY, GRAPH, HISTORY):
+        # An admin's organisations: every row, every member's and every session's; edges
+        # still join memories of their own organisation that the admin can read.
+        read_sql = _any(read_sql, e.in_admin_orgs())
+        write_sql = _any(write_sql, _all(e.in_admin_orgs(), *endpoints))
+        read_words += ("; every row of the organisations where the caller is admin"
+                       + (" (every session's)" if needs_run_id(s) else ""))
+        write_words += ("; every row of the organisations where the caller is admin"
+                        + (" (every session's)" if needs_run_id(s) else ""))
     if nature == MEMORY and s.shared_agent_knowledge:
         read_sql = _any(read_sql, e.shared_agent())
         read_words += ", and shared agent knowledge"
-    return _Scope(read_sql, _all(*write), read_words, write_words)
+    guard = e.agent_space() if s.agent_spaces and nature == MEMORY else ""
+    guard_words = ("; with an agent identity (mem0_agent_id()), only rows of that agent"
+                   if guard else "")
+    return _Scope(read_sql, write_sql, read_words, write_words, guard, guard_words)
 
 
 def _commands(scope_read: str, scope_write: str, read_words: str, write_words: str,
               writable: bool) -> dict[str, Rule]:
+    """SELECT reads `scope_read`; the writes stay inside `scope_write` (USING and CHECK)."""
     if not writable:
         return {"SELECT": Rule(read_words, using=scope_read),
                 "INSERT": NO_ACCESS, "UPDATE": NO_ACCESS, "DELETE": NO_ACCESS}
@@ -174,6 +227,30 @@ def _commands(scope_read: str, scope_write: str, read_words: str, write_words: s
 
 
 ERASE_WORDS = "every row, only inside mem0_erasure.forget() (it sets mem0.erasing)"
+# FORCE ROW LEVEL SECURITY binds a table's owner only where the owner does not bypass
+# row-level security: the NOLOGIN ownerRole of postgres and embedded does not; Supabase
+# gives its owner, postgres, BYPASSRLS (docs/security.md, "FORCE and the owner").
+OWNER_BOUND = "no policy (FORCE ROW LEVEL SECURITY binds the owner: it has no BYPASSRLS)"
+OWNER_BYPASSES = ("every row: Supabase gives postgres BYPASSRLS, which FORCE ROW LEVEL "
+                  "SECURITY does not override")
+
+
+def owner_bypasses_rls(settings: Settings) -> bool:
+    """Whether the stack's owner reads and writes every row, forced or not: on target
+    supabase the owner is Supabase's postgres, which has BYPASSRLS."""
+    return settings.target == Target.SUPABASE
+
+
+def owner_words(settings: Settings, bound: str) -> str:
+    """What the owner may do, in words: `bound` where FORCE ROW LEVEL SECURITY binds it; on
+    supabase every row (a policy of its, `bound`, binds only a role that acts as the owner
+    through membership without BYPASSRLS of its own)."""
+    if not owner_bypasses_rls(settings):
+        return bound
+    return OWNER_BYPASSES if bound == OWNER_BOUND else \
+        f"{OWNER_BYPASSES}; its policy ({bound}) binds only a member of postgres without " \
+        "BYPASSRLS of its own"
+
 TRUSTED_WORDS = "every row (trusted: mem0's own filters separate users)"
 
 
@@ -187,13 +264,18 @@ def _app_rules(e: _Expressions, scope: _Scope, nature: str) -> dict[str, Rule]:
         return _commands("true", "true", "every row (the table has no owner column)",
                          "every row (the table has no owner column)", writable=True)
     if e.settings.app_role_identity == "trusted":
-        return _commands("true", "true", TRUSTED_WORDS, TRUSTED_WORDS, writable)
+        # agentSpaces cannot bind it: any predicate would replace the literal `true` that
+        # keeps mem0's searches indexed (settings refuse the option where it binds nobody).
+        unbound = "; agentSpaces does not bind it" if scope.guard else ""
+        return _commands("true", "true", TRUSTED_WORDS, TRUSTED_WORDS + unbound, writable)
     if e.settings.app_role_identity == "required":
-        return _commands(scope.read, scope.write, scope.read_words, scope.write_words,
-                         writable)
+        return _commands(scope.read, scope.guarded(scope.write), scope.read_words,
+                         scope.write_words + scope.guard_words, writable)
     prefix = "every row until the connection sets mem0.user_id, then "
-    return _commands(_any(e.no_identity(), scope.read), _any(e.no_identity(), scope.write),
-                     prefix + scope.read_words, prefix + scope.write_words, writable)
+    return _commands(_any(e.no_identity(), scope.read),
+                     scope.guarded(_any(e.no_identity(), scope.write)),
+                     prefix + scope.read_words,
+                     prefix + scope.write_words + scope.guard_words, writable)
 
 
 def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
@@ -201,8 +283,7 @@ def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
     scope = _scope(e, nature, table, memories)
     service_mode = settings.tenancy == "service"
     rules: dict[str, dict[str, Rule]] = {}
-    owner_rule = {c: Rule("no policy (FORCE ROW LEVEL SECURITY binds the owner too)",
-                          policy=False) for c in COMMANDS}
+    owner_rule = {c: Rule(OWNER_BOUND, policy=False) for c in COMMANDS}
     if nature == HISTORY:
         owner_rule["INSERT"] = Rule("every row, through the history trigger only",
                                     check="true")
@@ -211,19 +292,22 @@ def _rules(settings: Settings, e: _Expressions, nature: str, table: str,
         for command in ("SELECT", "DELETE"):
             owner_rule[command] = Rule(ERASE_WORDS, using=ERASING)
     if nature == MEMBERSHIP:
-        owner_rule["SELECT"] = Rule(f"the caller's own memberships, through "
-                                    f"{ORG_IDS_FUNCTION}() only"
+        through = f"{ORG_IDS_FUNCTION}()" + (f" and {ADMIN_ORG_IDS_FUNCTION}()"
+                                             if needs_admin_org_ids(settings) else "")
+        owner_rule["SELECT"] = Rule(f"the caller's own memberships, through {through} only"
                                     + (f"; {ERASE_WORDS}" if erasable else ""),
                                     using=_any(e.own(), ERASING) if erasable else e.own())
-    rules[settings.owner_role] = owner_rule
+    rules[settings.owner_role] = {
+        c: Rule(owner_words(settings, r.words), r.using, r.check, r.privilege, r.policy)
+        for c, r in owner_rule.items()}
     bound = settings.app_role_identity == "required"
     app_scope = _scope(_Expressions(settings, e.schema, direct_uid=True), nature, table,
                        memories) if bound else scope
     rules[settings.app_role] = _app_rules(e, app_scope, nature)
     end_user = {c: NO_ACCESS for c in COMMANDS}
     if not service_mode and nature != BACKEND:
-        end_user = _commands(scope.read, scope.write, scope.read_words, scope.write_words,
-                             nature in (MEMORY, GRAPH))
+        end_user = _commands(scope.read, scope.guarded(scope.write), scope.read_words,
+                             scope.write_words + scope.guard_words, nature in (MEMORY, GRAPH))
     if settings.target == "supabase":
         rules[SUPABASE_END_USER_ROLES[0]] = {c: NO_ACCESS for c in COMMANDS}  # anon
         rules[SUPABASE_END_USER_ROLES[1]] = end_user  # authenticated
@@ -249,6 +333,17 @@ def table_access(settings: Settings, schema: str, tables: list[tuple[str, str]],
 def needs_run_id(settings: Settings) -> bool:
     """Whether policies read the caller's session (mem0_run_id())."""
     return settings.session_scope
+
+
+def needs_agent_id(settings: Settings) -> bool:
+    """Whether policies read the caller's agent (mem0_agent_id())."""
+    return settings.agent_spaces
+
+
+def needs_admin_org_ids(settings: Settings) -> bool:
+    """Whether policies read the organisations where the caller is admin
+    (mem0_admin_org_ids())."""
+    return settings.org_admins and needs_org_ids(settings)
 
 
 def needs_org_ids(settings: Settings) -> bool:

@@ -5,9 +5,12 @@ project's own rules from shared/DESIGN.md (FORCE ROW LEVEL SECURITY, every polic
 indexed, no DDL privileges but the owner's, every declared object exactly as declared).
 Each check reads the catalog with bound parameters and lists `Finding`s. `CHECKS` are checks
 of the framework preflight and validate use (`components.checks.core`), which runs them in
-order and renders the report (text: one block per finding; or JSON). The scope is schema
-`public` (what PostgREST/Supabase exposes; mem0 has no schema option) and, for extensions,
-every schema; objects an extension installed are the extension's business and are skipped.
+order and renders the report (text: one block per finding; or JSON). The scope is every
+schema the stack declares objects in (`audited_schemas`: `public`, where mem0's tables live
+and what PostgREST/Supabase exposes, and mem0_backup, mem0_erasure, mem0_migration), but
+not Supabase's own `extensions` schema, which Supabase manages and its linter skips too;
+for extensions, every schema. Objects an extension installed are the extension's business
+and are skipped.
 
 Each check runs in a READ ONLY transaction that is rolled back: the audit cannot change
 anything. psycopg only: no Pulumi here.
@@ -19,7 +22,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,13 +66,13 @@ from components.introspect import live_ddl_or_none, short_diff
 from components.kinds import Kind
 from components.model import build_model
 from components.schedule import longest_interval
-from components.settings import Settings
+from components.settings import Settings, Target
 from components.stackfile import add_stack_arguments, load_stack_settings
 
 __all__ = ["CHECKS", "AuditError", "add_arguments", "command", "run_audit"]
 
 APPLICATION = "mem0infra-audit"
-SCHEMA = "public"  # what PostgREST/Supabase exposes, and where mem0's tables live
+SCHEMA = "public"  # what PostgREST/Supabase exposes, where mem0's tables live; always audited
 EXTENSIONS_SCHEMA = "extensions"  # where Supabase keeps extensions, out of the API's reach
 ANON = "anon"  # Supabase's role for unauthenticated API requests
 # Roles that need BYPASSRLS to do their job (Supabase's service and admin roles, the usual
@@ -94,6 +97,16 @@ def _not_extension_member(catalog: str, oid: str) -> str:
             " AND e.deptype = 'e')")
 
 
+def audited_schemas(ctx: Context) -> list[str]:
+    """`public`, then every other schema the model declares objects in; on target supabase
+    without `extensions` (Supabase's: it holds Supabase's own functions, and splinter skips
+    it as well)."""
+    declared = {s.schema for s in ctx.specs if s.schema} - {SCHEMA}
+    if ctx.settings.target == Target.SUPABASE:
+        declared.discard(EXTENSIONS_SCHEMA)
+    return [SCHEMA, *sorted(declared)]
+
+
 def _grantee(name: str | None) -> str:
     return "PUBLIC" if name is None else quote_ident(name)
 
@@ -101,45 +114,77 @@ def _grantee(name: str | None) -> str:
 # Grantee names with PUBLIC (oid 0) as NULL: pg_get_userbyid(0) would print "unknown".
 _GRANTEE = "CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee) END"
 
+# `public` first, then the other schemas by name (the order audited_schemas gives).
+_SCHEMA_ORDER = "n.nspname <> 'public', n.nspname"
+
+# Which roles other than the owner hold a privilege on the table without bypassing
+# row-level security (superusers and BYPASSRLS roles are not bound by it anyway).
+_BOUND_GRANTEES = f"""
+ARRAY(SELECT DISTINCT {_GRANTEE}
+      FROM pg_catalog.aclexplode(COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+      WHERE a.grantee <> c.relowner
+        AND NOT (COALESCE(r.rolsuper, false) OR COALESCE(r.rolbypassrls, false)))
+"""
+
 _TABLES = f"""
-SELECT c.relname, c.relrowsecurity,
-       EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid)
+SELECT n.nspname, c.relname, c.relrowsecurity,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid),
+       {_BOUND_GRANTEES}
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND {_not_extension_member('pg_class', 'c.oid')}
-ORDER BY 1
+WHERE n.nspname = ANY (%s) AND c.relkind IN ('r', 'p')
+  AND {_not_extension_member('pg_class', 'c.oid')}
+ORDER BY {_SCHEMA_ORDER}, 2
 """
 
 
-def _tables(ctx: Context) -> list[tuple[str, bool, bool]]:
-    """(name, RLS enabled, has policies) of every table in public."""
-    return [(str(n), bool(r), bool(p)) for n, r, p in ctx.rows(_TABLES, (SCHEMA,))]
+@dataclass(frozen=True)
+class _Table:
+    schema: str
+    name: str
+    enabled: bool  # row-level security
+    policies: bool
+    bound_grantees: tuple[str | None, ...]  # privileged roles RLS binds (None: PUBLIC)
+
+    @property
+    def qualified(self) -> str:
+        return qualified(self.schema, self.name)
 
 
-def _or_redeploy(ctx: Context, kind: Kind, name: str, fix: str) -> str:
+def _tables(ctx: Context) -> list[_Table]:
+    """Every table in the audited schemas."""
+    return [_Table(str(s), str(n), bool(r), bool(p), tuple(g))
+            for s, n, r, p, g in ctx.rows(_TABLES, (audited_schemas(ctx),))]
+
+
+def _or_redeploy(ctx: Context, kind: Kind, schema: str, name: str, fix: str) -> str:
     """The fix for an object the stack may declare: redeploying restores a declared one."""
     return f"run `pulumi up`: the stack declares it (or by hand: {fix})" \
-        if ctx.declares(kind, SCHEMA, name) else fix
+        if ctx.declares(kind, schema, name) else fix
 
 
 # --- row-level security ---------------------------------------------------------------------
 
 
 def _table_findings(ctx: Context, code: str, level: Level, message: str, fix: str,
-                    applies: Callable[[bool, bool], bool]) -> list[Finding]:
-    """A finding for each table in public whose (RLS enabled, has policies) `applies`;
-    `fix` names the table as {table}."""
-    return [Finding(code, level, f"table {qualified(SCHEMA, name)}", message,
-                    _or_redeploy(ctx, Kind.TABLE, name,
-                                 fix.format(table=qualified(SCHEMA, name))))
-            for name, enabled, policies in _tables(ctx) if applies(enabled, policies)]
+                    applies: Callable[[_Table], bool]) -> list[Finding]:
+    """A finding for each audited table that `applies`; `message` and `fix` name the table
+    as {table}, `message` its schema as {schema}."""
+    return [Finding(code, level, f"table {t.qualified}",
+                    message.format(table=t.qualified, schema=t.schema),
+                    _or_redeploy(ctx, Kind.TABLE, t.schema, t.name,
+                                 fix.format(table=t.qualified)))
+            for t in _tables(ctx) if applies(t)]
 
 
 def rls_disabled_in_public(ctx: Context) -> list[Finding]:
+    # Splinter's code, kept for compatibility; the scope is every audited schema.
     return _table_findings(
         ctx, "rls_disabled_in_public", Level.ERROR,
-        "row-level security is disabled: every role with a grant on the table (through "
-        "PostgREST, every API caller) reads and writes all of its rows",
-        ENABLE_RLS, lambda enabled, _: not enabled)
+        "row-level security is disabled on this table in schema {schema}: every role with "
+        "a grant on it (in an API-exposed schema, every API caller) reads and writes all of "
+        "its rows",
+        ENABLE_RLS, lambda t: not t.enabled)
 
 
 def rls_not_forced(ctx: Context) -> list[Finding]:
@@ -159,7 +204,7 @@ def rls_not_forced(ctx: Context) -> list[Finding]:
             f"row-level security is not forced: the table's owner {quote_ident(row[1])} "
             "and every session running as the owner (SECURITY DEFINER functions, the "
             "deployer) skip its policies",
-            _or_redeploy(ctx, Kind.TABLE, spec.name,
+            _or_redeploy(ctx, Kind.TABLE, spec.schema, spec.name,
                          f"ALTER TABLE {spec.qualified_name} FORCE ROW LEVEL SECURITY;")))
     return found
 
@@ -169,21 +214,34 @@ def policy_exists_rls_disabled(ctx: Context) -> list[Finding]:
         ctx, "policy_exists_rls_disabled", Level.ERROR,
         "the table has policies, but row-level security is disabled, so none of them "
         "applies",
-        ENABLE_RLS, lambda enabled, policies: policies and not enabled)
+        ENABLE_RLS, lambda t: t.policies and not t.enabled)
 
 
-def rls_enabled_no_policy(ctx: Context) -> list[Finding]:
-    return _table_findings(
-        ctx, "rls_enabled_no_policy", Level.WARN,
-        "row-level security is enabled but the table has no policy: every role but the "
-        "owner and BYPASSRLS roles sees no rows and may write none (probably a mistake)",
-        "CREATE POLICY <name> ON {table} FOR <command> TO <role> USING (<who may see a row>)"
-        " WITH CHECK (<who may write it>);",
-        lambda enabled, policies: enabled and not policies)
+NO_POLICY = "rls_enabled_no_policy"
+
+
+def rls_enabled_no_policy(ctx: Context) -> Outcome:
+    # Without a policy, RLS lets only the owner and BYPASSRLS roles in. That is a design
+    # where no other role holds a privilege (mem0_migration's tables: the service role's
+    # alone), so such tables pass and are named in the detail, as splinter's INFO level
+    # would; a table some bound role may use but can never see a row of is a finding.
+    tables = [t for t in _tables(ctx) if t.enabled and not t.policies]
+    sealed = [t.qualified for t in tables if not t.bound_grantees]
+    findings = [Finding(
+        NO_POLICY, Level.WARN, f"table {t.qualified}",
+        "row-level security is enabled but the table has no policy: it is granted to "
+        f"{', '.join(_grantee(g) for g in t.bound_grantees)}, yet only the owner and "
+        "BYPASSRLS roles see or write a row of it (probably a mistake)",
+        f"CREATE POLICY <name> ON {t.qualified} FOR <command> TO <role> USING (<who may see "
+        "a row>) WITH CHECK (<who may write it>);") for t in tables if t.bound_grantees]
+    if findings or not sealed:
+        return found(findings)
+    return passed(f"no findings; without a policy by design, as no role that row-level "
+                  f"security binds holds a privilege on them: {', '.join(sealed)}")
 
 
 _POLICY_COLUMNS = f"""
-SELECT DISTINCT c.relname, p.polname, a.attname
+SELECT n.nspname, c.relname, p.polname, a.attname
 FROM pg_catalog.pg_policy p
 JOIN pg_catalog.pg_class c ON c.oid = p.polrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -191,10 +249,10 @@ JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.re
      AND d.objid = p.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
      AND d.refobjid = p.polrelid AND d.refobjsubid > 0
 JOIN pg_catalog.pg_attribute a ON a.attrelid = p.polrelid AND a.attnum = d.refobjsubid
-WHERE n.nspname = %s AND {_not_extension_member('pg_class', 'c.oid')}
+WHERE n.nspname = ANY (%s) AND {_not_extension_member('pg_class', 'c.oid')}
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = p.polrelid
                   AND i.indisvalid AND i.indkey[0] = d.refobjsubid)
-ORDER BY 1, 2, 3
+GROUP BY 1, 2, 3, 4 ORDER BY {_SCHEMA_ORDER}, 2, 3, 4
 """
 
 
@@ -202,8 +260,8 @@ def policy_column_unindexed(ctx: Context) -> list[Finding]:
     # The columns a policy reads are recorded in pg_depend; each one needs an index that
     # leads with it, or every query filtered by the policy scans the table.
     found: list[Finding] = []
-    for table, policy, column in ctx.rows(_POLICY_COLUMNS, (SCHEMA,)):
-        name = qualified(SCHEMA, table)
+    for schema, table, policy, column in ctx.rows(_POLICY_COLUMNS, (audited_schemas(ctx),)):
+        name = qualified(schema, table)
         found.append(Finding(
             "policy_column_unindexed", Level.WARN, f"policy {quote_ident(policy)} ON {name}",
             f"policy {quote_ident(policy)} on {name} reads column {quote_ident(column)}, "
@@ -215,47 +273,47 @@ def policy_column_unindexed(ctx: Context) -> list[Finding]:
 # --- functions and views -------------------------------------------------------------------
 
 _MUTABLE_PATH = f"""
-SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
+SELECT n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = %s AND p.prokind = 'f' AND {_not_extension_member('pg_proc', 'p.oid')}
+WHERE n.nspname = ANY (%s) AND p.prokind = 'f' AND {_not_extension_member('pg_proc', 'p.oid')}
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) s
                   WHERE pg_catalog.starts_with(s, 'search_path='))
-ORDER BY 1, 2
+ORDER BY {_SCHEMA_ORDER}, 2, 3
 """
 
 
 def function_search_path_mutable(ctx: Context) -> list[Finding]:
     found: list[Finding] = []
-    for name, arguments in ctx.rows(_MUTABLE_PATH, (SCHEMA,)):
-        signature = f"{qualified(SCHEMA, name)}({arguments})"
+    for schema, name, arguments in ctx.rows(_MUTABLE_PATH, (audited_schemas(ctx),)):
+        signature = f"{qualified(schema, name)}({arguments})"
         found.append(Finding(
             "function_search_path_mutable", Level.WARN, f"function {signature}",
             "the function has no fixed search_path: the caller's search_path decides which "
             "tables, functions and operators its unqualified names resolve to",
-            _or_redeploy(ctx, Kind.FUNCTION, name,
+            _or_redeploy(ctx, Kind.FUNCTION, schema, name,
                          f"ALTER FUNCTION {signature} SET search_path = ''; then qualify "
                          "every name the function uses")))
     return found
 
 
 _VIEWS = f"""
-SELECT c.relname, pg_catalog.pg_get_userbyid(c.relowner),
+SELECT n.nspname, c.relname, pg_catalog.pg_get_userbyid(c.relowner),
        COALESCE((SELECT o.option_value::boolean
                  FROM pg_catalog.pg_options_to_table(c.reloptions) o
                  WHERE o.option_name = 'security_invoker'), false)
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND c.relkind = 'v' AND {_not_extension_member('pg_class', 'c.oid')}
-ORDER BY 1
+WHERE n.nspname = ANY (%s) AND c.relkind = 'v' AND {_not_extension_member('pg_class', 'c.oid')}
+ORDER BY {_SCHEMA_ORDER}, 2
 """
 INVOKER_VIEWS_SINCE = 150000  # PostgreSQL 15 added security_invoker
 
 
 def security_definer_view(ctx: Context) -> list[Finding]:
     found: list[Finding] = []
-    for name, owner, invoker in ctx.rows(_VIEWS, (SCHEMA,)):
+    for schema, name, owner, invoker in ctx.rows(_VIEWS, (audited_schemas(ctx),)):
         if invoker:
             continue
-        view = qualified(SCHEMA, name)
+        view = qualified(schema, name)
         runs_as = f"the view reads its tables as its owner {quote_ident(owner)}, so their " \
                   "row-level security and grants are checked against the owner, not the caller"
         if ctx.server_version >= INVOKER_VIEWS_SINCE:
@@ -298,16 +356,17 @@ def extension_in_public(ctx: Context) -> list[Finding]:
 
 
 _BYPASS = f"""
-SELECT r.rolname, c.relname, pg_catalog.string_agg(a.privilege_type, ', '
-                                                  ORDER BY a.privilege_type)
+SELECT r.rolname, n.nspname, c.relname,
+       pg_catalog.string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL pg_catalog.aclexplode(
     COALESCE(c.relacl, pg_catalog.acldefault('r', c.relowner))) a
 JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
-WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND {_not_extension_member('pg_class', 'c.oid')}
+WHERE n.nspname = ANY (%s) AND c.relkind IN ('r', 'p')
+  AND {_not_extension_member('pg_class', 'c.oid')}
   AND r.rolbypassrls AND NOT r.rolsuper AND r.rolname <> ALL (%s)
-GROUP BY 1, 2 ORDER BY 1, 2
+GROUP BY 1, 2, 3 ORDER BY 1, {_SCHEMA_ORDER}, 3
 """
 
 
@@ -315,8 +374,8 @@ def rls_bypass_without_need(ctx: Context) -> list[Finding]:
     # Superusers bypass everything anyway; they are out of this check's scope.
     needed = [*BYPASS_ROLES, ctx.settings.service_role]
     held: dict[str, list[str]] = {}
-    for role, table, privileges in ctx.rows(_BYPASS, (SCHEMA, needed)):
-        held.setdefault(role, []).append(f"{qualified(SCHEMA, table)} ({privileges})")
+    for role, schema, table, privileges in ctx.rows(_BYPASS, (audited_schemas(ctx), needed)):
+        held.setdefault(role, []).append(f"{qualified(schema, table)} ({privileges})")
     return [Finding(
         "rls_bypass_without_need", Level.ERROR, f"role {quote_ident(role)}",
         f"role {quote_ident(role)} has BYPASSRLS and holds privileges on "
@@ -331,31 +390,32 @@ _RELATION_WORDS = {"r": "table", "p": "table", "v": "view", "m": "materialized v
                    "S": "sequence", "f": "foreign table"}
 
 _EXPOSED_RELATIONS = f"""
-SELECT c.relname, c.relkind, {_GRANTEE},
+SELECT n.nspname, c.relname, c.relkind, {_GRANTEE},
        pg_catalog.string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
-WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+WHERE n.nspname = ANY (%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
   AND {_not_extension_member('pg_class', 'c.oid')}
   AND (a.grantee = 0 OR a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s))
-GROUP BY 1, 2, 3 ORDER BY 1, 3 NULLS FIRST
+GROUP BY 1, 2, 3, 4 ORDER BY {_SCHEMA_ORDER}, 2, 4 NULLS FIRST
 """
 
 # A NULL proacl is the default, which lets PUBLIC execute. Trigger functions are left out:
 # PostgreSQL refuses to call them except as triggers, so EXECUTE on them exposes nothing.
 _EXPOSED_DEFINERS = f"""
-SELECT p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid), {_GRANTEE}
+SELECT n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid),
+       {_GRANTEE}
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 CROSS JOIN LATERAL pg_catalog.aclexplode(
     COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
-WHERE n.nspname = %s AND p.prokind = 'f' AND p.prosecdef
+WHERE n.nspname = ANY (%s) AND p.prokind = 'f' AND p.prosecdef
   AND p.prorettype NOT IN ('pg_catalog.trigger'::pg_catalog.regtype,
                            'pg_catalog.event_trigger'::pg_catalog.regtype)
   AND {_not_extension_member('pg_proc', 'p.oid')} AND a.privilege_type = 'EXECUTE'
   AND (a.grantee = 0 OR a.grantee = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = %s))
-ORDER BY 1, 2, 3 NULLS FIRST
+ORDER BY {_SCHEMA_ORDER}, 2, 3, 4 NULLS FIRST
 """
 
 
@@ -364,15 +424,16 @@ _WHO = {"PUBLIC": "every role", ANON: "every unauthenticated API request"}
 
 def privileges_to_anon_or_public(ctx: Context) -> list[Finding]:
     found: list[Finding] = []
-    for name, relkind, role, privileges in ctx.rows(_EXPOSED_RELATIONS, (SCHEMA, ANON)):
-        relation, grantee = qualified(SCHEMA, name), _grantee(role)
+    schemas = audited_schemas(ctx)
+    for schema, name, relkind, role, privileges in ctx.rows(_EXPOSED_RELATIONS, (schemas, ANON)):
+        relation, grantee = qualified(schema, name), _grantee(role)
         on = "SEQUENCE" if relkind == "S" else "TABLE"
         found.append(Finding(
             "privileges_to_anon_or_public", Level.ERROR, f"{_RELATION_WORDS[relkind]} {relation}",
             f"{grantee} holds {privileges} on {relation}: {_WHO[grantee]} may use it",
             f"REVOKE ALL ON {on} {relation} FROM {grantee};"))
-    for name, arguments, role in ctx.rows(_EXPOSED_DEFINERS, (SCHEMA, ANON)):
-        signature, grantee = f"{qualified(SCHEMA, name)}({arguments})", _grantee(role)
+    for schema, name, arguments, role in ctx.rows(_EXPOSED_DEFINERS, (schemas, ANON)):
+        signature, grantee = f"{qualified(schema, name)}({arguments})", _grantee(role)
         found.append(Finding(
             "privileges_to_anon_or_public", Level.ERROR, f"function {signature}",
             f"{grantee} may execute the SECURITY DEFINER function {signature} (a function "
@@ -382,32 +443,37 @@ def privileges_to_anon_or_public(ctx: Context) -> list[Finding]:
     return found
 
 
+_PUBLIC_CREATE = f"""
+SELECT n.nspname FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode(
+    COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a
+WHERE n.nspname = ANY (%s) AND a.grantee = 0 AND a.privilege_type = 'CREATE'
+ORDER BY {_SCHEMA_ORDER}
+"""
+
+
 def schema_create_for_public(ctx: Context) -> list[Finding]:
-    granted = ctx.value(
-        "SELECT true FROM pg_catalog.pg_namespace n CROSS JOIN LATERAL pg_catalog.aclexplode("
-        "COALESCE(n.nspacl, pg_catalog.acldefault('n', n.nspowner))) a"
-        " WHERE n.nspname = %s AND a.grantee = 0 AND a.privilege_type = 'CREATE'",
-        (SCHEMA,))
-    if not granted:
-        return []
-    schema = quote_ident(SCHEMA)
-    return [Finding(
-        "schema_create_for_public", Level.ERROR, f"schema {schema}",
-        f"PUBLIC may create objects in schema {schema} (the default before PostgreSQL 15): "
-        "any role can plant a function or operator that another role's unqualified name "
-        "resolves to (CVE-2018-1058)",
-        f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC;")]
+    found: list[Finding] = []
+    for (name,) in ctx.rows(_PUBLIC_CREATE, (audited_schemas(ctx),)):
+        schema = quote_ident(name)
+        found.append(Finding(
+            "schema_create_for_public", Level.ERROR, f"schema {schema}",
+            f"PUBLIC may create objects in schema {schema} (public's default before "
+            "PostgreSQL 15): any role can plant a function or operator that another role's "
+            "unqualified name resolves to (CVE-2018-1058)",
+            f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC;"))
+    return found
 
 
 _DDL_PRIVILEGES = f"""
-SELECT c.relname, {_GRANTEE},
+SELECT n.nspname, c.relname, {_GRANTEE},
        pg_catalog.string_agg(a.privilege_type, ', ' ORDER BY a.privilege_type)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
-WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND {_not_extension_member('pg_class', 'c.oid')}
+WHERE n.nspname = ANY (%s) AND c.relkind IN ('r', 'p')
+  AND {_not_extension_member('pg_class', 'c.oid')}
   AND a.grantee <> c.relowner AND a.privilege_type IN ('REFERENCES', 'TRIGGER', 'TRUNCATE')
-GROUP BY 1, 2 ORDER BY 1, 2 NULLS FIRST
+GROUP BY 1, 2, 3 ORDER BY {_SCHEMA_ORDER}, 2, 3 NULLS FIRST
 """
 
 
@@ -416,8 +482,8 @@ def non_owner_ddl_privilege(ctx: Context) -> list[Finding]:
     # REFERENCES are DDL-like too: a trigger runs code on every write, a foreign key can
     # block deletes and reveal which keys exist.
     found: list[Finding] = []
-    for name, role, privileges in ctx.rows(_DDL_PRIVILEGES, (SCHEMA,)):
-        table, grantee = qualified(SCHEMA, name), _grantee(role)
+    for schema, name, role, privileges in ctx.rows(_DDL_PRIVILEGES, (audited_schemas(ctx),)):
+        table, grantee = qualified(schema, name), _grantee(role)
         found.append(Finding(
             "non_owner_ddl_privilege", Level.ERROR, f"table {table}",
             f"{grantee} holds {privileges} on {table}, but no role other than the owner may "
@@ -515,32 +581,33 @@ def backup_files_check(directory: Path, max_age: timedelta | None) -> Check:
 
 
 CHECKS: tuple[Check, ...] = (
-    finding_check("rls_disabled_in_public", "every table in public has row-level security",
+    finding_check("rls_disabled_in_public",
+                  "every table in the audited schemas has row-level security",
                   rls_disabled_in_public),
     finding_check("rls_not_forced", "every declared table forces row-level security",
                   rls_not_forced),
     finding_check("policy_exists_rls_disabled",
-                  "no table in public has policies with row-level security disabled",
+                  "no audited table has policies with row-level security disabled",
                   policy_exists_rls_disabled),
-    finding_check("rls_enabled_no_policy",
-                  "every table in public with row-level security has a policy",
-                  rls_enabled_no_policy),
+    Check(NO_POLICY, "every audited table with row-level security has a policy, or no "
+          "role that row-level security binds holds a privilege on it", rls_enabled_no_policy,
+          codes=(NO_POLICY,)),
     finding_check("function_search_path_mutable",
-                  "every function in public has a fixed search_path",
+                  "every function in the audited schemas has a fixed search_path",
                   function_search_path_mutable),
-    finding_check("security_definer_view", "every view in public runs as its caller",
+    finding_check("security_definer_view", "every audited view runs as its caller",
                   security_definer_view),
     finding_check("extension_in_public", "no extension in public but the stack's own",
                   extension_in_public),
     finding_check("rls_bypass_without_need",
-                  "no role bypasses row-level security on public's tables without need",
+                  "no role bypasses row-level security on audited tables without need",
                   rls_bypass_without_need),
     finding_check("policy_column_unindexed", "every column a policy reads leads an index",
                   policy_column_unindexed),
     finding_check("privileges_to_anon_or_public",
-                  "neither PUBLIC nor anon holds privileges on public's relations or "
+                  "neither PUBLIC nor anon holds privileges on audited relations or "
                   "SECURITY DEFINER functions", privileges_to_anon_or_public),
-    finding_check("schema_create_for_public", "PUBLIC may not create in schema public",
+    finding_check("schema_create_for_public", "PUBLIC may not create in an audited schema",
                   schema_create_for_public),
     finding_check("declared_objects", "every declared object exists exactly as declared",
                   declared_objects, ("declared_object_missing", "declared_object_drifted")),

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components import audit, backup, bench, dev, forget, plan
+from components import audit, backup, bench, connections, dev, forget, plan, rlsdebug
 from components.checks import command as checks
 from components.checks.core import Phase
 from components.errors import ExitCode, Mem0InfraError
@@ -83,9 +83,11 @@ COMMANDS: tuple[Command, ...] = (
                        "tables, in one transaction, after checking it (never deletes)",
             backup.add_restore_arguments, backup.restore_command),
     Command("forget", forget.HELP, forget.add_arguments, forget.command),
+    Command("connections", connections.HELP, connections.add_arguments, connections.command),
     *(_phase(phase) for phase in checks.PHASES),
     Command("plan", plan.HELP, plan.add_arguments, plan.command),
     Command("migrate", migrate.HELP, migrate.add_arguments, migrate.command),
+    Command("rls", rlsdebug.HELP, rlsdebug.add_arguments, rlsdebug.command),
     Command("dev", "start, stop or show the embedded server of a stack with target "
                    "embedded (it keeps running between commands)",
             dev.add_arguments, dev.command),

@@ -10,6 +10,8 @@ tests take it from here (../shared/reference/mem0-contract.md, sections 3 to 7):
   every name qualified (this project's sessions run with an empty search_path);
 - `search_limit()` and `DEFAULT_SEARCH_LIMIT`: the LIMIT `Memory.search` and `get_all` ask;
 - `payload()`: the flat JSONB payload it writes;
+- `POOL_MINCONN`, `POOL_MAXCONN` and `connections_per_memory()`: the pools a `Memory` opens
+  and the server connections they hold (the `connections` command's budget);
 - `PREPARE_THRESHOLD` and `CONNECTION_GUIDANCE`: psycopg's server-side prepared statements,
   which mem0 leaves on, and how to connect mem0 so that they do not break behind a
   transaction-mode pooler.
@@ -30,9 +32,10 @@ from typing import Any, Final
 from components.identifiers import qualified, quote_ident
 
 __all__ = ["CONNECTION_GUIDANCE", "DEFAULT_LIST_LIMIT", "DEFAULT_SEARCH_LIMIT",
-           "DEFAULT_TOP_K", "PAYLOAD_KEYS", "POOL_WITHOUT_PREPARED_STATEMENTS",
-           "PREPARE_THRESHOLD", "USER_KEY", "VERSION", "Statements", "payload",
-           "payload_json", "search_limit", "search_params", "timestamp"]
+           "DEFAULT_TOP_K", "PAYLOAD_KEYS", "POOL_MAXCONN", "POOL_MINCONN",
+           "POOL_WITHOUT_PREPARED_STATEMENTS", "PREPARE_THRESHOLD", "USER_KEY", "VERSION",
+           "Statements", "connections_per_memory", "payload", "payload_json", "search_limit",
+           "search_params", "timestamp"]
 
 VERSION: Final = "2.2.1"
 
@@ -157,6 +160,28 @@ def payload_json(text: str, **fields: Any) -> str:
     return json.dumps(payload(text, **fields))
 
 
+# --- connections a Memory opens (contract 5) --------------------------------------------------
+
+# PGVector's pool bounds when the config sets neither (mem0/configs/vector_stores/pgvector.py);
+# the stack's mem0Config sets neither, so these are what a deployed application uses.
+POOL_MINCONN: Final = 1
+POOL_MAXCONN: Final = 5
+
+
+def connections_per_memory(minconn: int = POOL_MINCONN, maxconn: int = POOL_MAXCONN,
+                           telemetry: bool = True) -> int:
+    """The most server connections one `Memory` of mem0 2.2.1 holds.
+
+    Each `PGVector` owns a psycopg pool of minconn..maxconn. A Memory builds up to three:
+    the main store and the entity store (`<collection>_entities`, built on its first use:
+    a delete, or entity linking where spaCy is installed) each grow to maxconn under
+    concurrent calls; the telemetry store (`mem0migrations`, built at init while
+    MEM0_TELEMETRY is on, its default) is never queried afterwards, so its pool stays at
+    minconn. Hence 2 x maxconn + minconn: the issue's round 3 x maxconn over-counts the
+    telemetry pool (docs/connections.md)."""
+    return 2 * maxconn + (minconn if telemetry else 0)
+
+
 # --- prepared statements and poolers (contract 5) ---------------------------------------------
 
 # psycopg's default, which mem0 keeps: a statement run this many times on a connection is
@@ -172,4 +197,7 @@ CONNECTION_GUIDANCE: Final = (
     "transaction-mode pooler (Supavisor port 6543, PgBouncer pool_mode=transaction) psycopg's "
     "server-side prepared statements break: pass mem0 a pool that disables them, "
     f"{POOL_WITHOUT_PREPARED_STATEMENTS}, instead of connection_string. "
-    "Budget 3 x maxconn connections per Memory (main store, entities, spare).")
+    "Budget 2 x maxconn + minconn connections per Memory and process (main store, entity "
+    f"store, telemetry store; mem0's defaults {POOL_MINCONN}..{POOL_MAXCONN} make "
+    f"{connections_per_memory()}); `python -m components "
+    "connections --processes N` checks that against the server.")

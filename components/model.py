@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.access import (
+    ADMIN_ORG_IDS_FUNCTION,
+    AGENT_ID_FUNCTION,
     BACKEND,
     COMMANDS,
     GRAPH,
@@ -30,8 +32,12 @@ from components.access import (
     RUN_ID_FUNCTION,
     USER_ID_FUNCTION,
     TableAccess,
+    needs_admin_org_ids,
+    needs_agent_id,
     needs_org_ids,
     needs_run_id,
+    owner_bypasses_rls,
+    owner_words,
     table_access,
 )
 from components.erasure import ERASING, KEEP_SDK, Erase, Erasure, forget_statements
@@ -303,7 +309,10 @@ class _Builder:
         return self.object(
             Kind.ROW_SECURITY, fields, table.schema, table.name, fields.ddl(),
             fields.drop_sql(), table=table.name, depends_on=(table.key,), notes=notes,
-            comment="every row is checked, for the owner too; the matrix says by which rule")
+            comment="every row is checked, for the owner too"
+            + (" unless it bypasses row-level security (Supabase's postgres does)"
+               if owner_bypasses_rls(self.settings) else "")
+            + "; the matrix says by which rule")
 
     def policies(self, table: ObjectSpec, access: TableAccess,
                  functions: tuple[ObjectSpec, ...], after: tuple[ObjectSpec, ...]) -> None:
@@ -354,7 +363,8 @@ class _Builder:
     def owner_policy(self, table: ObjectSpec, command: str, using: str = "",
                      check: str = "") -> ObjectSpec:
         """A policy for the owner alone (who cannot log in: only definer-rights
-        functions act as it)."""
+        functions act as it). On supabase the owner, postgres, bypasses row-level security:
+        the policy binds only a member of it without BYPASSRLS."""
         assert self.owner is not None
         owner_key = (self.roles[self.owner].key,) if self.owner in self.roles else ()
         fields = PolicyFields(f"{table.name}_{command.lower()}_owner", table.qualified_name,
@@ -363,7 +373,10 @@ class _Builder:
         return self.object(Kind.POLICY, fields, table.schema, fields.name, fields.ddl(),
                            fields.drop_sql(), table=table.name,
                            depends_on=(table.key, *owner_key),
-                           comment=f"{command} for {self.owner}{when}")
+                           comment=f"{command} for {self.owner}{when}"
+                           + ("; postgres bypasses row-level security, so it binds only a "
+                              "member of it without BYPASSRLS"
+                              if owner_bypasses_rls(self.settings) else ""))
 
     def default_privileges(self, owner: ObjectSpec) -> ObjectSpec:
         fields = DefaultPrivilegesFields(owner.name, public_executes=False)
@@ -657,8 +670,9 @@ def _snapshots(b: _Builder, extension: ObjectSpec, live: dict[str, ObjectSpec]) 
     for table in (snapshots, *copies.values()):
         b.row_security(table, f"access to {table.qualified_name} (row-level security "
                               "enabled and forced): only roles that bypass row-level "
-                              f"security; {s.service_role} may read it; the owner only "
-                              f"inside {ERASURE_SCHEMA}.{FORGET_FUNCTION}()")
+                              f"security; {s.service_role} may read it; "
+                              + owner_words(s, f"the owner only inside {ERASURE_SCHEMA}."
+                                               f"{FORGET_FUNCTION}()"))
         b.erase_policies(table, ("SELECT", "UPDATE") if table is snapshots
                          else ("SELECT", "DELETE"))
         b.grant("SELECT", f"TABLE {table.qualified_name}", table.name, s.service_role,
@@ -767,8 +781,9 @@ def _migration(b: _Builder, extension: ObjectSpec, memories: ObjectSpec) -> None
         b.row_security(table, f"access to {table.qualified_name} (row-level security "
                               "enabled and forced): only roles that bypass row-level "
                               f"security; {s.service_role} may use it"
-                              + (f"; the owner only inside {ERASURE_SCHEMA}."
-                                 f"{FORGET_FUNCTION}()" if erased else ""))
+                              + ("; " + owner_words(s, f"the owner only inside {ERASURE_SCHEMA}."
+                                                       f"{FORGET_FUNCTION}()")
+                                 if erased else ""))
         if erased:
             b.erase_policies(table, ("SELECT", "DELETE"))
         b.grant(MIGRATION_TABLES[table.name][1], f"TABLE {table.qualified_name}", table.name,
@@ -866,22 +881,34 @@ def _identity_functions(b: _Builder, extension: ObjectSpec) -> tuple[ObjectSpec,
     if needs_run_id(s):
         functions.append(b.function("run_id_function", RUN_ID_FUNCTION, "", (extension,),
                                     "the caller's session for row-level security"))
+    if needs_agent_id(s):
+        functions.append(b.function("agent_id_function", AGENT_ID_FUNCTION, "", (extension,),
+                                    "the caller's agent for row-level security "
+                                    "(agentSpaces); invoker rights"))
     return tuple(functions)
 
 
 def _membership(b: _Builder, user_id: ObjectSpec, after: ObjectSpec
-                ) -> tuple[ObjectSpec, ObjectSpec]:
+                ) -> tuple[ObjectSpec, tuple[ObjectSpec, ...]]:
+    """The membership table and the definer-rights functions that read it; the role
+    column is there in every org stack (docs/security.md, "Org admins")."""
     members = b.table("membership_table", MEMBERSHIP_TABLE, after,
                       erase=Erasure(Erase.MEMBERS),
-                      comment="who belongs to which organisation (org tenancy); written "
-                              "by the service role")
+                      comment="who belongs to which organisation, as member or admin (org "
+                              "tenancy); written by the service role")
+    # The admin lookup reads the same few rows per user: the role is a filter on them.
     b.index(members, f"{MEMBERSHIP_TABLE}_user_id_idx", "btree (user_id)",
             "a user's organisations: the lookup every org policy makes")
-    org_ids = b.function("org_ids_function", ORG_IDS_FUNCTION, "", (members, user_id),
-                         "the caller's organisations; definer rights, fixed search_path",
-                         membership=members.qualified_name,
-                         user_id=user_id.qualified_name)
-    return members, org_ids
+    functions = [b.function("org_ids_function", ORG_IDS_FUNCTION, "", (members, user_id),
+                            "the caller's organisations; definer rights, fixed search_path",
+                            membership=members.qualified_name,
+                            user_id=user_id.qualified_name)]
+    if needs_admin_org_ids(b.settings):
+        functions.append(b.function(
+            "admin_org_ids_function", ADMIN_ORG_IDS_FUNCTION, "", (members, user_id),
+            "the organisations where the caller is admin (orgAdmins); definer rights, fixed "
+            "search_path", membership=members.qualified_name, user_id=user_id.qualified_name))
+    return members, tuple(functions)
 
 
 def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: ObjectSpec,
@@ -890,9 +917,9 @@ def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: Obje
     s = b.settings
     functions = _identity_functions(b, extension)
     if needs_org_ids(s):
-        members, org_ids = _membership(b, functions[0], extension)
+        members, definers = _membership(b, functions[0], extension)
         tables = [*tables, (members, MEMBERSHIP)]
-        functions = (*functions, org_ids)
+        functions = (*functions, *definers)
     accesses = table_access(s, b.schema, [(t.name, nature) for t, nature in tables],
                             memories.qualified_name)
     for (table, _nature), access in zip(tables, accesses, strict=True):
@@ -907,7 +934,8 @@ def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: Obje
     if needs_org_ids(s):
         users = [role for role, rules in accesses[0].rules.items()
                  if role != s.owner_role and any(r.policy for r in rules.values())]
-        b.revoke_execute(org_ids, needed_by=tuple(users))
+        for definer in definers:
+            b.revoke_execute(definer, needed_by=tuple(users))
     for (table, _nature), access in zip(tables, accesses, strict=True):
         b.policies(table, access, functions, after=())
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -21,7 +21,7 @@ from components.identifiers import qualified, quote_ident
 # identity column (the history's id) is not "generated" in attgenerated: it is kept.
 _COLUMNS = """
 SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
-       t.typnamespace::pg_catalog.regnamespace::text
+       t.typnamespace::pg_catalog.regnamespace::text, a.atthasdef OR NOT a.attnotnull
 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
 ORDER BY a.attnum
@@ -42,6 +42,9 @@ class Column:
     name: str
     type: str  # as format_type prints it with an empty search_path: public.vector(16)
     type_schema: str = "pg_catalog"
+    # A row written without it gets its default, else NULL: what `ADD COLUMN` gave the rows
+    # already there, so a backup taken before the column was added can still be restored.
+    fillable: bool = False
 
     def differs(self, left: str, right: str) -> str:
         """SQL: `left.column` and `right.column` hold different values. With an empty
@@ -82,6 +85,11 @@ class LiveTable:
         prefix = f"{alias}." if alias else ""
         return ", ".join(prefix + quote_ident(name) for name in self.primary_key)
 
+    def only(self, names: Sequence[str]) -> LiveTable:
+        """The table as a restore writes it: only the columns in `names`, in the table's
+        order (the others keep their default on insert and their value on update)."""
+        return replace(self, columns=tuple(c for c in self.columns if c.name in names))
+
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
 
@@ -105,7 +113,8 @@ def live_table(cur: psycopg.Cursor[Any], schema: str, name: str) -> LiveTable | 
     if row is None or row[0] is None:
         return None
     oid = row[0]
-    columns = tuple(Column(str(n), str(t), str(s)) for n, t, s in _rows(cur, _COLUMNS, (oid,)))
+    columns = tuple(Column(str(n), str(t), str(s), bool(f))
+                    for n, t, s, f in _rows(cur, _COLUMNS, (oid,)))
     key = tuple(str(n) for (n,) in _rows(cur, _PRIMARY_KEY, (oid,)))
     return LiveTable(schema, name, columns, key)
 

@@ -88,7 +88,9 @@ def _from_file(cur: psycopg.Cursor[Any], archive: ArchiveReader, manifest: Manif
                progress: CommandProgress) -> list[Part]:
     source = str(archive.path)
     check_dimensions(manifest.dimensions, targets[settings.collection], settings, source)
-    check_tables(manifest, targets, server_facts(cur).pgvector_schema, settings, source)
+    # A column added since the backup (with a default) is left to its default.
+    targets.update(check_tables(manifest, targets, server_facts(cur).pgvector_schema,
+                                settings, source))
     load_archive(cur, archive, manifest, targets, progress)
     present = {e.table for e in manifest.tables}
     return [p for p in parts if p.table in present]

@@ -44,19 +44,22 @@ def check_dimensions(backup: int | None, memories: LiveTable, settings: Settings
 
 def column_problems(table: LiveTable, columns: Sequence[Sequence[str]],
                     vector_schema: str | None, target_vector_schema: str | None,
-                    source: str) -> list[str]:
+                    source: str, fill: bool = False) -> list[str]:
     """How `columns` (the backup's [name, type] pairs) differ from the target table's
-    written columns: names, types (pgvector's schema aside) and order."""
+    written columns: names, types (pgvector's schema aside) and order. With `fill`, a
+    target column the backup lacks is no problem where a row can do without it."""
     theirs = {name: portable_type(type_, vector_schema) for name, type_ in columns}
     ours = {c.name: portable_type(c.type, target_vector_schema) for c in table.columns}
     problems = [f"{table.qualified}: column {name} ({type_}) is in {source} but not in the "
                 "target" for name, type_ in theirs.items() if name not in ours]
+    fillable = {c.name for c in table.columns if c.fillable and fill}
     problems += [f"{table.qualified}: column {name} ({type_}) of the target is not in "
-                 f"{source}" for name, type_ in ours.items() if name not in theirs]
+                 f"{source}" + (" (and it is NOT NULL with no default)" if fill else "")
+                 for name, type_ in ours.items() if name not in theirs and name not in fillable]
     problems += [f"{table.qualified}: column {name} is {theirs[name]} in {source}, "
                  f"{type_} in the target" for name, type_ in ours.items()
                  if name in theirs and theirs[name] != type_]
-    if not problems and list(theirs) != list(ours):
+    if not problems and list(theirs) != [name for name in ours if name in theirs]:
         problems.append(f"{table.qualified}: the columns are in another order in {source} "
                         f"({', '.join(theirs)}) than in the target ({', '.join(ours)})")
     return problems
@@ -71,9 +74,13 @@ def check_layout(problems: list[str], source: str) -> None:
 
 
 def check_tables(manifest: Manifest, targets: Mapping[str, LiveTable],
-                 vector_schema: str | None, settings: Settings, source: str) -> None:
-    """Every table of the backup exists in the target with the same columns."""
+                 vector_schema: str | None, settings: Settings, source: str
+                 ) -> dict[str, LiveTable]:
+    """Every table of the backup exists in the target with the same columns, but for
+    columns added since that a row can do without (a default, or NULL); returns each
+    table as the restore writes it: the backup's columns only."""
     problems = []
+    written: dict[str, LiveTable] = {}
     for entry in manifest.tables:
         table = targets.get(entry.table)
         if table is None:
@@ -83,6 +90,8 @@ def check_tables(manifest: Manifest, targets: Mapping[str, LiveTable],
                             f"{manifest.settings['tenancy']!r})")
             continue
         problems += column_problems(table, entry.columns, manifest.pgvector_schema,
-                                    vector_schema, source)
+                                    vector_schema, source, fill=True)
+        written[entry.table] = table.only([name for name, _type in entry.columns])
     check_layout(problems, source)
+    return written
 

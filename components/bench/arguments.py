@@ -174,6 +174,13 @@ def bench_settings(args: argparse.Namespace) -> Settings:
                          "allowed: tenancy user (org policies read organisations, which the "
                          "synthetic memories have not; service tenancy has no end-user "
                          "policy)")
+    if (getattr(args, "as_role", "app") == "app" and settings.tenancy == "org"
+            and settings.app_role_identity == "required"):
+        raise BenchError(f"--as app: stack {args.stack!r} has tenancy 'org' with "
+                         "appRoleIdentity 'required', so the app role writes only into "
+                         "organisations its user belongs to, which the synthetic memories "
+                         "have not; allowed: --as owner, or a stack with tenancy user or "
+                         "appRoleIdentity trusted/optional")
     check_dimensions(settings)
     if getattr(args, "compare", None):
         check_compare(settings)

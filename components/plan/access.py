@@ -73,14 +73,17 @@ def expression_words(settings: Settings) -> dict[tuple[str, ...], str]:
     """(table, role, command, expression), (table, command, expression) and (command,
     expression) -> the matrix's words, for
     every policy the model writes for these settings under any tenancy, app role
-    identity, session scope and sharing (the current settings first: their words win)."""
+    identity, session scope, sharing, org admins and agent spaces (the current settings
+    first: their words win)."""
     words: dict[tuple[str, ...], str] = {}
     variants = [settings] + [
         dataclasses.replace(settings, tenancy=tenancy, app_role_identity=identity,
-                            session_scope=session, shared_agent_knowledge=shared)
+                            session_scope=session, shared_agent_knowledge=shared,
+                            org_admins=admins, agent_spaces=agents)
         for tenancy in Tenancy
         for identity in AppRoleIdentity
-        for session in (False, True) for shared in (False, True)]
+        for session in (False, True) for shared in (False, True)
+        for admins in (False, True) for agents in (False, True)]
     for variant in variants:
         try:
             specs = build_model(variant)

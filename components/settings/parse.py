@@ -140,6 +140,9 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
     rules.check_bench(values, problems)
     rules.check_schedules(values, problems)
     rules.check_lock_timeout(values, problems)
+    rules.check_access_options(values, problems)
+    if (agent_warning := rules.agent_spaces_warning(values)) is not None:
+        warnings.append(agent_warning)
     if values["target"] == Target.EMBEDDED and values["protect"] is True:
         warnings.append("protect is on for an embedded (local, disposable) database")
     if values["appRoleIdentity"] == AppRoleIdentity.OPTIONAL:

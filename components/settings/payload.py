@@ -24,6 +24,10 @@ __all__ = ["SECRET_FIELDS", "settings_from_payload", "settings_payload"]
 SECRET_FIELDS = tuple(spec.field for spec in SETTINGS if spec.fill == Fill.SECRET)
 # Fields the checks never read, left out so that state written before them stays the same.
 LEFT_OUT_FIELDS = ("lock_timeout",)
+# Fields added later that the checks do read (the model depends on them): in the payload
+# only when not at their default, so the payload of a stack that leaves them off stays as
+# earlier state holds it; a payload without them reads back as the default.
+DEFAULT_LEFT_OUT = {"org_admins": False, "agent_spaces": False}
 
 
 def _plain(value: Any) -> Any:
@@ -41,6 +45,9 @@ def settings_payload(settings: Settings) -> dict[str, Any]:
     payload: dict[str, Any] = _plain(asdict(settings))
     for name in (*SECRET_FIELDS, *LEFT_OUT_FIELDS):
         payload.pop(name)
+    for name, default in DEFAULT_LEFT_OUT.items():
+        if payload[name] == default:
+            payload.pop(name)
     # TLS fields at the target's defaults are left out: a stack that never set them keeps
     # the payload its state holds (no check reruns for an upgrade alone).
     if payload["ssl_mode"] == _default_ssl_mode(settings.target):

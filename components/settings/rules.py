@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from components.identifiers import identifier_problem
 from components.schedule import ALLOWED as CRON_ALLOWED
 from components.schedule import schedule_problem
-from components.settings.choices import TARGETS, ClientProfile, Target
+from components.settings.choices import TARGETS, AppRoleIdentity, ClientProfile, Target, Tenancy
 from components.settings.spec import (
     MAX_COLLECTION_LENGTH,
     PROJECT_ROLE_KEYS,
@@ -28,8 +28,9 @@ from components.settings.spec import (
 )
 from components.timeouts import lock_timeout_problem
 
-__all__ = ["check_bench", "check_collection", "check_database_url", "check_lock_timeout",
-           "check_pooler_url", "check_roles", "check_schedules", "check_ssl_root_cert"]
+__all__ = ["agent_spaces_warning", "check_access_options", "check_bench", "check_collection",
+           "check_database_url", "check_lock_timeout", "check_pooler_url", "check_roles",
+           "check_schedules", "check_ssl_root_cert"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -178,3 +179,44 @@ def check_lock_timeout(values: Mapping[str, Any], problems: list[str]) -> None:
     value = values["lockTimeout"]
     if value is not None and (why := lock_timeout_problem(value)):
         problems.append(why)
+
+
+def _agent_bound_roles(values: Mapping[str, Any]) -> list[str]:
+    """The roles agentSpaces binds: those that write under policies. A trusted app role's
+    policy is the literal `true` (no predicate can be added without losing its plans), the
+    readonly role writes nothing, and tenancy service gives end users nothing."""
+    bound = []
+    if values["appRoleIdentity"] in (AppRoleIdentity.REQUIRED, AppRoleIdentity.OPTIONAL):
+        bound.append("appRole")
+    if values["target"] == Target.SUPABASE and values["tenancy"] in (Tenancy.USER, Tenancy.ORG):
+        bound.append("authenticated")
+    return bound
+
+
+def check_access_options(values: Mapping[str, Any], problems: list[str]) -> None:
+    """orgAdmins needs org tenancy; agentSpaces needs a role it can bind."""
+    tenancy = values["tenancy"]
+    if values["orgAdmins"] is True and tenancy is not None and tenancy != Tenancy.ORG:
+        problems.append(f"orgAdmins: true is not allowed with tenancy {tenancy!r}; allowed: "
+                        "false, or set tenancy to 'org' (admins are members of an "
+                        "organisation)")
+    if values["agentSpaces"] is True and None not in (
+            values["appRoleIdentity"], values["target"], tenancy) \
+            and not _agent_bound_roles(values):
+        problems.append(
+            f"agentSpaces: true is not allowed with appRoleIdentity "
+            f"{values['appRoleIdentity']!r} on target {values['target']!r} with tenancy "
+            f"{tenancy!r}: no role that writes would be bound (a trusted appRole's policy "
+            "is `true`; end users write only on supabase with tenancy user or org); "
+            "allowed: false, or set appRoleIdentity to 'required' or 'optional'")
+
+
+def agent_spaces_warning(values: Mapping[str, Any]) -> str | None:
+    """agentSpaces with a trusted app role: it binds end users, and not mem0's
+    connection, which is easy to miss."""
+    if values["agentSpaces"] is True and values["appRoleIdentity"] == AppRoleIdentity.TRUSTED \
+            and _agent_bound_roles(values):
+        return ("agentSpaces binds authenticated only: appRoleIdentity 'trusted' keeps "
+                "appRole's policy `true`, so mem0's own connection writes any agent's rows; "
+                "set appRoleIdentity to 'required' to bind it too (docs/security.md)")
+    return None

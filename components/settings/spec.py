@@ -185,6 +185,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("sessionScope", BOOLEAN, False,
                 "Rows with a run_id are visible only to a caller whose session "
                 "(mem0.run_id, or the JWT claim run_id) names that run.", "session_scope"),
+    SettingSpec("orgAdmins", BOOLEAN, False,
+                "Org tenancy only: members whose memory_org_members role is 'admin' read "
+                "and manage (insert, update, delete) every row of that organisation, every "
+                "member's and every session's; other members keep their own rows.",
+                "org_admins"),
+    SettingSpec("agentSpaces", BOOLEAN, False,
+                "A caller with an agent identity (the JWT claim agent_id, else "
+                "mem0.agent_id) writes only memories and entities of that agent; reading is "
+                "unchanged. Binds end users and a bound appRole, not a trusted one.",
+                "agent_spaces"),
     SettingSpec("appRoleIdentity", STRING, "trusted",
                 "trusted: appRole reads and writes every row, and mem0's own filters "
                 "separate users (its policy is `true`, so every mem0 search can use an "

@@ -102,6 +102,9 @@ class Settings:
     # The provider's DDL sessions' lock_timeout; it reaches them through the stack config
     # (components/timeouts.py), so the checks' payload leaves it out.
     lock_timeout: str = LOCK_TIMEOUT
+    # Defaults: the checks' payloads stored before these settings existed lack them.
+    org_admins: bool = False
+    agent_spaces: bool = False
     warnings: tuple[str, ...] = ()
 
     def role_password(self, role: str) -> str | None:

@@ -61,3 +61,33 @@ def test_a_stack_deployed_by_the_previous_provider_updates_in_place(
            if r["type"].endswith("mem0:SqlObject") and r["inputs"]["kind"] == "index"}
     assert ddl["memories_vector_idx"].splitlines()[1].strip().startswith("USING hnsw")
     assert stack.refresh().raise_for_error().drift == []
+
+
+BEFORE_ROLE = "2fd364f"  # the last commit whose membership table had no role column
+
+
+def test_an_org_stack_gains_the_membership_role_column_in_place(
+        make_stack, database: TestDatabase, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The role column came with orgAdmins, and every org stack has it: the first up with
+    this code adds it (a constant default: a catalog change, no rewrite) and its CHECK to
+    the live table, keeps every membership as a member, and touches no other object
+    (the access is the same while orgAdmins is off)."""
+    stack = make_stack(dimensions=DIMS, tenancy="org")
+    with deployed_by(BEFORE_ROLE, stack, tmp_path / "before-role", monkeypatch):
+        stack.up().raise_for_error()
+    with database.connect() as conn:
+        conn.execute("INSERT INTO public.memory_org_members (org_id, user_id) "
+                     "VALUES ('acme', 'alice'), ('acme', 'bob')")
+    table_oid = database.scalar("SELECT 'public.memory_org_members'::regclass::oid::int")
+    upgraded = stack.up().raise_for_error()
+    changed = {urn.rsplit("::", 1)[-1]: op
+               for urn, op in upgraded.ops_by_type("mem0:SqlObject").items() if op != "same"}
+    assert changed == {"mem0-dev-tables-public.memory_org_members": "update"}, changed
+    assert not upgraded.ops("create") and not upgraded.ops("delete") \
+        and not upgraded.ops("replace"), upgraded.ops()
+    assert database.scalar("SELECT 'public.memory_org_members'::regclass::oid::int") \
+        == table_oid, "the table was altered in place, not replaced"
+    assert database.scalar("SELECT string_agg(user_id || ':' || role, ',' ORDER BY user_id) "
+                           "FROM public.memory_org_members") == "alice:member,bob:member"
+    assert set(stack.up().raise_for_error().ops().values()) == {"same"}

@@ -21,6 +21,7 @@ from components.connection import connect
 from components.introspect import catalog_snapshot
 from components.stackfile import read_stack_config
 from tests.conftest import TestDatabase
+from tests.support.supabase import emulate_supabase
 
 REPO = Path(__file__).resolve().parents[2]
 DECLARED = ("declared_object_missing", "declared_object_drifted")
@@ -137,13 +138,26 @@ def test_policy_on_a_table_with_rls_disabled(clean: TestDatabase,
 
 def test_rls_enabled_without_any_policy(clean: TestDatabase,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    execute(clean, "CREATE TABLE public.sealed (id bigint)",
-            "ALTER TABLE public.sealed ENABLE ROW LEVEL SECURITY", *guarded_table("notes"))
+    reader = f"reader_{clean.name}"
+    execute(clean, f"CREATE ROLE {reader}",
+            "CREATE TABLE public.sealed (id bigint)",
+            "ALTER TABLE public.sealed ENABLE ROW LEVEL SECURITY",
+            f"GRANT SELECT ON public.sealed TO {reader}", *guarded_table("notes"))
     _, document = run_audit(capsys, clean.dsn)
     [finding] = generic(document)
     assert pairs([finding]) == [("rls_enabled_no_policy", "table public.sealed")]
     assert finding["level"] == "warn"
+    assert f"it is granted to {reader}, yet only the owner" in finding["message"]
     assert finding["fix"].startswith("CREATE POLICY <name> ON public.sealed ")
+
+    # By design: no role that row-level security binds holds a privilege (the owner alone,
+    # like the service role's tables), so it passes, named in the check's detail.
+    execute(clean, f"REVOKE ALL ON public.sealed FROM {reader}")
+    _, document = run_audit(capsys, clean.dsn)
+    assert generic(document) == []
+    [result] = [r for r in document["results"] if r["name"] == "rls_enabled_no_policy"]
+    assert result["status"] == "pass"
+    assert result["detail"].endswith("holds a privilege on them: public.sealed")
 
 
 def test_declared_table_without_forced_rls(clean: TestDatabase,
@@ -197,6 +211,38 @@ def _contrib_extension(database: TestDatabase) -> str:
     if name is None:
         pytest.skip("neither citext nor pg_trgm is available on this server")
     return str(name)
+
+
+def test_every_schema_the_stack_declares_is_audited_and_no_other(
+        clean: TestDatabase, capsys: pytest.CaptureFixture[str]) -> None:
+    # The dev stack declares mem0_backup, mem0_erasure and mem0_migration beside public.
+    execute(clean, "CREATE SCHEMA mem0_backup", "CREATE SCHEMA mem0_migration",
+            "CREATE SCHEMA elsewhere",
+            "CREATE TABLE mem0_backup.loose_copy (id bigint)",
+            "CREATE FUNCTION mem0_migration.loose() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+            "GRANT CREATE ON SCHEMA mem0_migration TO PUBLIC",
+            # not the stack's: out of the audit's scope
+            "CREATE TABLE elsewhere.loose_copy (id bigint)",
+            "CREATE FUNCTION elsewhere.loose() RETURNS integer LANGUAGE sql AS 'SELECT 1'")
+    _, document = run_audit(capsys, clean.dsn)
+    findings = generic(document)
+    assert pairs(findings) == [
+        ("rls_disabled_in_public", "table mem0_backup.loose_copy"),
+        ("function_search_path_mutable", "function mem0_migration.loose()"),
+        ("schema_create_for_public", "schema mem0_migration")]
+    assert "in schema mem0_backup" in findings[0]["message"]
+    assert findings[0]["fix"] == "ALTER TABLE mem0_backup.loose_copy ENABLE ROW LEVEL SECURITY;"
+
+
+def test_on_supabase_its_extensions_schema_is_not_audited(
+        clean: TestDatabase, capsys: pytest.CaptureFixture[str]) -> None:
+    # Supabase keeps functions of its own there (splinter skips the schema too).
+    execute(clean, "CREATE SCHEMA extensions", "CREATE SCHEMA mem0_erasure",
+            "CREATE FUNCTION extensions.loose() RETURNS integer LANGUAGE sql AS 'SELECT 1'",
+            "CREATE FUNCTION mem0_erasure.loose() RETURNS integer LANGUAGE sql AS 'SELECT 1'")
+    _, document = run_audit(capsys, clean.dsn, stack="prod")  # target supabase
+    assert pairs(generic(document)) == [("function_search_path_mutable",
+                                         "function mem0_erasure.loose()")]
 
 
 def test_extension_in_public_except_the_stacks_own_vector(
@@ -321,8 +367,9 @@ def test_text_report_has_one_block_per_finding(clean: TestDatabase,
     block = next(b for b in out.split("\n\n") if "rls_disabled_in_public" in b)
     assert block.splitlines() == [
         "[error] rls_disabled_in_public: table public.open_notes",
-        "  row-level security is disabled: every role with a grant on the table (through "
-        "PostgREST, every API caller) reads and writes all of its rows",
+        "  row-level security is disabled on this table in schema public: every role with a "
+        "grant on it (in an API-exposed schema, every API caller) reads and writes all of its "
+        "rows",
         "  fix: ALTER TABLE public.open_notes ENABLE ROW LEVEL SECURITY;"]
     assert out.rstrip().splitlines()[-1].endswith("(stack dev, target embedded)")
 
@@ -449,6 +496,35 @@ def test_fresh_deployment_has_no_findings(
     code, document = audit_deployed(capsys, database, project)
     assert document["findings"] == []
     assert code == 0
+    # The migration checkpoints have no policy by design: the service role's alone.
+    [result] = [r for r in document["results"] if r["name"] == "rls_enabled_no_policy"]
+    assert result["detail"].endswith(": mem0_migration.batches, mem0_migration.history_marks, "
+                                     "mem0_migration.runs")
+
+
+def test_fresh_supabase_deployment_has_no_findings(
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Into the emulation, whose default privileges hand every new table and function in
+    # public to anon, authenticated and service_role; every mem0_* schema is audited too.
+    emulate_supabase(database.dsn)
+    project = deploy(make_stack, tmp_path, target="supabase")
+    code, document = audit_deployed(capsys, database, project)
+    assert document["findings"] == []
+    assert code == 0
+    assert document["summary"]["target"] == "supabase"
+
+
+def test_deployment_with_a_table_added_by_hand_in_mem0_backup(
+        make_stack: Any, database: TestDatabase, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    project = deploy(make_stack, tmp_path)
+    execute(database, "CREATE TABLE mem0_backup.memories_extra (id bigint)")
+    code, document = audit_deployed(capsys, database, project)
+    assert code == 1
+    [finding] = document["findings"]
+    assert pairs([finding]) == [("rls_disabled_in_public", "table mem0_backup.memories_extra")]
+    assert finding["fix"] == "ALTER TABLE mem0_backup.memories_extra ENABLE ROW LEVEL SECURITY;"
 
 
 def test_deployment_with_rls_disabled_on_memories(

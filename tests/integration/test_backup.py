@@ -779,22 +779,42 @@ def test_a_backup_of_other_dimensions_is_refused(
 def test_a_backup_of_another_layout_names_the_table_and_column(
         copy_of_source: TestDatabase, settings: Settings, full: BackupResult,
         tmp_path: Path) -> None:
-    def drop_updated_at(manifest: dict[str, Any]) -> None:
+    def drop_relationship_type(manifest: dict[str, Any]) -> None:
         from components.backup.manifest import fingerprint
 
         edges = manifest["tables"][3]
-        edges["columns"] = [c for c in edges["columns"] if c[0] != "updated_at"]
+        edges["columns"] = [c for c in edges["columns"] if c[0] != "relationship_type"]
         manifest["layout_fingerprint"] = fingerprint(
             [(t["table"], t["columns"]) for t in manifest["tables"]],
             manifest["pgvector_schema"])
 
-    older = rewrite(full.path, tmp_path / "older.tar.gz", drop_updated_at)
+    older = rewrite(full.path, tmp_path / "older.tar.gz", drop_relationship_type)
     before = digests(copy_of_source)
     with pytest.raises(RestoreRefused) as refused:
         restore(copy_of_source, settings, file=older)
-    assert ("public.memory_relationships: column updated_at (timestamp with time zone) of "
-            "the target is not in") in str(refused.value)
+    assert ("public.memory_relationships: column relationship_type (text) of the target is "
+            "not in") in str(refused.value)
+    assert "(and it is NOT NULL with no default)" in str(refused.value)
     assert digests(copy_of_source) == before
+
+
+def test_a_backup_from_before_a_column_was_added_restores_with_its_default(
+        copy_of_source: TestDatabase, settings: Settings, full: BackupResult) -> None:
+    # What an upgrade does (orgAdmins' membership role, say): ADD COLUMN with a default.
+    # The older backup lacks the column; inserted rows get the default, updated rows
+    # keep their value.
+    with copy_of_source.connect() as admin:
+        admin.execute("ALTER TABLE public.memory_org_members "
+                      "ADD COLUMN tier text NOT NULL DEFAULT 'gold'")
+        admin.execute("DELETE FROM public.memory_org_members WHERE user_id = 'carol'")
+        admin.execute("UPDATE public.memory_org_members SET tier = 'silver' "
+                      "WHERE user_id = 'alice'")
+    result = restore(copy_of_source, settings, file=full.path)
+    assert counts(result)["memory_org_members"][0] == 1  # carol, inserted
+    with copy_of_source.connect() as admin:
+        tiers = dict(admin.execute("SELECT user_id, tier FROM public.memory_org_members"
+                                   ).fetchall())
+    assert tiers == {"alice": "silver", "bob": "gold", "carol": "gold"}
 
 
 # --- the command line -----------------------------------------------------------------------

@@ -396,6 +396,21 @@ def test_bench_compare_refuses_what_mem0_cannot_index_before_connecting(
         in err
 
 
+def test_bench_refuses_the_bound_app_role_of_an_org_stack_before_connecting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Its policies admit writes only into the user's organisations; the synthetic memories
+    # belong to none, so the load would fail half-way on a row-level security error.
+    directory = project(tmp_path, tenancy="org", appRoleIdentity="required")
+
+    code = main(["bench", "--stack", "dev", "--project-dir", str(directory), "--dsn",
+                 "postgresql://nobody@127.0.0.1:1/none"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--as app: stack 'dev' has tenancy 'org' with appRoleIdentity 'required'" in err
+    assert "allowed: --as owner" in err
+
+
 # --- as the app role ------------------------------------------------------------------------
 
 def hiding_access(hidden: str) -> Any:

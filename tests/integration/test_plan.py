@@ -157,6 +157,42 @@ def test_tenancy_user_to_org_shows_policy_changes_in_words(
            "caller's organisations" in words, sorted(words)
 
 
+def test_org_admins_and_agent_spaces_show_as_access_changes_in_words(
+        capsys: pytest.CaptureFixture[str], database: TestDatabase, tmp_path: Path) -> None:
+    """Switching orgAdmins and agentSpaces on is a change of access, said in the matrix's
+    words (and switching them off again, below, reads as words too, not as raw SQL)."""
+    base = {"tenancy": "org", "appRoleIdentity": "required"}
+    options = {**base, "orgAdmins": True, "agentSpaces": True}
+    app = app_role_for(database)
+    deploy(database, **base)
+    code, document = run_plan(capsys, write_stack(tmp_path, database, **options),
+                              database.dsn)
+    assert code == 1
+    objects = by_key(document)
+    assert objects["function:public.mem0_admin_org_ids"]["action"] == "create"
+    assert objects["function:public.mem0_agent_id"]["action"] == "create"
+    words = {c["words"] for c in document["access"]}
+    update = [w for w in words if w.startswith(f"{app}: UPDATE on public.memories: ")]
+    assert update and "every row of the organisations where the caller is admin" in \
+        update[0] and update[0].endswith("only rows of that agent"), sorted(words)
+    assert not [w for w in words if "rows where" in w], sorted(words)
+
+
+
+def test_org_admins_and_agent_spaces_switched_off_show_in_words(
+        capsys: pytest.CaptureFixture[str], database: TestDatabase, tmp_path: Path) -> None:
+    base = {"tenancy": "org", "appRoleIdentity": "required"}
+    deploy(database, **base, orgAdmins=True, agentSpaces=True)
+    code, document = run_plan(capsys, write_stack(tmp_path, database, **base), database.dsn)
+    assert code == 1
+    words = {c["words"] for c in document["access"]}
+    app = app_role_for(database)
+    update = [w for w in words if w.startswith(f"{app}: UPDATE on public.memories: ")]
+    assert update and update[0].endswith("-> the caller's own rows in the caller's "
+                                         "organisations"), sorted(words)
+    assert not [w for w in words if "rows where" in w], sorted(words)
+
+
 def test_a_grant_revoked_by_hand_shows_who_gains_it_back(
         capsys: pytest.CaptureFixture[str], database: TestDatabase, tmp_path: Path) -> None:
     deploy(database)

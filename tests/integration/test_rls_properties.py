@@ -1,13 +1,14 @@
 """Row-level security against an oracle of the documented access rules, property-tested.
 
 Each configuration (target x tenancy x sharedAgentKnowledge x sessionScope x
-appRoleIdentity) is deployed once into its own database, on target supabase into the
-emulation of tests/support/supabase.py. The service-side seed writes users' rows,
-organisations' rows, shared agent rows (no user_id), session rows (run_id),
-relationships and, through the trigger, history. Hypothesis then draws an identity, a
-table and an attempt (read everything, insert a row owned by someone, update a row, maybe
-moving it to another owner, delete a row), runs it in a transaction that is rolled back,
-and compares what happened with `Oracle`.
+appRoleIdentity x orgAdmins x agentSpaces) is deployed once into its own database, on
+target supabase into the emulation of tests/support/supabase.py. The service-side seed
+writes users' rows, organisations' rows (memberships, one of them an admin's), shared
+agent rows (no user_id), rows of two agents, session rows (run_id), relationships and,
+through the trigger, history. Hypothesis then draws an identity (with or without an
+agent), a table and an attempt (read everything, insert a row owned by someone, update a
+row, maybe moving it to another owner, organisation, session or agent, delete a row), runs
+it in a transaction that is rolled back, and compares what happened with `Oracle`.
 
 The oracle is written from the rules as documented (README, the settings' descriptions,
 the matrix of `TableAccess.matrix`), in Python, never by reading the policies back. It
@@ -48,17 +49,21 @@ class Config:
     shared: bool = False  # sharedAgentKnowledge
     session: bool = False  # sessionScope
     app_identity: Literal["trusted", "optional", "required"] = "trusted"  # appRoleIdentity
+    admins: bool = False  # orgAdmins
+    agents: bool = False  # agentSpaces
 
     @property
     def id(self) -> str:
-        options = [name for name, on in (("shared", self.shared), ("session", self.session))
+        options = [name for name, on in (("shared", self.shared), ("session", self.session),
+                                         ("admins", self.admins), ("agents", self.agents))
                    if on]
         return "-".join([self.target, self.tenancy, *options, f"app-{self.app_identity}"])
 
     def settings(self) -> dict[str, object]:
         return {"target": self.target, "tenancy": self.tenancy,
                 "sharedAgentKnowledge": self.shared, "sessionScope": self.session,
-                "appRoleIdentity": self.app_identity,
+                "appRoleIdentity": self.app_identity, "orgAdmins": self.admins,
+                "agentSpaces": self.agents,
                 # Small vectors keep the tables light; nothing here searches.
                 "dimensions": 3}
 
@@ -74,6 +79,11 @@ CONFIGS = (
     Config("supabase", "user", app_identity="required"),
     Config("supabase", "org", shared=True, session=True),
     Config("supabase", "service", shared=True, app_identity="optional"),
+    # Org admins and agent spaces, with sessions (admins reach every session's rows) and
+    # the app role bound only once it names a user (agents bind it before that too).
+    Config("postgres", "org", session=True, admins=True, agents=True,
+           app_identity="optional"),
+    Config("supabase", "org", shared=True, session=True, admins=True, agents=True),
 )
 
 # --- the people and their rows --------------------------------------------------------------
@@ -83,7 +93,10 @@ CONFIGS = (
 U1, U2, U3, U4, U5 = USERS = tuple(f"00000000-0000-4000-8000-{i:012d}" for i in range(1, 6))
 ORG1, ORG2, NOBODYS_ORG = "org-1", "org-2", "org-3"
 MEMBERSHIPS = frozenset({(ORG1, U1), (ORG1, U2), (ORG2, U2), (ORG2, U3)})
-AGENT = "agent-a"
+# Memberships whose role is admin (every org stack has the column; orgAdmins reads it).
+ADMINS = frozenset({(ORG2, U3)})
+AGENT, AGENT2 = "agent-a", "agent-b"
+AGENTS = (None, AGENT, AGENT2)
 RUN1, RUN2 = "run-1", "run-2"
 SEED_NAMESPACE = uuid.UUID("5eed0000-0000-4000-8000-000000000000")
 # Rows an attempt creates: every attempt is rolled back, so one id each never collides.
@@ -187,7 +200,7 @@ def seed(conn: psycopg.Connection, tenancy: str) -> None:
     session on both memory tables, some edits and deletions for the history, edges, and
     the memberships."""
     combinations = list(itertools.product((U1, U2, U3, U4, None), (ORG1, ORG2, None),
-                                          (None, AGENT), (None, RUN1)))
+                                          AGENTS, (None, RUN1)))
     for table in MEMORY_TABLES:
         for i, (user, org, agent, run) in enumerate(combinations):
             key = uuid.uuid5(SEED_NAMESPACE, f"{table}:{i}")
@@ -215,8 +228,9 @@ def seed(conn: psycopg.Connection, tenancy: str) -> None:
              user, org))
     if tenancy == "org":
         for org, user in sorted(MEMBERSHIPS):
-            conn.execute("INSERT INTO public.memory_org_members (org_id, user_id) "
-                         "VALUES (%s, %s)", (org, user))
+            conn.execute("INSERT INTO public.memory_org_members (org_id, user_id, role) "
+                         "VALUES (%s, %s, %s)",
+                         (org, user, "admin" if (org, user) in ADMINS else "member"))
 
 
 # --- who acts --------------------------------------------------------------------------------
@@ -230,11 +244,13 @@ class Identity:
     user: str | None = None
     run: str | None = None
     jwt: bool = False  # app/readonly: name the user in request.jwt.claims, not mem0.user_id
+    agent: str | None = None  # mem0.agent_id, or the claim agent_id
 
     def __str__(self) -> str:
         how = "jwt" if self.jwt or self.kind == "authenticated" else "mem0.user_id"
         who = f" as {self.user} ({how})" if self.user else " (no user)"
-        return f"{self.kind}{who}" + (f" in session {self.run}" if self.run else "")
+        return f"{self.kind}{who}" + (f" in session {self.run}" if self.run else "") + \
+            (f" for agent {self.agent}" if self.agent else "")
 
 
 @dataclass
@@ -258,10 +274,11 @@ class Stack:
         plain PostgreSQL). Returns the connection; the caller rolls it back."""
         role = self.roles[who.kind]
         if who.kind in ("authenticated", "anon") or who.jwt:
-            extra = {"run_id": who.run} if who.run else {}
+            extra = {k: v for k, v in (("run_id", who.run), ("agent_id", who.agent)) if v}
             act_as(self.tokens, role, jwt_claims(who.user, role=role, **extra))
             return self.tokens
-        values = {"mem0.user_id": who.user, "mem0.run_id": who.run}
+        values = {"mem0.user_id": who.user, "mem0.run_id": who.run,
+                  "mem0.agent_id": who.agent}
         act_as(self.plain, role, None, {k: v for k, v in values.items() if v})
         return self.plain
 
@@ -305,12 +322,15 @@ class Oracle:
         self.run = who.run
         self.orgs = {m.org for m in state.tables.get(MEMBERS, {}).values()
                      if self.uid is not None and m.user == self.uid}
+        # orgAdmins: the organisations where the caller's membership is an admin's
+        self.admin_orgs = {org for org in self.orgs if (org, self.uid) in ADMINS} \
+            if config.admins else set()
         # The service role bypasses row security; the app role sees every row when it is
         # trusted, and with appRoleIdentity optional until its connection names a user.
         self.bypass = who.kind == "service"
-        self.everything = who.kind == "app" and (
-            config.app_identity == "trusted"
-            or (config.app_identity == "optional" and self.uid is None))
+        self.trusted = who.kind == "app" and config.app_identity == "trusted"
+        self.everything = self.trusted or (
+            who.kind == "app" and config.app_identity == "optional" and self.uid is None)
 
     def privileges(self, table: str) -> frozenset[str]:
         kind = self.who.kind
@@ -338,6 +358,8 @@ class Oracle:
         if isinstance(row, (Memory, Change)) and self.config.session:
             # a session's rows only in that session; its history too (it holds payloads)
             scope = scope and (row.run is None or row.run == self.run)
+        # an admin reads every row of their organisations, every session's
+        scope = scope or row.org in self.admin_orgs
         if isinstance(row, Memory) and self.config.shared:
             # shared agent knowledge (no user, an agent): every signed-in user reads it,
             # whatever its organisation or session
@@ -346,14 +368,21 @@ class Oracle:
         return scope
 
     def writes(self, table: str, row: Row) -> bool:
-        if self.bypass or self.everything:
+        if self.bypass or self.trusted:
             return True
+        # agentSpaces: a caller with an agent identity writes only that agent's memories
+        # and entities (edges and history have no agent)
+        agent = not (self.config.agents and self.who.agent is not None
+                     and isinstance(row, Memory)) or row.agent == self.who.agent
+        if self.everything:
+            return agent  # the optional app role before it names a user
         if isinstance(row, (Change, Member)):
             return False  # never written by end users (and they hold no privilege)
         own = self._own(row)
         scope = (own and row.org in self.orgs) if self.config.tenancy == "org" else own
         if isinstance(row, Memory) and self.config.session:
             scope = scope and (row.run is None or row.run == self.run)
+        scope = scope or row.org in self.admin_orgs  # an admin's organisations: every row
         if isinstance(row, Edge):  # between memories the caller can read
             memories = self.state.tables[MEMORIES]
             scope = scope and all(key in memories and self.reads(MEMORIES, memories[key])
@@ -361,7 +390,7 @@ class Oracle:
             if self.config.tenancy == "org":  # ... of the edge's own organisation
                 scope = scope and all(memories[key].org == row.org
                                       for key in (row.source, row.target))
-        return scope
+        return scope and agent
 
     def select(self, table: str) -> Outcome:
         if "SELECT" not in self.privileges(table):
@@ -519,6 +548,7 @@ class Attempt:
 USER_OR_NONE = st.sampled_from((*USERS, None))
 ORG_OR_NONE = st.sampled_from((ORG1, ORG2, NOBODYS_ORG, None))
 RUN_OR_NONE = st.sampled_from((None, RUN1, RUN2))
+AGENT_OR_NONE = st.sampled_from(AGENTS)
 
 
 def identities(stack: Stack) -> st.SearchStrategy[Identity]:
@@ -527,13 +557,14 @@ def identities(stack: Stack) -> st.SearchStrategy[Identity]:
     postgres = stack.config.target == "postgres"
     service = st.just(Identity("service"))
     app = st.builds(Identity, st.just("app"), USER_OR_NONE, RUN_OR_NONE,
-                    st.booleans() if postgres else st.just(False))
+                    st.booleans() if postgres else st.just(False), AGENT_OR_NONE)
     if postgres:
         readonly = st.builds(Identity, st.just("readonly"), USER_OR_NONE, RUN_OR_NONE,
-                             st.booleans())
+                             st.booleans(), AGENT_OR_NONE)
         options = [service, readonly, app, app] if stack.app_role_works else [service, readonly]
     else:
-        user = st.builds(Identity, st.just("authenticated"), USER_OR_NONE, RUN_OR_NONE)
+        user = st.builds(Identity, st.just("authenticated"), USER_OR_NONE, RUN_OR_NONE,
+                         st.just(False), AGENT_OR_NONE)
         options = [service, st.just(Identity("anon")), user, user, user]
         if stack.app_role_works:
             options += [app, app]
@@ -567,6 +598,11 @@ def sessions(who: Identity) -> st.SearchStrategy[str | None]:
     return st.one_of(st.just(who.run), RUN_OR_NONE)
 
 
+def agents(who: Identity) -> st.SearchStrategy[str | None]:
+    """The caller's agent, or any, or none."""
+    return st.one_of(st.just(who.agent), AGENT_OR_NONE)
+
+
 def targets(stack: Stack, who: Identity, table: str) -> st.SearchStrategy[object]:
     """The key of a seeded row: one of the caller's, or any."""
     rows = stack.seed.tables[table]
@@ -581,7 +617,7 @@ def memory_attempts(stack: Stack, who: Identity, table: str) -> st.SearchStrateg
     seeded = stack.seed.tables[table]
     keys = targets(stack, who, table)
     new_rows = st.builds(Memory, owners(who), organisations(who),
-                         st.sampled_from((None, AGENT)), sessions(who), st.just("new"))
+                         agents(who), sessions(who), st.just("new"))
 
     def moved(key: object) -> st.SearchStrategy[Attempt]:
         old = seeded[key]
@@ -591,7 +627,7 @@ def memory_attempts(stack: Stack, who: Identity, table: str) -> st.SearchStrateg
             others(who).map(lambda user: replace(old, user=user)),  # None: to no one
             organisations(who).map(lambda org: replace(old, org=org)),
             sessions(who).map(lambda run: replace(old, run=run)),
-            st.sampled_from((None, AGENT)).map(lambda agent: replace(old, agent=agent)))
+            agents(who).map(lambda agent: replace(old, agent=agent)))
         return changes.map(lambda new: Attempt("update", table, key, new))
 
     return st.one_of(
@@ -882,6 +918,7 @@ def test_the_headline_rules_hold_without_the_oracle(stack: Stack) -> None:
     kind: Kind = "readonly" if config.target == "postgres" else "authenticated"
     for user in USERS:
         orgs = {org for org, member in MEMBERSHIPS if member == user}
+        admin_of = {org for org, admin in ADMINS if admin == user} if config.admins else set()
         got = run(Identity(kind, user), Attempt("select", MEMORIES))
         if config.tenancy == "service":
             assert got == DENIED
@@ -892,4 +929,5 @@ def test_the_headline_rules_hold_without_the_oracle(stack: Stack) -> None:
             mine = row.org in orgs if config.tenancy == "org" else row.user == user
             shared = config.shared and row.user is None and row.agent is not None
             assert mine or shared, (user, row)
-            assert shared or not config.session or row.run is None, (user, row)
+            assert shared or not config.session or row.run is None \
+                or row.org in admin_of, (user, row)

@@ -1,9 +1,10 @@
 """The roles a stack hands out may touch rows, never the schema.
 
-A stack in org tenancy (the one with the most objects: the membership table and the
-definer function mem0_org_ids) is deployed once per target, on supabase into the
-emulation of tests/support/supabase.py, whose default privileges hand every new object to
-anon, authenticated and service_role, so these tests also prove the stack takes them back.
+A stack in org tenancy with orgAdmins (the one with the most objects: the membership table
+and the definer functions mem0_org_ids and mem0_admin_org_ids) is deployed once per
+target, on supabase into the emulation of tests/support/supabase.py, whose default
+privileges hand every new object to anon, authenticated and service_role, so these tests
+also prove the stack takes them back.
 Each role then tries what an attacker holding its password (or a leaked token) would try;
 every attempt must be refused with insufficient privilege, and the catalog must be
 exactly as it was afterwards.
@@ -52,7 +53,7 @@ def deployment(request: pytest.FixtureRequest, pg_server: PgServer,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     target: str = request.param
     with deployed_stack(pg_server, tmp_path_factory.mktemp("security"), target=target,
-                        tenancy="org", dimensions=3) as database:
+                        tenancy="org", orgAdmins=True, dimensions=3) as database:
         if target == "postgres":
             names = project_roles_for(database)
             roles = {"app": names["appRole"], "readonly": names["readonlyRole"],
@@ -272,10 +273,10 @@ def test_the_history_trigger_records_supabase_users_changes(deployment: Deployme
 
 def test_definer_functions_are_callable_only_where_needed(deployment: Deployment) -> None:
     """Functions that run with the owner's rights: not executable by PUBLIC (nor anon);
-    mem0_record_history by no one (it runs as a trigger); mem0_org_ids by the roles whose
-    policies call it, among them the app role; mem0_restore_history by the service role
-    only (restore), and so are mem0_erasure's forget and erased. Each pins its
-    search_path."""
+    mem0_record_history by no one (it runs as a trigger); mem0_org_ids and
+    mem0_admin_org_ids by the roles whose policies call them, among them the app role;
+    mem0_restore_history by the service role only (restore), and so are mem0_erasure's
+    forget and erased. Each pins its search_path."""
     roles = deployment.roles
     users_role = "readonly" if deployment.target == "postgres" else "authenticated"
     arguments = {"mem0_restore_history": "jsonb", "mem0_erasure.forget": "text, text",
@@ -295,7 +296,7 @@ def test_definer_functions_are_callable_only_where_needed(deployment: Deployment
                                (role, signature)).fetchone()
             return bool(row and row[0])
 
-        assert set(definers) == {"mem0_record_history", "mem0_org_ids",
+        assert set(definers) == {"mem0_record_history", "mem0_org_ids", "mem0_admin_org_ids",
                                  "mem0_restore_history", "mem0_erasure.forget",
                                  "mem0_erasure.erased"}, \
             "a new SECURITY DEFINER function: decide who may call it, and test that here"
@@ -313,9 +314,10 @@ def test_definer_functions_are_callable_only_where_needed(deployment: Deployment
             if deployment.target == "supabase":
                 assert not may("anon", function), function
         assert not any(may(roles[k], "mem0_record_history") for k in roles if k != "owner")
-        assert may(roles["app"], "mem0_org_ids")
-        assert may(roles.get(users_role, users_role), "mem0_org_ids")
-        assert not may(roles["service"], "mem0_org_ids")  # bypasses row security anyway
+        for function in ("mem0_org_ids", "mem0_admin_org_ids"):
+            assert may(roles["app"], function)
+            assert may(roles.get(users_role, users_role), function)
+            assert not may(roles["service"], function)  # bypasses row security anyway
 
 
 def test_supabase_api_roles_hold_nothing_on_the_history_sequence(
@@ -366,3 +368,38 @@ def test_the_app_role_cannot_create_tables_where_public_may(
                              autocommit=True) as conn:
             outcome = _refusal(conn, "CREATE TABLE public.intruder (id integer)")
     assert outcome is None, f"the app role could create a table in public: {outcome}"
+
+
+def test_force_binds_an_owner_without_bypassrls_only(database: TestDatabase) -> None:
+    """What the access matrix says of the owner per target (components/access.py
+    owner_words): FORCE ROW LEVEL SECURITY binds the table's owner, and a member acting
+    through the owner's inherited rights, unless the role itself has BYPASSRLS, as
+    Supabase's postgres has. Each role reads a forced table with rows and no policy."""
+    bound, bypassing, member = (f"{kind}_{database.name}"
+                                for kind in ("bound", "bypassing", "member"))
+    with database.connect() as admin:
+        admin.execute(f"CREATE ROLE {bound} NOLOGIN")
+        admin.execute(f"CREATE ROLE {bypassing} NOLOGIN BYPASSRLS")
+        admin.execute(f"CREATE ROLE {member} NOLOGIN INHERIT IN ROLE {bound}")
+        for owner in (bound, bypassing):
+            admin.execute(f"CREATE TABLE public.{owner} (id integer)")
+            admin.execute(f"INSERT INTO public.{owner} VALUES (1), (2)")
+            admin.execute(f"ALTER TABLE public.{owner} OWNER TO {owner}")
+            admin.execute(f"ALTER TABLE public.{owner} ENABLE ROW LEVEL SECURITY")
+            admin.execute(f"ALTER TABLE public.{owner} FORCE ROW LEVEL SECURITY")
+
+        def seen(role: str, table: str) -> int:
+            admin.execute(f"SET ROLE {role}")
+            try:
+                row = admin.execute(f"SELECT count(*) FROM public.{table}").fetchone()
+            finally:
+                admin.execute("RESET ROLE")
+            assert row is not None
+            return int(row[0])
+
+        assert seen(bound, bound) == 0  # postgres, embedded: the NOLOGIN ownerRole
+        assert seen(member, bound) == 0  # the owner's rights, not its exemption
+        assert seen(bypassing, bypassing) == 2  # supabase: postgres has BYPASSRLS
+        # Without FORCE, the owner's rights are the exemption, inherited by its members.
+        admin.execute(f"ALTER TABLE public.{bound} NO FORCE ROW LEVEL SECURITY")
+        assert seen(bound, bound) == seen(member, bound) == 2

@@ -102,3 +102,58 @@ def test_org_edges_carry_their_memories_organisation(make_stack,
         except psycopg.errors.InsufficientPrivilege as exc:
             assert "row-level security" in str(exc)
     assert database.scalar("SELECT count(*) FROM public.memory_relationships") == 1
+
+
+# What orgAdmins and agentSpaces add besides policies: the identity functions, the grants
+# that let only the policies' roles call the definer one, and each table's access matrix
+# (the row-security resource's notes).
+ACCESS_OPTION_OBJECTS = ("mem0_admin_org_ids", "mem0_agent_id")
+
+
+def test_org_admins_and_agent_spaces_change_only_access(make_stack,
+                                                        database: TestDatabase) -> None:
+    """On an org stack, switching orgAdmins and agentSpaces on touches policies, the two
+    functions (and who may call them) and the matrices; no table. The preview says
+    exactly what the apply does, a second run changes nothing (the declared SQL is
+    canonical), and switching them off again removes what they added."""
+    make_stack(tenancy="org", appRoleIdentity=BOUND).up().raise_for_error()
+    _add_memories(database)
+    with database.connect() as conn:  # the role column is there before orgAdmins is on
+        conn.execute("INSERT INTO public.memory_org_members (org_id, user_id, role) VALUES"
+                     " ('acme', 'alice', 'admin'), ('acme', 'bob', 'member')")
+    assert _visible_to(database, "bob") == ["alice", "bob"]  # read: the organisation's rows
+    options = {"tenancy": "org", "appRoleIdentity": BOUND, "orgAdmins": True,
+               "agentSpaces": True}
+    preview = make_stack(**options).preview()
+    report = make_stack(**options).up().raise_for_error()
+    touched = changed(report)
+    assert touched == changed(preview)
+    for name, op in touched.items():
+        family = name.rsplit("::", 1)[-1].split("-")[2]
+        new_object = any(obj in name for obj in ACCESS_OPTION_OBJECTS)
+        assert family in ("policies", "security") or new_object, (name, op)
+        assert op != "replace" or family == "policies", (name, op)
+    created = {n for n, op in touched.items() if op == "create"}
+    assert all(any(obj in n for obj in ACCESS_OPTION_OBJECTS) for n in created
+               if "policies" not in n), created
+    assert any("mem0_admin_org_ids" in n for n in created)
+    assert any("mem0_agent_id" in n for n in created)
+    assert not [n for n in touched if "-tables-" in n]
+    assert set(changed(make_stack(**options).up().raise_for_error()).values()) == set()
+
+    url = role_url(database.dsn, app_role_for(database), APP_PASSWORD)
+    with connect(url) as conn:  # alice, admin of acme, edits bob's memory
+        conn.execute("SELECT pg_catalog.set_config('mem0.user_id', 'alice', false)")
+        edited = conn.execute("UPDATE public.memories SET payload = payload || "
+                              "'{\"data\": \"edited\"}' WHERE payload ->> 'user_id' = 'bob'")
+        assert edited.rowcount == 1
+
+    back = make_stack(tenancy="org", appRoleIdentity=BOUND).up().raise_for_error()
+    assert {n for n, op in changed(back).items() if op == "delete"
+            and "policies" not in n} and all(
+        any(obj in n for obj in ACCESS_OPTION_OBJECTS)
+        for n, op in changed(back).items() if op == "delete" and "policies" not in n)
+    assert database.scalar("SELECT count(*) FROM pg_proc WHERE proname IN "
+                           "('mem0_admin_org_ids', 'mem0_agent_id')") == 0
+    assert database.scalar("SELECT count(*) FROM public.memory_org_members "
+                           "WHERE role = 'admin'") == 1  # the column and its values stay

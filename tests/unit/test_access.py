@@ -10,6 +10,8 @@ from collections import Counter
 import pytest
 
 from components.access import (
+    ADMIN_ORG_IDS_FUNCTION,
+    AGENT_ID_FUNCTION,
     BACKEND,
     COMMANDS,
     GRAPH,
@@ -39,7 +41,8 @@ RAW = {
 TARGETS = tuple(RAW)
 TENANCIES = ("user", "org", "service")
 PROFILES = ("python", "typescript")
-IDENTITY_FUNCTIONS = (USER_ID_FUNCTION, RUN_ID_FUNCTION, ORG_IDS_FUNCTION)
+IDENTITY_FUNCTIONS = (USER_ID_FUNCTION, RUN_ID_FUNCTION, ORG_IDS_FUNCTION,
+                      ADMIN_ORG_IDS_FUNCTION, AGENT_ID_FUNCTION)
 # Who each target's roles are: (owner, app, end-user roles, service).
 ROLES = {
     "postgres": ("mem0_owner", "mem0_app", ("mem0_readonly",), "mem0_service"),
@@ -50,7 +53,7 @@ ROLES = {
 END_USER = {"postgres": "mem0_readonly", "supabase": "authenticated"}
 # Every option that only decides rows, with a value that switches it on.
 ROW_OPTIONS = {"sharedAgentKnowledge": True, "sessionScope": True,
-               "appRoleIdentity": "required"}
+               "appRoleIdentity": "required", "agentSpaces": True}
 
 _POLICY_HEAD = re.compile(r"^CREATE POLICY (\S+) ON (\S+) AS (PERMISSIVE|RESTRICTIVE) "
                           r"FOR (SELECT|INSERT|UPDATE|DELETE) TO (.+)$")
@@ -526,3 +529,205 @@ def test_which_functions_an_option_needs() -> None:
     assert not needs_run_id(settings()) and needs_run_id(settings(sessionScope=True))
     assert not needs_org_ids(settings()) and needs_org_ids(settings(tenancy="org"))
     assert not needs_org_ids(settings(tenancy="service"))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_owners_words_say_whether_force_binds_it(target: str) -> None:
+    # Supabase's postgres has BYPASSRLS, which FORCE ROW LEVEL SECURITY does not override;
+    # the NOLOGIN ownerRole elsewhere has not (tests/integration/test_security.py).
+    owner = ROLES[target][0]
+    for access in accesses(settings(target, "org")):
+        words = {c: r.words for c, r in access.rules[owner].items()}
+        if target == "supabase":
+            assert all(w.startswith("every row: Supabase gives postgres BYPASSRLS, which FORCE "
+                                    "ROW LEVEL SECURITY does not override") for w in
+                       words.values()), access.table
+            assert "binds the owner" not in " ".join(words.values())
+        else:
+            assert "no policy (FORCE ROW LEVEL SECURITY binds the owner: it has no BYPASSRLS)" \
+                in words.values(), access.table
+            assert "BYPASSRLS, which" not in " ".join(words.values())
+    comments = [s.comment for s in build_model(settings(target)) if s.kind == "row_security"]
+    assert all(("Supabase's postgres" in c) == (target == "supabase") for c in comments)
+
+
+# --- org admins and agent spaces ---------------------------------------------------------------
+
+def _words(s: Settings, table: str) -> dict[tuple[str, str], str]:
+    """(role, command) -> the matrix's words, for one table of the stack."""
+    spec = specs_of(s)[f"row_security:public.{table}"]
+    return {(role, command): words for role, command, words in matrix_lines(spec.notes)}
+
+
+ADMIN_WORDS = "every row of the organisations where the caller is admin"
+AGENT_WORDS = "with an agent identity (mem0_agent_id()), only rows of that agent"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("raw", [{}, {"sessionScope": True}, {"appRoleIdentity": "required"},
+                                 ROW_OPTIONS], ids=lambda raw: "+".join(raw) or "defaults")
+def test_org_admins_adds_its_function_and_changes_only_policies(
+        target: str, profile: str, raw: dict[str, object]) -> None:
+    """orgAdmins on an org stack: the definer function, who may call it, and policies; the
+    membership table is the same (its role column is there in every org stack)."""
+    before = settings(target, "org", profile, **raw)
+    after = settings(target, "org", profile, orgAdmins=True, **raw)
+    old, new = _changed(before, after)
+    function = f"function:public.{ADMIN_ORG_IDS_FUNCTION}"
+    grants = {k for k in new if k.startswith(f"grant:public.{ADMIN_ORG_IDS_FUNCTION}-to-")}
+    _assert_only_row_rules_changed(old, new, also={function, *grants})
+    assert function in new and function not in old and grants and not grants & old.keys()
+    assert f"table:public.{MEMBERSHIP_TABLE}" not in new
+    assert "role text DEFAULT 'member'::text NOT NULL" in \
+        specs_of(before)[f"table:public.{MEMBERSHIP_TABLE}"].ddl
+    app, end_user = ROLES[target][1], END_USER[target]
+    callers = {app, end_user}
+    for key in grants:
+        role = key.rsplit("-to-", 1)[1]
+        assert new[key][0].startswith("GRANT EXECUTE" if role in callers else "REVOKE ALL"), key
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_org_admin_words_in_the_matrix(target: str) -> None:
+    """Admins read and manage every row of their organisations, every session's; edges keep
+    their endpoint rule; history is read; the membership table is unchanged for them."""
+    s = settings(target, "org", sessionScope=True, appRoleIdentity="required",
+                 orgAdmins=True)
+    app, end_user = ROLES[target][1], END_USER[target]
+    memories = _words(s, "memories")
+    for command in COMMANDS:
+        assert f"{ADMIN_WORDS} (every session's)" in memories[(app, command)], command
+    assert f"{ADMIN_WORDS} (every session's)" in memories[(end_user, "SELECT")]
+    history = _words(s, "memory_history")
+    assert ADMIN_WORDS in history[(app, "SELECT")]
+    assert history[(app, "INSERT")] == "no privilege"
+    edges = _words(s, "memory_relationships")[(app, "INSERT")]
+    assert edges.index("between memories of the edge's organisation") < edges.index(ADMIN_WORDS)
+    members = _words(s, MEMBERSHIP_TABLE)
+    assert ADMIN_WORDS not in " ".join(members.values())
+    assert f"{ORG_IDS_FUNCTION}() and {ADMIN_ORG_IDS_FUNCTION}()" in \
+        members[(ROLES[target][0], "SELECT")]
+    # The trusted app role is trusted with every row: nothing to add.
+    trusted = _words(settings(target, "org", orgAdmins=True), "memories")
+    assert trusted[(app, "SELECT")] == TRUSTED_WORDS
+
+
+def test_org_admins_sql_reaches_every_session_and_keeps_edge_endpoints() -> None:
+    s = settings("postgres", "org", sessionScope=True, orgAdmins=True)
+    specs = specs_of(s)
+    admin = f"(org_id = ANY (( SELECT public.{ADMIN_ORG_IDS_FUNCTION}() AS " \
+            f"{ADMIN_ORG_IDS_FUNCTION})::text[]))"
+    found = {(p.table, p.command): p for p in policies(specs) if "mem0_readonly" in p.roles}
+    select = found[("public.memories", "SELECT")].using
+    assert select is not None and select.endswith(f" OR {admin})")  # beside the session rule
+    app = settings("postgres", "org", orgAdmins=True, appRoleIdentity="required")
+    check = next(p.check for p in policies(specs_of(app))
+                 if p.table == "public.memory_relationships" and p.command == "INSERT")
+    assert check is not None
+    admin_part = check[check.index(f"OR ({admin}"):]
+    assert admin_part.count("(EXISTS ( SELECT 1 FROM public.memories m") == 2, check
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("tenancy", TENANCIES)
+def test_agent_spaces_adds_its_function_and_changes_only_policies(
+        target: str, tenancy: str, profile: str) -> None:
+    before = settings(target, tenancy, profile, appRoleIdentity="required")
+    after = settings(target, tenancy, profile, appRoleIdentity="required", agentSpaces=True)
+    old, new = _changed(before, after)
+    function = f"function:public.{AGENT_ID_FUNCTION}"
+    _assert_only_row_rules_changed(old, new, also={function})
+    assert function in new and function not in old
+    assert "SECURITY DEFINER" not in new[function][0]  # invoker rights, like mem0_run_id
+    assert "SET search_path TO ''" in new[function][0] and " STABLE" in new[function][0]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("identity", ["required", "optional"])
+def test_agent_space_words_bind_writes_of_memories_only(target: str, identity: str) -> None:
+    s = settings(target, "user", appRoleIdentity=identity, agentSpaces=True)
+    app, end_user = ROLES[target][1], END_USER[target]
+    for table in ("memories", "memories_entities"):
+        words = _words(s, table)
+        assert AGENT_WORDS not in words[(app, "SELECT")]
+        for command in ("INSERT", "UPDATE", "DELETE"):
+            assert words[(app, command)].endswith(AGENT_WORDS), (table, command)
+            if target == "supabase":
+                assert words[(end_user, command)].endswith(AGENT_WORDS), (table, command)
+    # Edges and history have no agent_id column: unchanged.
+    for table in ("memory_relationships", "memory_history"):
+        assert AGENT_WORDS not in " ".join(_words(s, table).values()), table
+
+
+def test_agent_spaces_cannot_bind_a_trusted_app_role_and_says_so() -> None:
+    s = settings("supabase", "user", agentSpaces=True)
+    words = _words(s, "memories")
+    assert words[("mem0_app", "INSERT")] == f"{TRUSTED_WORDS}; agentSpaces does not bind it"
+    assert words[("mem0_app", "SELECT")] == TRUSTED_WORDS
+    assert words[("authenticated", "INSERT")].endswith(AGENT_WORDS)
+    app_policies = [p for p in policies(specs_of(s)) if p.roles == ["mem0_app"]
+                    and p.table == "public.memories"]
+    assert app_policies and all(text in (None, "true") for p in app_policies
+                                for text in (p.using, p.check))
+
+
+def test_an_optional_app_role_is_bound_by_its_agent_even_before_it_names_a_user() -> None:
+    """With appRoleIdentity optional, 'every row until the connection names a user' is for
+    reading and writing users' rows; an agent identity still binds its writes."""
+    s = settings("postgres", "user", appRoleIdentity="optional", agentSpaces=True)
+    agent = f"( SELECT public.{AGENT_ID_FUNCTION}() AS {AGENT_ID_FUNCTION})"
+    guard = f"(({agent} IS NULL) OR (agent_id = {agent}))"
+    insert = next(p for p in policies(specs_of(s))
+                  if p.table == "public.memories" and p.command == "INSERT")
+    assert insert.check is not None and insert.check.startswith("((")
+    assert insert.check.endswith(f" AND {guard})"), insert.check
+
+
+def _groups(text: str) -> list[str]:
+    """Every parenthesised group's inside, outermost first."""
+    found, stack = [], []
+    for i, char in enumerate(text):
+        if char == "(":
+            stack.append(i)
+        elif char == ")":
+            found.append(text[stack.pop() + 1:i])
+    return found[::-1]
+
+
+def _top_level(text: str, op: str) -> list[str]:
+    """`text` split at ` op ` outside any parentheses."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0 and text.startswith(f" {op} ", i):
+            parts.append(text[start:i])
+            i += len(op) + 2
+            start = i
+            continue
+        i += 1
+    return [*parts, text[start:]]
+
+
+@pytest.mark.parametrize(("target", "tenancy", "profile"), STACKS)
+def test_no_policy_nests_an_and_or_an_or_on_its_left(target: str, tenancy: str,
+                                                      profile: str) -> None:
+    """PostgreSQL stores `(a AND b) AND c` as `a AND b AND c`, so a declared policy written
+    the first way would never match the catalog (every apply fails its verification)."""
+    extra: list[dict[str, object]] = [{**ROW_OPTIONS, "appRoleIdentity": identity}
+                                      for identity in ("optional", "required")]
+    if tenancy == "org":
+        extra += [{**raw, "orgAdmins": True} for raw in (*extra, {})]
+    for raw in extra:
+        for policy in policies(specs_of(settings(target, tenancy, profile, **raw))):
+            for text in (policy.using, policy.check):
+                for group in _groups(text or ""):
+                    for op in ("AND", "OR"):
+                        parts = _top_level(group, op)
+                        first = parts[0].strip()
+                        if len(parts) > 1 and first.startswith("(") and first.endswith(")"):
+                            inner = first[1:-1]
+                            nested = len(_top_level(inner, op)) > 1 and \
+                                _groups(first)[0] == inner
+                            assert not nested, (raw, policy.name, group)

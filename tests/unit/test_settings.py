@@ -186,7 +186,8 @@ def test_database_url_is_not_in_the_repr() -> None:
      "embeddedDataDir, "
      "dimensions, collection, clientProfile, appRole, appRolePassword, hnswEfSearch, "
      "iterativeScan, historyIncludesVectors, ftsLanguage, tenancy, sharedAgentKnowledge, "
-     "sessionScope, appRoleIdentity, ownerRole, readonlyRole, readonlyRolePassword, "
+     "sessionScope, orgAdmins, agentSpaces, appRoleIdentity, ownerRole, readonlyRole, "
+     "readonlyRolePassword, "
      "serviceRole, serviceRolePassword, vectorIndexMethod, vectorIndexMeasure, vectorIndexM, "
      "vectorIndexEfConstruction, vectorIndexLists, expectedRows, poolerUrl, "
      "poolerPreparedStatements, checksBenchmark, benchRows, benchUsers, benchInsertMs, "
@@ -674,3 +675,50 @@ def test_lock_timeout_takes_bounded_durations(value: str, ms: int) -> None:
 
 def test_lock_timeout_defaults_to_ten_seconds() -> None:
     assert parse_settings({}, "dev").lock_timeout == "10s"
+
+
+# --- orgAdmins and agentSpaces -----------------------------------------------------------------
+
+@pytest.mark.parametrize("tenancy", ["user", "service"])
+def test_org_admins_needs_org_tenancy(tenancy: str) -> None:
+    assert only_problem({"tenancy": tenancy, "orgAdmins": True}) == (
+        f"orgAdmins: true is not allowed with tenancy {tenancy!r}; allowed: false, or set "
+        "tenancy to 'org' (admins are members of an organisation)")
+    assert parse_settings({"tenancy": "org", "orgAdmins": True}, "dev").org_admins is True
+
+
+@pytest.mark.parametrize("raw", [{}, {"tenancy": "org"}, {**POSTGRES, "tenancy": "org"}])
+def test_agent_spaces_is_refused_where_it_would_bind_no_role(raw: dict[str, object]) -> None:
+    """A trusted app role's policy is `true` and the readonly role writes nothing: on
+    postgres and embedded the option would bind nobody."""
+    problem = only_problem({**raw, "agentSpaces": True})
+    assert problem.startswith("agentSpaces: true is not allowed with appRoleIdentity "
+                              "'trusted'"), problem
+    assert "set appRoleIdentity to 'required' or 'optional'" in problem
+
+
+@pytest.mark.parametrize("identity", ["required", "optional"])
+def test_agent_spaces_binds_a_bound_app_role(identity: str) -> None:
+    s = parse_settings({"agentSpaces": True, "appRoleIdentity": identity}, "dev")
+    assert s.agent_spaces is True
+    assert not [w for w in s.warnings if "agentSpaces" in w]
+
+
+def test_agent_spaces_with_a_trusted_app_role_on_supabase_warns() -> None:
+    s = parse_settings({**SUPABASE, "agentSpaces": True}, "dev")
+    assert s.agent_spaces is True
+    assert [w for w in s.warnings if w.startswith("agentSpaces binds authenticated only")]
+    assert only_problem({**SUPABASE, "agentSpaces": True, "tenancy": "service"}).startswith(
+        "agentSpaces: true is not allowed with appRoleIdentity 'trusted' on target "
+        "'supabase' with tenancy 'service'")
+
+
+def test_org_admins_and_agent_spaces_travel_in_the_payload_only_when_on() -> None:
+    off = settings_payload(parse_settings(PAYLOAD_RAW, "staging"))
+    assert "org_admins" not in off and "agent_spaces" not in off
+    on = parse_settings({**PAYLOAD_RAW, "orgAdmins": True, "agentSpaces": True}, "staging")
+    payload = settings_payload(on)
+    assert payload["org_admins"] is True and payload["agent_spaces"] is True
+    back = settings_from_payload(payload, pooler_url=on.pooler_url)
+    assert back == dataclasses.replace(on, database_url=None, app_role_password=None,
+                                       readonly_role_password=None, service_role_password=None)
