@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 
 from components import cron
-from components.checks import backupfiles
+from components.checks import backupfiles, hba
 from components.checks.core import (
     Check,
     Context,
@@ -53,7 +53,13 @@ from components.checks.freshness import (
     snapshot_verdict,
     span,
 )
-from components.connection import command_dsn, database_identity, open_session
+from components.connection import (
+    DSN_SOURCE,
+    command_dsn,
+    database_identity,
+    open_session,
+    stack_url,
+)
 from components.errors import ExitCode, Mem0InfraError
 from components.identifiers import qualified, quote_ident
 from components.introspect import live_ddl_or_none, short_diff
@@ -608,6 +614,8 @@ CHECKS: tuple[Check, ...] = (
     finding_check("non_owner_ddl_privilege",
                   "no role but the owner holds TRUNCATE, TRIGGER or REFERENCES on a table",
                   non_owner_ddl_privilege),
+    Check(hba.CODE, "no pg_hba.conf line lets the stack's login roles in over TCP without "
+          "TLS", hba.login_without_tls, codes=(hba.CODE,)),
     Check("snapshot_stale", "the newest snapshot is younger than twice the snapshot "
           "schedule's interval", snapshot_stale, codes=(SNAPSHOT_STALE,)),
     Check("job_last_run_failed", "the last run of each of the stack's pg_cron jobs "
@@ -662,6 +670,7 @@ def command(args: argparse.Namespace) -> int:
     """Audit the database for parsed arguments: OK no findings, FAILED findings."""
     dsn = command_dsn(args.dsn, "audit", "audit")
     settings = load_stack_settings(args.stack, args.project_dir)
+    dsn = stack_url(dsn, settings, DSN_SOURCE)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.backup_max_age_hours is not None and args.backups is None:

@@ -17,12 +17,17 @@ import time
 import warnings
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from components.errors import Mem0InfraError
+from components.errors import ExitCode, Mem0InfraError
+from components.settings.choices import SslMode
+
+if TYPE_CHECKING:
+    from components.settings.values import Settings
 
 EMBEDDED_PREFIX = "embedded:"
 DSN_ENV = "MEM0_DATABASE_URL"  # where the CLI's --dsn defaults from
@@ -35,7 +40,8 @@ class CommandDsnError(Mem0InfraError):
 def command_dsn(given: str | None, command: str, purpose: str) -> str:
     """The database a CLI command works on: --dsn, else $MEM0_DATABASE_URL. Never an
     `embedded:` spec: a command that started the dev server would work on a database
-    nobody else reaches."""
+    nobody else reaches. A command of a stack passes it through `stack_url` once it has
+    the settings (its sslMode); a command without a stack keeps the URL as given."""
     dsn = given or os.environ.get(DSN_ENV, "")
     if not dsn:
         raise CommandDsnError(
@@ -46,6 +52,87 @@ def command_dsn(given: str | None, command: str, purpose: str) -> str:
             "--dsn: an 'embedded:' spec is not allowed; allowed: a postgresql:// URL or a "
             f"libpq conninfo (the {command} never starts the embedded server)")
     return dsn
+
+
+# libpq's sslmode values, weakest first.
+SSL_STRENGTH = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+class TlsUrlError(Mem0InfraError):
+    """A connection URL asks for less TLS than the stack's sslMode, or names another root
+    certificate than sslRootCert."""
+
+    exit_code = ExitCode.UNUSABLE
+
+
+def is_socket(url: str) -> bool:
+    """Whether libpq reaches `url` over a Unix socket (a host that is a directory path,
+    or no host at all), where it ignores sslmode: nothing to encrypt locally."""
+    params = conninfo_to_dict(url)
+    if params.get("hostaddr"):
+        return False
+    hosts = [h for h in str(params.get("host") or "").split(",") if h]
+    return all(h.startswith(("/", "@")) for h in hosts)
+
+
+def tls_url(url: str, mode: SslMode | str, root_cert: str = "", source: str = "the URL"
+            ) -> str:
+    """The libpq URL (or conninfo) a connection of a stack uses: `url` with `sslmode=mode`
+    and, when given, `sslrootcert=root_cert`.
+
+    A URL that already names an sslmode keeps it when it is at least as strong as `mode`,
+    and is refused (TlsUrlError, naming `source`'s parameter and sslMode, never the
+    password) when it is weaker, except over a Unix socket, where libpq ignores sslmode.
+    A URL naming another sslrootcert than `root_cert` is refused. `disable` (embedded
+    only) adds nothing. The one place every connection of a stack gets its TLS from."""
+    mode = SslMode(mode)
+    if mode in (SslMode.DISABLE, SslMode.AUTO):
+        return url
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.Error:
+        # libpq's message may quote the string, password and all
+        raise TlsUrlError(f"{source}: not a postgresql:// URL or libpq conninfo (value "
+                          "redacted: it may hold a password)") from None
+    given = params.get("sslmode")
+    add: dict[str, str] = {}
+    if given is None:
+        add["sslmode"] = str(mode)
+    elif given not in SSL_STRENGTH:
+        raise TlsUrlError(f"{source}: sslmode={given!r} is not a libpq sslmode; allowed: "
+                          f"{', '.join(SSL_STRENGTH)}")
+    elif SSL_STRENGTH.index(given) < SSL_STRENGTH.index(mode) and not is_socket(url):
+        raise TlsUrlError(
+            f"{source}: sslmode={given} is weaker than the stack's sslMode {str(mode)!r}; "
+            "remove sslmode from the URL, or give one of "
+            f"{', '.join(SSL_STRENGTH[SSL_STRENGTH.index(mode):])}")
+    if root_cert:
+        named = params.get("sslrootcert")
+        if named is None:
+            add["sslrootcert"] = root_cert
+        elif named != root_cert:
+            raise TlsUrlError(
+                f"{source}: sslrootcert={named!r} differs from the stack's sslRootCert "
+                f"{root_cert!r}; remove sslrootcert from the URL, or set sslRootCert to it")
+    if not add:
+        return url
+    parts = urlsplit(url)
+    if parts.scheme in ("postgresql", "postgres"):
+        extra = "&".join(f"{k}={quote(v, safe='/')}" for k, v in add.items())
+        query = f"{parts.query}&{extra}" if parts.query else extra
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    return make_conninfo(url, **add)
+
+
+DSN_SOURCE = f"--dsn (or ${DSN_ENV})"  # what a command's TlsUrlError names
+
+
+def stack_url(url: str, settings: Settings, source: str = "databaseUrl") -> str:
+    """`tls_url` with the stack's sslMode and sslRootCert; `embedded:` specs unchanged
+    (they resolve to the local server's socket)."""
+    if is_embedded(url):
+        return url
+    return tls_url(url, settings.ssl_mode, settings.ssl_root_cert, source)
 
 
 def embedded_spec(data_dir: str) -> str:
@@ -177,8 +264,13 @@ def open_session(spec: str, application: str, error: type[Exception]) -> psycopg
     try:
         return connect(spec, autocommit=True, application=application)
     except psycopg.Error as exc:
+        said = str(exc).strip()
+        if "SSL" in said:  # the stack's sslMode asked for TLS the server does not give
+            said += (" (the stack's sslMode asks for TLS: the server must serve it, with "
+                     "its certificate matching sslRootCert and the host for verify-full; "
+                     "docs/security.md, TLS)")
         raise error(f"could not connect to the database ({database_identity(spec)}): "
-                    f"{str(exc).strip()}") from exc
+                    f"{said}") from exc
 
 
 def database_identity(spec: str) -> str:

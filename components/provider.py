@@ -17,6 +17,7 @@ registry and never branches on it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -32,7 +33,7 @@ from pulumi.dynamic import (
 )
 from pulumi.runtime.rpc import UNKNOWN
 
-from components.connection import connect, database_identity
+from components.connection import connect, database_identity, is_embedded, tls_url
 from components.kinds import Change, Kind, KindSpec, SqlObjectError, kind_spec
 from components.kinds.apply import ddl_diff, set_timeout
 from components.kinds.apply_lock import (
@@ -41,11 +42,11 @@ from components.kinds.apply_lock import (
     wait_for_apply_lock,
 )
 from components.model import ObjectSpec, Requirement
-from components.settings import PROJECT
+from components.settings import PROJECT, SslMode
 from components.timeouts import LOCK_TIMEOUT, lock_timeout_problem
 
-__all__ = ["PROVIDER_VERSION", "SqlObjectError", "SqlObjectProvider", "current_connection",
-           "object_inputs"]
+__all__ = ["PROVIDER_VERSION", "ConfiguredTls", "SqlObjectError", "SqlObjectProvider",
+           "current_connection", "object_inputs"]
 
 # Bump when apply behaviour changes, so `diff` reports a change and the engine stores the
 # new pickled provider (a no-change diff keeps the old one: pulumi/pulumi#6490).
@@ -97,12 +98,33 @@ def _differs(key: str, old: Any, new: Any) -> bool:
     return bool(old != new)
 
 
-def current_connection(configured_url: str | None, props: dict[str, Any]) -> str:
+class ConfiguredTls:
+    """The stack config's sslMode and sslRootCert, as a provider reads them in `configure`
+    (refresh and destroy run without the program, so without its parsed settings)."""
+
+    def __init__(self, get: Callable[[str], Any] | None = None) -> None:
+        get = get or (lambda _key: None)
+        mode = str(get(f"{PROJECT}:sslMode") or SslMode.AUTO)
+        # A connection that is not the embedded one belongs to target postgres or supabase,
+        # where auto means require (the program's settings refused anything weaker).
+        self.mode = SslMode.REQUIRE if mode in (SslMode.AUTO, "") else mode
+        self.root_cert = str(get(f"{PROJECT}:sslRootCert") or "")
+
+    def url(self, connection: str, source: str = "databaseUrl") -> str:
+        if is_embedded(connection) or self.mode not in SslMode.values():
+            return connection
+        return tls_url(connection, self.mode, self.root_cert, source)
+
+
+def current_connection(configured_url: str | None, props: dict[str, Any],
+                       tls: ConfiguredTls | None = None) -> str:
     """The stack's configured databaseUrl when it reaches the resource's database (rotated
-    credentials apply to refresh and destroy too), else the connection state froze."""
+    credentials apply to refresh and destroy too), else the connection state froze; with
+    the configured sslMode (`tls_url`), as the program's connections have it."""
+    tls = tls or ConfiguredTls()
     if configured_url and database_identity(configured_url) == props.get("database"):
-        return configured_url
-    return str(props["connection"])
+        return tls.url(configured_url)
+    return tls.url(str(props["connection"]))
 
 
 class SqlObjectProvider(ResourceProvider):
@@ -114,6 +136,7 @@ class SqlObjectProvider(ResourceProvider):
         # The stack's current config beats what state froze at the last apply: rotated
         # credentials and a newly given allowDataLoss apply to refresh and destroy too.
         self._configured_url = req.config.get(f"{PROJECT}:databaseUrl") or None
+        self._tls = ConfiguredTls(req.config.get)
         allow = req.config.get(f"{PROJECT}:allowDataLoss")
         self._configured_allow_data_loss = None if allow is None else str(allow).lower() == "true"
         # lockTimeout reaches the sessions through the stack's config, not as an input: a
@@ -124,7 +147,8 @@ class SqlObjectProvider(ResourceProvider):
         self._lock_timeout = str(lock_timeout).strip()
 
     def _connection(self, props: dict[str, Any]) -> str:
-        return current_connection(getattr(self, "_configured_url", None), props)
+        return current_connection(getattr(self, "_configured_url", None), props,
+                                  getattr(self, "_tls", None))
 
     def _allow_data_loss(self, props: dict[str, Any]) -> bool:
         configured = getattr(self, "_configured_allow_data_loss", None)

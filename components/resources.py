@@ -13,7 +13,7 @@ import pulumi
 from pulumi import dynamic
 
 from components.checks.provider import ChecksProvider, schema_fingerprint
-from components.connection import database_identity, embedded_spec, role_url
+from components.connection import database_identity, embedded_spec, role_url, stack_url
 from components.embedded import EmbeddedPostgres
 from components.kinds import Family, Kind
 from components.model import ObjectSpec, build_model
@@ -55,6 +55,9 @@ class CheckRun(dynamic.Resource, module="mem0", name="CheckRun"):
             "settings": settings_payload(settings), "benchmark": benchmark,
             "poolerUrl": pulumi.Output.secret(settings.pooler_url)
             if settings.pooler_url else None,
+            # For the tls check's session as the app role (a credential: no rerun).
+            "appRolePassword": pulumi.Output.secret(settings.app_role_password)
+            if settings.app_role_password else None,
             "summary": None,  # an output: seeded so the property exists
         }
         super().__init__(ChecksProvider(), name, props, opts)
@@ -175,6 +178,8 @@ class Mem0Backend(pulumi.ComponentResource):
             url = settings.database_url
             if url is None:
                 raise ValueError("databaseUrl must be set (and readable) to deploy this stack")
+            # Every connection of the stack, and the one it exports, with its sslMode.
+            url = stack_url(url, settings)
             connection = pulumi.Output.secret(url)
             database = database_identity(url)
             self.app_connection_uri = pulumi.Output.secret(

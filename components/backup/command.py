@@ -24,7 +24,7 @@ from components.backup.encryption import PASSPHRASE_ENV, passphrase_from_env
 from components.backup.report import backup_json, backup_text, restore_text
 from components.backup.restore import RestoreRequest, run_restore
 from components.backup.tables import check_profile
-from components.connection import command_dsn
+from components.connection import DSN_SOURCE, command_dsn, stack_url
 from components.errors import ExitCode
 from components.settings import Settings
 from components.stackfile import add_stack_arguments, load_stack_settings
@@ -133,7 +133,9 @@ def backup_command(args: argparse.Namespace) -> int:
     destination = parse_destination(args.output, args.endpoint_url)  # checked before connecting
     request = BackupRequest(args.output, args.user_id, since, until, args.endpoint_url,
                             passphrase)
-    result = run_backup(dsn, _settings(args), request, CommandProgress(sys.stderr, "backup"))
+    settings = _settings(args)
+    result = run_backup(stack_url(dsn, settings, DSN_SOURCE), settings, request,
+                        CommandProgress(sys.stderr, "backup"))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if not result.encrypted:
@@ -155,7 +157,8 @@ def restore_command(args: argparse.Namespace) -> int:
                              args.maintenance_work_mem, args.endpoint_url, passphrase,
                              include_erased=args.include_erased)
     try:
-        result = run_restore(dsn, _settings(args), request,
+        settings = _settings(args)
+        result = run_restore(stack_url(dsn, settings, DSN_SOURCE), settings, request,
                              CommandProgress(sys.stderr, "restore"))
     except RestoreRefused as exc:
         print(f"restore refused, nothing was changed: {exc}", file=sys.stderr)

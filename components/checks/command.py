@@ -12,7 +12,13 @@ import sys
 
 from components.checks import preflight, validate
 from components.checks.core import Check, CheckRunError, Context, Phase, Report, run_checks
-from components.connection import command_dsn, database_identity, open_session
+from components.connection import (
+    DSN_SOURCE,
+    command_dsn,
+    database_identity,
+    open_session,
+    stack_url,
+)
 from components.errors import ExitCode
 from components.model import build_model
 from components.settings import Settings
@@ -51,6 +57,7 @@ def command(args: argparse.Namespace) -> int:
     phase = Phase(args.command)
     dsn = command_dsn(args.dsn, phase, f"run the {phase} on")
     settings = load_stack_settings(args.stack, args.project_dir)
+    dsn = stack_url(dsn, settings, DSN_SOURCE)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     report = run_phase(phase, dsn, settings)

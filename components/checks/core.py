@@ -96,6 +96,12 @@ def not_applicable(detail: str) -> Outcome:
     return Outcome(SKIP, detail, blocks=False)
 
 
+def not_visible(detail: str, hint: str) -> Outcome:
+    """Skipped because the session may not read what the check reads: not a pass, and a
+    report of findings says so (with `hint`, how to look) where it would say nothing."""
+    return Outcome(SKIP, detail, hint, blocks=False)
+
+
 def found(findings: Sequence[Finding]) -> Outcome:
     """A listing check's outcome: it fails when it found anything, warnings included."""
     if not findings:
@@ -248,6 +254,9 @@ class Report:
         for f in findings:
             message = f.message.replace("\n", "\n    ")
             blocks.append(f"[{f.level}] {f.code}: {f.object}\n  {message}\n  fix: {f.fix}\n")
+        for r in self.results:
+            if r.status == SKIP and r.hint:  # could not look (not_visible): not a pass
+                blocks.append(f"[not checked] {r.name}\n  {r.detail}\n  to check: {r.hint}\n")
         s = self.finding_summary()
         where = f"{self.database} (stack {self.stack}, target {self.target})"
         total = (f"{s['findings']} findings ({s['errors']} errors, {s['warnings']} warnings)"

@@ -37,6 +37,7 @@ from psycopg import pq
 
 from components import mem0
 from components.checks.core import Context, Outcome, failed, not_applicable, passed
+from components.connection import TlsUrlError, stack_url
 from components.identifiers import qualified
 from components.vectors import probe_vector
 
@@ -64,6 +65,11 @@ def check_pooler(ctx: Context) -> Outcome:
     if not url:
         return not_applicable("no poolerUrl: the stack names no pooler, so no statement was "
                               "run through one")
+    try:  # the application's pooler connections carry the stack's sslMode too
+        url = stack_url(url, ctx.settings, "poolerUrl")
+    except TlsUrlError as exc:
+        return failed(str(exc), "give poolerUrl no sslmode, or one at least as strong as "
+                      "sslMode")
     run = _PoolerRun(ctx, url)
     try:
         return run.run()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from components import cron
 from components.checks.core import Check, Context, Outcome, failed, not_applicable, passed
+from components.checks.tls import check_tls_deployer
 from components.identifiers import qualified
 from components.kinds import Kind
 from components.kinds.apply import has_rows
@@ -198,6 +199,8 @@ def check_data_safe(ctx: Context) -> Outcome:
 
 CHECKS: tuple[Check, ...] = (
     Check("server_version", "PostgreSQL 14 or later", check_server_version),
+    Check("tls", "the deployer's session is encrypted as sslMode asks, and sslRootCert "
+          "parses", check_tls_deployer),
     Check("pgvector", "pgvector available at the version the stack's features need",
           check_pgvector),
     Check("pg_cron", "pg_cron available where the stack schedules jobs", check_pg_cron),

@@ -31,12 +31,12 @@ from pulumi.dynamic import (
 from components.checks.core import Phase
 from components.errors import ExitCode, Mem0InfraError
 from components.model import ObjectSpec
-from components.provider import current_connection
+from components.provider import ConfiguredTls, current_connection
 from components.settings import PROJECT, settings_from_payload
 
 PHASES = (Phase.PREFLIGHT, Phase.VALIDATE)
-# Inputs whose change runs the checks again; `connection` and `poolerUrl` are credentials
-# (a rotated password is not a changed schema).
+# Inputs whose change runs the checks again; `connection`, `poolerUrl` and
+# `appRolePassword` are credentials (a rotated password is not a changed schema).
 RUN_KEYS = ("phase", "database", "fingerprint", "settings", "benchmark")
 
 
@@ -78,9 +78,12 @@ class ChecksProvider(ResourceProvider):
         # As for the SQL objects: the stack's current credentials beat those state froze.
         self._configured_url = req.config.get(f"{PROJECT}:databaseUrl") or None
         self._configured_pooler = req.config.get(f"{PROJECT}:poolerUrl") or None
+        self._configured_app_password = req.config.get(f"{PROJECT}:appRolePassword") or None
+        self._tls = ConfiguredTls(req.config.get)
 
     def _connection(self, props: dict[str, Any]) -> str:
-        return current_connection(getattr(self, "_configured_url", None), props)
+        return current_connection(getattr(self, "_configured_url", None), props,
+                                  getattr(self, "_tls", None))
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
@@ -97,7 +100,11 @@ class ChecksProvider(ResourceProvider):
         from components.checks.command import run_phase  # psycopg only; no Pulumi inside
 
         pooler = getattr(self, "_configured_pooler", None) or props.get("poolerUrl") or None
-        settings = settings_from_payload(props["settings"], pooler_url=pooler)
+        # The tls check logs in as the app role, with its password, as mem0 does.
+        app_password = (getattr(self, "_configured_app_password", None)
+                        or props.get("appRolePassword") or None)
+        settings = settings_from_payload(props["settings"], pooler_url=pooler,
+                                         app_role_password=app_password)
         dsn = self._connection(props)
         report = run_phase(props["phase"], dsn, settings)
         if not report.passed:

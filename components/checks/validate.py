@@ -40,6 +40,7 @@ from components.checks.freshness import (
     snapshot_verdict,
 )
 from components.checks.pooler import check_pooler
+from components.checks.tls import check_tls_sessions
 from components.identifiers import qualified, quote_ident
 from components.introspect import INVALID_INDEX_NOTE, live_ddl_or_none, short_diff
 from components.kinds import Kind, kind_spec
@@ -525,6 +526,8 @@ CHECKS: tuple[Check, ...] = (
           _catalog_check((Kind.POLICY,), "policies"), after=("extension",)),
     Check("search_settings", "the app role's search settings (hnsw.ef_search, iterative "
           "scans) in effect", check_search_settings, after=("extension",)),
+    Check("tls", "the deployer's and the app role's sessions (a real login over the "
+          "exported URL) are encrypted as sslMode asks", check_tls_sessions, after=("roles",)),
     Check("cron_jobs", "the stack's pg_cron jobs scheduled", check_cron_jobs),
     Check("job_runs", "the last run of each of the stack's pg_cron jobs succeeded",
           check_job_runs, after=("cron_jobs",)),

@@ -14,7 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-from components.connection import command_dsn, database_identity, open_session
+from components.connection import (
+    DSN_SOURCE,
+    command_dsn,
+    database_identity,
+    open_session,
+    stack_url,
+)
 from components.connections.budget import PoolShape
 from components.connections.pooler import APPLICATION
 from components.connections.report import (
@@ -25,7 +31,7 @@ from components.connections.report import (
 from components.connections.snapshot import Options, Snapshot, take_snapshot
 from components.errors import ExitCode, Mem0InfraError
 from components.mem0 import POOL_MAXCONN, POOL_MINCONN
-from components.settings import EncryptedValue
+from components.settings import EncryptedValue, Settings
 from components.stackfile import add_stack_arguments, load_stack_settings, read_stack_config
 
 HELP = ("read-only report of the server's connections: by role, application, state and "
@@ -80,9 +86,12 @@ def _check_arguments(args: argparse.Namespace) -> None:
                                f"({args.maxconn})")
 
 
-def _options(args: argparse.Namespace, stack_pooler_url: str | None,
-             stack_pooler_encrypted: bool) -> Options:
-    pooler_url = args.pooler_url or stack_pooler_url
+def _options(args: argparse.Namespace, settings: Settings, stack_pooler_encrypted: bool
+             ) -> Options:
+    pooler_url = args.pooler_url or settings.pooler_url
+    if pooler_url:  # the stack's pooler, with the stack's sslMode (as the pooler check)
+        pooler_url = stack_url(pooler_url, settings,
+                               "--pooler-url" if args.pooler_url else "poolerUrl")
     if pooler_url is None and stack_pooler_encrypted:
         print("warning: the stack's poolerUrl is encrypted in its stack file; pass "
               "--pooler-url to see the pooler", file=sys.stderr)
@@ -110,10 +119,11 @@ def command(args: argparse.Namespace) -> int:
     settings = load_stack_settings(args.stack, args.project_dir)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    dsn = command_dsn(args.dsn, "connections report", "report on")
+    dsn = stack_url(command_dsn(args.dsn, "connections report", "report on"), settings,
+                    DSN_SOURCE)
     encrypted = isinstance(read_stack_config(args.stack, args.project_dir).get("poolerUrl"),
                            EncryptedValue)
-    options = _options(args, settings.pooler_url, encrypted)
+    options = _options(args, settings, encrypted)
     server = database_identity(dsn)
     redraw = args.watch is not None and sys.stdout.isatty() and not args.json
     with open_session(dsn, APPLICATION, ConnectionsError) as conn:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.connection import command_dsn
+from components.connection import DSN_SOURCE, command_dsn, stack_url
 from components.erasure import PersonKind
 from components.errors import ExitCode
 from components.forget.report import forget_json, forget_text
@@ -43,6 +43,7 @@ def command(args: argparse.Namespace) -> int:
                           "stores it")
     dsn = command_dsn(args.dsn, "forget", "erase from")
     settings = load_stack_settings(args.stack, args.project_dir)
+    dsn = stack_url(dsn, settings, DSN_SOURCE)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if sys.stderr.isatty() and not args.json:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from components.backup.common import CommandProgress
-from components.connection import command_dsn
+from components.connection import DSN_SOURCE, command_dsn, stack_url
 from components.errors import ExitCode
 from components.migrate import embed, export, sources, validate
 from components.migrate.importer import ImportInvalid, ImportRequest, resume_import, run_import
@@ -198,6 +198,7 @@ def command(args: argparse.Namespace) -> int:
         return code
     dsn = command_dsn(args.dsn, "migrate", "migrate into")
     settings = _settings(args)
+    dsn = stack_url(dsn, settings, DSN_SOURCE)
     if args.action == "import":
         return _import(args, dsn, settings)
     if args.action == "resume":

@@ -16,12 +16,14 @@ __all__ = [
     "INDEX_MEASURES",
     "INDEX_METHODS",
     "ITERATIVE_SCANS",
+    "SSL_MODES",
     "TARGETS",
     "TENANCIES",
     "TEXT_SEARCH_CONFIGS",
     "AppRoleIdentity",
     "ClientProfile",
     "IterativeScan",
+    "SslMode",
     "Target",
     "Tenancy",
 ]
@@ -67,6 +69,18 @@ class IterativeScan(Choice):
     OFF = "off"
 
 
+class SslMode(Choice):
+    """`sslMode`: libpq's sslmode for every connection of the stack; `auto` is resolved
+    by target (require, or disable on embedded: a local socket without TLS). Members are
+    ordered weakest first (`SSL_STRENGTH`)."""
+
+    AUTO = "auto"
+    DISABLE = "disable"
+    REQUIRE = "require"
+    VERIFY_CA = "verify-ca"
+    VERIFY_FULL = "verify-full"
+
+
 TARGETS = Target.values()
 TENANCIES = Tenancy.values()
 APP_ROLE_IDENTITIES = AppRoleIdentity.values()
@@ -74,6 +88,7 @@ INDEX_METHODS = IndexMethod.values()
 INDEX_MEASURES = IndexMeasure.values()
 CLIENT_PROFILES = ClientProfile.values()
 ITERATIVE_SCANS = IterativeScan.values()
+SSL_MODES = SslMode.values()
 # PostgreSQL's built-in text search configurations (pg_ts_config in a fresh cluster).
 TEXT_SEARCH_CONFIGS = (
     "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english", "finnish",

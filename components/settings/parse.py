@@ -136,6 +136,7 @@ def parse_settings(raw: Mapping[str, object], stack: str) -> Settings:
         problems += dimension_problems(index, dims, values["target"] == Target.EMBEDDED)
         warnings += index_warnings(index, dims)
     rules.check_pooler_url(values, problems)
+    rules.check_ssl_root_cert(values, problems)
     rules.check_bench(values, problems)
     rules.check_schedules(values, problems)
     rules.check_lock_timeout(values, problems)

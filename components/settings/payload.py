@@ -13,6 +13,7 @@ from dataclasses import asdict, fields
 from enum import Enum
 from typing import Any, get_type_hints
 
+from components.settings.choices import SslMode, Target
 from components.settings.spec import SETTINGS, Fill
 from components.settings.values import BenchThresholds, LifecycleJobs, Settings
 from components.vectorindex import VectorIndex
@@ -47,6 +48,12 @@ def settings_payload(settings: Settings) -> dict[str, Any]:
     for name, default in DEFAULT_LEFT_OUT.items():
         if payload[name] == default:
             payload.pop(name)
+    # TLS fields at the target's defaults are left out: a stack that never set them keeps
+    # the payload its state holds (no check reruns for an upgrade alone).
+    if payload["ssl_mode"] == _default_ssl_mode(settings.target):
+        payload.pop("ssl_mode")
+    if not payload["ssl_root_cert"]:
+        payload.pop("ssl_root_cert")
     payload["warnings"] = list(settings.warnings)
     return payload
 
@@ -78,4 +85,11 @@ def settings_from_payload(payload: Mapping[str, Any], **secrets: str | None) -> 
     values["warnings"] = tuple(payload.get("warnings") or ())
     for name in SECRET_FIELDS:
         values[name] = secrets.get(name)
+    values.setdefault("ssl_mode", _default_ssl_mode(values["target"]))
+    values.setdefault("ssl_root_cert", "")
     return Settings(**values)
+
+
+def _default_ssl_mode(target: str) -> SslMode:
+    """What sslMode auto resolves to (settings/resolve.py)."""
+    return SslMode.DISABLE if target == Target.EMBEDDED else SslMode.REQUIRE

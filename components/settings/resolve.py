@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from components.settings.choices import TARGETS, IterativeScan, Target
+from components.settings.choices import TARGETS, IterativeScan, SslMode, Target
 from components.settings.spec import SUPABASE_OWNER, SUPABASE_SERVICE_ROLE, EncryptedValue
 from components.vectorindex import VectorIndex, size_vector_index
 
@@ -51,6 +51,34 @@ def _iterative_scan(values: Mapping[str, Any], stack: str,
     return IterativeScan(declared)
 
 
+def _ssl_mode(values: Mapping[str, Any], stack: str, problems: list[str]) -> SslMode | None:
+    """`auto` is require, or disable on embedded; embedded takes nothing else (its server
+    is a local socket without TLS), the others nothing weaker than require; verify-ca and
+    verify-full need sslRootCert."""
+    declared, target = values["sslMode"], values["target"]
+    if declared is None or target not in TARGETS:
+        return None
+    if target == Target.EMBEDDED:
+        if declared not in (SslMode.AUTO, SslMode.DISABLE):
+            problems.append(
+                f"sslMode: {declared!r} is not allowed with target 'embedded'; allowed: auto, "
+                "disable (the embedded server listens on a local Unix socket, without TLS)")
+            return None
+        return SslMode.DISABLE
+    if declared == SslMode.DISABLE:
+        problems.append(
+            f"sslMode: 'disable' is not allowed with target {target!r}; allowed: auto, "
+            "require, verify-ca, verify-full (a deployment's connections carry passwords "
+            "and memories: at least require)")
+        return None
+    mode = SslMode.REQUIRE if declared == SslMode.AUTO else SslMode(declared)
+    if mode in (SslMode.VERIFY_CA, SslMode.VERIFY_FULL) and not values["sslRootCert"]:
+        problems.append(
+            f"sslRootCert: not set, but sslMode is {str(mode)!r}; set it to the absolute path "
+            "of the server's root certificate (PEM), or use sslMode require")
+    return mode
+
+
 def _supabase_role(key: str, supabase_role: str | None) -> Resolver:
     """The project's role of `key`, or on target supabase the role Supabase provides for
     that job (None: Supabase has none, and the stack creates none)."""
@@ -77,6 +105,7 @@ RESOLVERS: dict[str, Resolver] = {
     "embedded_data_dir": _embedded_data_dir,
     "database_url_encrypted": _database_url_encrypted,
     "iterative_scan": _iterative_scan,
+    "ssl_mode": _ssl_mode,
     "owner_role": _supabase_role("ownerRole", SUPABASE_OWNER),
     "readonly_role": _supabase_role("readonlyRole", None),
     "service_role": _supabase_role("serviceRole", SUPABASE_SERVICE_ROLE),

@@ -30,7 +30,7 @@ from components.timeouts import lock_timeout_problem
 
 __all__ = ["agent_spaces_warning", "check_access_options", "check_bench", "check_collection",
            "check_database_url", "check_lock_timeout", "check_pooler_url", "check_roles",
-           "check_schedules"]
+           "check_schedules", "check_ssl_root_cert"]
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 
@@ -128,6 +128,18 @@ def check_roles(raw: Mapping[str, object], values: Mapping[str, Any],
             problems.append(f"{key}: {name!r} is not allowed; PostgreSQL reserves role names "
                             "starting with pg_, and public means every role")
         seen[name] = key
+
+
+def check_ssl_root_cert(values: Mapping[str, Any], problems: list[str]) -> None:
+    """Empty, or an absolute path: libpq reads it in whichever process connects (the
+    provider, the CLI, the application), whose working directories differ. Whether the
+    file exists and parses is the preflight's `tls` check: it lives on the machines that
+    connect, not necessarily on the one that parses these settings (render, plan)."""
+    path = values["sslRootCert"]
+    if isinstance(path, str) and path and not path.startswith("/"):
+        problems.append(f"sslRootCert: {path!r} is not allowed; allowed: an absolute path of "
+                        "a PEM file (libpq reads it relative to each process's working "
+                        "directory otherwise), or empty")
 
 
 def check_pooler_url(values: Mapping[str, Any], problems: list[str]) -> None:

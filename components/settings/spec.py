@@ -19,6 +19,7 @@ from components.settings.choices import (
     AppRoleIdentity,
     ClientProfile,
     IterativeScan,
+    SslMode,
     Target,
     Tenancy,
 )
@@ -126,6 +127,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("databaseUrl", STRING, "",
                 "Connection URL (postgresql://...) of the deploying role (secret); required "
                 "unless target is embedded.", "database_url", secret=True),
+    SettingSpec("sslMode", STRING, "auto",
+                "TLS of every connection the stack makes and exports (libpq sslmode): "
+                "require encrypts, verify-ca also checks the server's certificate against "
+                "sslRootCert, verify-full also its host name; auto means require, and "
+                "disable on embedded (a local socket, no TLS).", "ssl_mode", choices=SslMode,
+                resolved=True),
+    SettingSpec("sslRootCert", STRING, "",
+                "Absolute path of the root certificate (PEM) that verify-ca and verify-full "
+                "check the server against (Supabase: the project's CA from the dashboard); "
+                "read where the connection is made: the preflight checks it.",
+                "ssl_root_cert"),
     SettingSpec("embeddedDataDir", STRING, "",
                 "Data directory of the embedded server; empty means .pgdata/<stack>.",
                 "embedded_data_dir", resolved=True),

@@ -12,6 +12,7 @@ from components.settings.choices import (
     AppRoleIdentity,
     ClientProfile,
     IterativeScan,
+    SslMode,
     Target,
     Tenancy,
 )
@@ -70,6 +71,8 @@ class Settings:
     database_url: str | None = field(repr=False)
     database_url_encrypted: bool  # set in the stack file, but as a secure (encrypted) value
     embedded_data_dir: str
+    ssl_mode: SslMode  # resolved: disable (embedded only) | require | verify-ca | verify-full
+    ssl_root_cert: str  # absolute path of a PEM root certificate, or empty
     dimensions: int
     collection: str
     client_profile: ClientProfile

@@ -109,6 +109,9 @@ def test_mem0_runs_on_the_stack_output_as_the_app_role(
     shown = stack.cli("stack", "output", "mem0Config", "--show-secrets", "--json",
                       "--stack", "dev")
     config = json.loads(shown.stdout)
+    # target postgres: the exported URL carries sslMode (auto: require), and mem0's
+    # connections (psycopg takes the URL as it is) are encrypted
+    assert "sslmode=require" in config["vector_store"]["config"]["connection_string"]
     monkeypatch.setenv("MEM0_TELEMETRY", "False")
     monkeypatch.setenv("MEM0_DIR", str(tmp_path / "mem0"))
     from tests.support import mem0_client
@@ -124,6 +127,10 @@ def test_mem0_runs_on_the_stack_output_as_the_app_role(
         assert memory.get(item["id"])["memory"] == "prefers window seats"
         memory.delete(item["id"])
         assert memory.get(item["id"]) is None
+        encrypted = database.scalar(
+            "SELECT array_agg(DISTINCT s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a "
+            "USING (pid) WHERE a.usename = %s", (app_role_for(database),))
+        assert encrypted == [True]
     finally:
         mem0_client.close(memory)
     # the history trigger records who logged in: mem0 connected as the app role

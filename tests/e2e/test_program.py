@@ -76,8 +76,10 @@ def test_secrets_are_secret_and_never_in_ddl(stack: str, tmp_path: Path) -> None
     checks = by_type(report)[CHECK_RUN]
     assert [r["inputs"]["phase"] for r in checks] == ["preflight", "validate"]
     for resource in checks:
-        assert resource["secret_inputs"] == ["connection"]
-        visible = {k: v for k, v in resource["inputs"].items() if k != "connection"}
+        # the app role's password: for the tls check's real login as the app role
+        assert sorted(resource["secret_inputs"]) == ["appRolePassword", "connection"]
+        visible = {k: v for k, v in resource["inputs"].items()
+                   if k not in ("connection", "appRolePassword")}
         assert PASSWORD not in json.dumps(visible)
         assert APP_PASSWORD not in json.dumps(visible)
     for resource in report.resources:

@@ -30,7 +30,7 @@ ALL_CODES = [
     "rls_enabled_no_policy", "function_search_path_mutable", "security_definer_view",
     "extension_in_public", "rls_bypass_without_need", "policy_column_unindexed",
     "privileges_to_anon_or_public", "schema_create_for_public", "declared_object_missing",
-    "declared_object_drifted", "non_owner_ddl_privilege", "snapshot_stale",
+    "declared_object_drifted", "non_owner_ddl_privilege", "login_without_tls", "snapshot_stale",
     "job_last_run_failed",
 ]
 
@@ -89,7 +89,7 @@ def test_fresh_database_with_the_generic_checks_only_has_no_findings(
     code = main(["audit", "--stack", "dev", "--project-dir", str(REPO), "--dsn", clean.dsn])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith("no findings from 14 checks on ")
+    assert out.startswith("no findings from 15 checks on ")
 
 
 def test_json_report_lists_every_check_and_a_summary(

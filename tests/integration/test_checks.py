@@ -91,7 +91,7 @@ def test_the_deployment_runs_the_checks_and_exports_their_summary(make_stack) ->
     up = driver.up().raise_for_error()
     checks = up.outputs["checks"]
     assert checks["phase"] == "validate" and checks["passed"] is True
-    assert checks["failed"] == [] and checks["checks"] == 17
+    assert checks["failed"] == [] and checks["checks"] == 18
     # Nothing changed: neither check runs again.
     again = driver.up().raise_for_error()
     assert set(again.ops_by_type("CheckRun").values()) == {"same"}
@@ -345,7 +345,8 @@ def test_a_failing_preflight_stops_the_deployment_before_any_change(
 def test_preflight_passes_for_a_superuser_on_an_empty_database(database: TestDatabase) -> None:
     report = run_phase("preflight", database.dsn, stack_settings(database, **BASE))
     assert_all_good(report)
-    assert statuses(report) == {"server_version": PASS, "pgvector": PASS, "pg_cron": SKIP,
+    assert statuses(report) == {"server_version": PASS, "tls": PASS, "pgvector": PASS,
+                                "pg_cron": SKIP,
                                 "deployer": PASS, "target_shape": SKIP, "data_safe": PASS}
     assert result(report, "pgvector").detail.startswith("pgvector ")
 

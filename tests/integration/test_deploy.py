@@ -59,7 +59,9 @@ def test_dev_stack_creates_every_declared_object(make_stack, database) -> None:
     assert config["config"]["embedding_model_dims"] == 1536
     # mem0 gets the app role, never the deployer
     role = app_role_for(database)
-    assert config["config"]["connection_string"] == role_url(database.dsn, role, APP_PASSWORD)
+    # over TLS: target postgres resolves sslMode auto to require
+    assert config["config"]["connection_string"] == role_url(
+        database.dsn + "?sslmode=require", role, APP_PASSWORD)
     assert report.outputs["appRole"] == role
     assert "prepare_threshold" in report.outputs["poolerGuidance"]
     assert report.secret_outputs == ["mem0Config.vector_store.config.connection_string"]

@@ -158,3 +158,15 @@ def test_missing_binaries_point_to_setup_script(
     monkeypatch.setattr(testbed, "PG_BIN", tmp_path)
     with pytest.raises(RuntimeError, match=r"scripts/setup-postgres\.sh"):
         start_server()
+
+
+def test_the_local_cluster_serves_tls_and_admits_tcp_only_over_it(server: PgServer) -> None:
+    if server.source != "local-cluster":
+        pytest.skip(f"the server comes from {server.source}, not this test bed's cluster")
+    verified = f"{server.admin_dsn}?sslmode=verify-full&sslrootcert={server.root_cert}"
+    with psycopg.connect(verified) as conn:
+        row = conn.execute("SELECT ssl, version FROM pg_stat_ssl"
+                           " WHERE pid = pg_backend_pid()").fetchone()
+    assert row is not None and row[0] is True and row[1].startswith("TLSv1.")
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        psycopg.connect(f"{server.admin_dsn}?sslmode=disable")

@@ -9,6 +9,11 @@ PgBouncer refuses to run as root, so under root it runs as the PostgreSQL servic
 Clients authenticate with `auth_type = trust`: PgBouncer asks no password, but a user must
 still be listed in the auth file. The password listed there is what PgBouncer answers when
 the server asks for one (the local cluster trusts every login; a container does not).
+
+TLS on both sides: PgBouncer reaches the server over TLS where the server offers it (the
+local cluster admits TCP only over TLS), and accepts clients with or without it, with a
+certificate signed by a CA of its own (`PgBouncer.root_cert`), so a pooler URL carrying
+the stack's sslmode connects.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from urllib.parse import quote
 
 import psycopg
 
+from tests.support.certs import make_ca, make_server_cert
 from tests.support.testbed import OS_SUPERUSER
 
 PGBOUNCER = Path("/usr/sbin/pgbouncer")
@@ -49,6 +55,11 @@ class PgBouncer:
     pool_mode: str
     directory: Path  # its configuration and log
     admin_user: str | None = None  # may use the admin console (database `pgbouncer`)
+
+    @property
+    def root_cert(self) -> Path:
+        """The CA of the certificate PgBouncer shows its clients."""
+        return self.directory / "root.crt"
 
     def url(self, database: str, user: str, password: str | None = None) -> str:
         """A postgresql:// URL of `database` through PgBouncer, as `user`."""
@@ -158,8 +169,14 @@ def _write_config(directory: Path, server_host: str, server_port: int | str,
         "log_disconnections": 0,
         "log_pooler_errors": 1,
         "verbose": 0,
+        # TLS to the server where it offers it; clients may come with or without TLS.
+        "server_tls_sslmode": "prefer",
+        "client_tls_sslmode": "allow",
+        "client_tls_cert_file": str(directory / "server.crt"),
+        "client_tls_key_file": str(directory / "server.key"),
         **settings,
     }
+    make_server_cert(make_ca(directory), directory)
     text = (f"[databases]\n* = host={server_host} port={server_port}\n\n[pgbouncer]\n"
             + "".join(f"{key} = {value}\n" for key, value in config.items()))
     (directory / "pgbouncer.ini").write_text(text)

@@ -5,7 +5,11 @@
 1. ``MEM0_TEST_DSN``: an admin DSN to a server someone else runs (CI service, dev box).
 2. testcontainers with ``pgvector/pgvector:pg16``, only when a Docker engine answers.
 3. A throwaway local cluster built from the Debian PostgreSQL 15 binaries, with pg_cron
-   preloaded. ``scripts/setup-postgres.sh`` provisions those binaries and pgvector.
+   preloaded. ``scripts/setup-postgres.sh`` provisions those binaries and pgvector. It
+   serves TLS with a certificate signed by a CA made at start (`PgServer.root_cert`), and
+   its pg_hba.conf admits TCP clients only over TLS (`hostssl`), as docs/security.md
+   advises: target-postgres stacks connect with sslMode require, and the audit's
+   login_without_tls finds nothing. Unix sockets stay (`local`, no TLS).
 
 Tests get isolation by creating one database each (`create_database` / `drop_database`)
 rather than one server each, because server start-up dominates run time.
@@ -30,6 +34,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from tests.support.certs import CertificateAuthority, make_ca, make_server_cert
+
 ENV_DSN = "MEM0_TEST_DSN"
 CONTAINER_IMAGE = "pgvector/pgvector:pg16"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -51,6 +57,7 @@ class PgServer:
     has_pg_cron: bool
     cron_database: str
     server_version: int
+    root_cert: str = ""  # the CA of the server's certificate (PEM), where the testbed made it
 
     def dsn_for(self, database: str, user: str | None = None, password: str | None = None) -> str:
         """DSN for another database and/or role on the same host and port.
@@ -128,7 +135,7 @@ def _unschedule_jobs_of(server: PgServer, database: str) -> None:
             conn.execute("DELETE FROM cron.job WHERE database = %s", (database,))
 
 
-def _probe_server(admin_dsn: str, source: str) -> PgServer:
+def _probe_server(admin_dsn: str, source: str, root_cert: str = "") -> PgServer:
     """Connect once and read the version and pg_cron facts tests depend on."""
     with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
         row = conn.execute(
@@ -147,6 +154,7 @@ def _probe_server(admin_dsn: str, source: str) -> PgServer:
         # pg_cron's own default when cron.database_name is unset.
         cron_database=cron_db or "postgres",
         server_version=version,
+        root_cert=root_cert,
     )
 
 
@@ -225,21 +233,65 @@ def _start_container() -> tuple[PgServer, StopFn]:
 # --- local cluster --------------------------------------------------------------------------
 
 
-def _start_local_cluster() -> tuple[PgServer, StopFn]:
+@dataclass(frozen=True)
+class LocalCluster:
+    """A local cluster this process started: its server, directory and stop function."""
+
+    server: PgServer
+    root: Path
+    stop: StopFn
+
+    def write_hba(self, text: str) -> None:
+        """Replace pg_hba.conf and reload (the tests of pg_hba's audit)."""
+        (self.root / "data" / "pg_hba.conf").write_text(text)
+        self.reload()
+
+    def reload(self) -> None:
+        _pg_run(_pg_ctl(self.root, "reload"), self.root)
+
+
+# TCP only over TLS; the Unix socket (no TLS there) for the superuser and everyone.
+HBA_TLS_ONLY = ("local all all trust\n"
+                "hostssl all all 127.0.0.1/32 trust\n"
+                "hostssl all all ::1/128 trust\n")
+HBA_PLAIN = ("local all all trust\n"
+             "host all all 127.0.0.1/32 trust\n"
+             "host all all ::1/128 trust\n")
+
+
+def start_local_cluster(tls: bool = True, ca: CertificateAuthority | None = None,
+                        server_dns: tuple[str, ...] = ("localhost",)) -> LocalCluster:
+    """A throwaway cluster: with `tls`, ssl = on with a server certificate for
+    `server_dns` and 127.0.0.1 signed by `ca` (made here when None), and pg_hba.conf
+    admitting TCP only over TLS; without, ssl = off and plain `host` lines."""
     _require_local_binaries()
     root = _make_cluster_dir()
     stop = _once(lambda: _stop_local_cluster(root))
     try:
         _pg_run([str(PG_BIN / "initdb"), *_initdb_args(root)], root)
-        port = _start_postmaster(root)
+        root_cert = ""
+        extra: dict[str, str] = {"ssl": "off"}
+        if tls:
+            ca = ca or make_ca(root)
+            cert = make_server_cert(ca, root, dns=server_dns, owner=OS_SUPERUSER)
+            extra = {"ssl": "on", "ssl_cert_file": str(cert.cert_file),
+                     "ssl_key_file": str(cert.key_file)}
+            root_cert = str(ca.cert_file)
+        (root / "data" / "pg_hba.conf").write_text(HBA_TLS_ONLY if tls else HBA_PLAIN)
+        port = _start_postmaster(root, extra)
         dsn = make_conninfo(host="127.0.0.1", port=str(port), user=OS_SUPERUSER, dbname="postgres")
         with psycopg.connect(dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             # As a server set up for pg_cron has it: the extension in cron.database_name.
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-        return _probe_server(dsn, "local-cluster"), stop
+        return LocalCluster(_probe_server(dsn, "local-cluster", root_cert), root, stop)
     except BaseException:
         stop()
         raise
+
+
+def _start_local_cluster() -> tuple[PgServer, StopFn]:
+    cluster = start_local_cluster()
+    return cluster.server, cluster.stop
 
 
 def _require_local_binaries() -> None:
@@ -281,7 +333,7 @@ def _initdb_args(root: Path) -> list[str]:
     ]
 
 
-def _cluster_settings(root: Path, port: int) -> str:
+def _cluster_settings(root: Path, port: int, extra: dict[str, str] | None = None) -> str:
     # Durability is irrelevant for throwaway test data; dropping it makes tests much faster.
     settings = {
         "listen_addresses": "127.0.0.1",
@@ -293,22 +345,24 @@ def _cluster_settings(root: Path, port: int) -> str:
         "synchronous_commit": "off",
         "full_page_writes": "off",
         "max_connections": "100",
+        **(extra or {}),
     }
     return "".join(f"{key} = '{value}'\n" for key, value in settings.items())
 
 
-def _start_postmaster(root: Path, attempts: int = 3) -> int:
+def _start_postmaster(root: Path, extra: dict[str, str] | None = None, attempts: int = 3
+                      ) -> int:
     """Start the server on a free port; retry if another process grabs the port first."""
     port = _free_port()
     # postgresql.auto.conf is read last, so rewriting it per attempt overrides cleanly.
-    (root / "data" / "postgresql.auto.conf").write_text(_cluster_settings(root, port))
+    (root / "data" / "postgresql.auto.conf").write_text(_cluster_settings(root, port, extra))
     try:
         _pg_run(_pg_ctl(root, "start", "-w", "-t", "60", "-l", str(root / "postgres.log")), root)
     except RuntimeError:
         # The port probe and the bind are not atomic; only that race is worth a retry.
         if attempts <= 1 or "in use" not in _log_tail(root):
             raise
-        return _start_postmaster(root, attempts - 1)
+        return _start_postmaster(root, extra, attempts - 1)
     return port
 
 

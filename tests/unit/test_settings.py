@@ -161,13 +161,29 @@ def test_database_url_is_not_in_the_repr() -> None:
     ({"poolerUrl": "mysql://u:secret@pooler:6543/db"},
      "poolerUrl: mysql://...@pooler is not allowed; allowed: a postgresql:// or postgres:// "
      "URL, or empty (value redacted: it is a secret)"),
+    ({"sslMode": "require"},
+     "sslMode: 'require' is not allowed with target 'embedded'; allowed: auto, disable (the "
+     "embedded server listens on a local Unix socket, without TLS)"),
+    ({"target": "postgres", "databaseUrl": "postgresql://d@h/db", "appRolePassword": "p",
+      "readonlyRolePassword": "p", "serviceRolePassword": "p", "sslMode": "disable"},
+     "sslMode: 'disable' is not allowed with target 'postgres'; allowed: auto, require, "
+     "verify-ca, verify-full (a deployment's connections carry passwords and memories: at "
+     "least require)"),
+    ({"target": "supabase", "databaseUrl": "postgresql://d@h/db", "appRolePassword": "p",
+      "sslMode": "verify-full"},
+     "sslRootCert: not set, but sslMode is 'verify-full'; set it to the absolute path of the "
+     "server's root certificate (PEM), or use sslMode require"),
+    ({"sslRootCert": "certs/root.crt"},
+     "sslRootCert: 'certs/root.crt' is not allowed; allowed: an absolute path of a PEM file "
+     "(libpq reads it relative to each process's working directory otherwise), or empty"),
     ({"benchRows": 100, "benchUsers": 101},
      "benchUsers: 101 is not allowed with benchRows 100; allowed: 1 to 100 (every user "
      "needs a memory)"),
     ({"benchRows": 99},
      "benchRows: 99 is not allowed; allowed: an integer from 100 to 10000000"),
     ({"dimension": 768},
-     "dimension: unknown setting; allowed keys: target, databaseUrl, embeddedDataDir, "
+     "dimension: unknown setting; allowed keys: target, databaseUrl, sslMode, sslRootCert, "
+     "embeddedDataDir, "
      "dimensions, collection, clientProfile, appRole, appRolePassword, hnswEfSearch, "
      "iterativeScan, historyIncludesVectors, ftsLanguage, tenancy, sharedAgentKnowledge, "
      "sessionScope, orgAdmins, agentSpaces, appRoleIdentity, ownerRole, readonlyRole, "
