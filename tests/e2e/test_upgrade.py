@@ -5,8 +5,8 @@ before the real engine: provider_version 3, one-line index DDL, refreshed inputs
 the connection. The first `up` with this code must touch no object but to rewrite its
 state or change it in place: no delete or replace, no index rebuilt, and no create but
 the objects added since (the extended statistics, and what test_state_compat lists:
-schemas mem0_migration and mem0_erasure, their tables, functions and grants, and the
-owner's erase policies).
+schemas mem0_migration and mem0_erasure, their tables, functions and grants, the
+owner's erase policies, and mem0_promote_session with its grants).
 """
 
 from __future__ import annotations
