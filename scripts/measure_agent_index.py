@@ -194,8 +194,12 @@ def workload(segments: list[tuple[str, str | None, int]], queries: int, seed: in
 def measure(app_dsn: str, bound: bool, pairs: list[tuple[str, str]], kind: str,
             vectors: dict[str, list[float]], rng: random.Random) -> dict[str, float]:
     """Milliseconds per statement (execute + fetch), as mem0's pool runs it (psycopg's
-    default prepare threshold); 10 warm-up statements first."""
+    default prepare threshold), after 10 warm-up statements; then, untimed, the same
+    statement under EXPLAIN (ANALYZE, BUFFERS): the server's execution time and the
+    buffers it touched, which a busy machine's scheduling does not blur."""
     timings: list[float] = []
+    server: list[float] = []
+    buffers: list[int] = []
     with psycopg.connect(app_dsn, autocommit=True) as conn:
         for number, (user, agent) in enumerate([*pairs[:10], *pairs]):
             if bound:
@@ -206,10 +210,21 @@ def measure(app_dsn: str, bound: bool, pairs: list[tuple[str, str]], kind: str,
             params = parameters(kind, filters, noisy, rng.choice(WORDS))
             started = time.perf_counter()
             conn.execute(sql[kind], params).fetchall()
-            if number >= 10:
-                timings.append((time.perf_counter() - started) * 1000)
+            if number < 10:
+                continue
+            timings.append((time.perf_counter() - started) * 1000)
+            row = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql[kind]}", params,
+                               prepare=False).fetchone()
+            assert row is not None
+            [plan] = row[0]
+            server.append(plan["Execution Time"])
+            top = plan["Plan"]
+            buffers.append(top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0))
     p50, p95 = percentiles(timings, (50, 95))
-    return {"p50_ms": round(p50, 2), "p95_ms": round(p95, 2), "queries": len(timings)}
+    s50, s95 = percentiles(server, (50, 95))
+    return {"p50_ms": round(p50, 2), "p95_ms": round(p95, 2), "queries": len(timings),
+            "server_p50_ms": round(s50, 2), "server_p95_ms": round(s95, 2),
+            "buffers_mean": round(statistics.mean(buffers), 1)}
 
 
 def plans(app_dsn: str, bound: bool, user: str, agent: str,
@@ -331,6 +346,20 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
                     + " | ".join(str(p95[v]) for v in INDEXES) + " | "
                     f"{p95['none'] / p95['expr']:.2f}x | {p95['none'] / p95['column']:.2f}x | "
                     f"{', '.join(used) or 'neither'} |")
+    lines += ["", "In the server (EXPLAIN ANALYZE of the same statements, untimed by the "
+              "client): execution time p95 in ms and shared buffers touched per statement "
+              "(mean), median of the rounds:", "",
+              "| identity | query | users | server p95 none | expr | column | "
+              "buffers none | expr | column |", "|---|---|---|---|---|---|---|---|---|"]
+    for identity in ("trusted", "required"):
+        for kind in TYPES:
+            for bucket in sorted({c["users"] for c in results["cells"]}):
+                lines.append(
+                    f"| {identity} | {kind} | {bucket} | "
+                    + " | ".join(str(median(identity, v, kind, bucket, "server_p95_ms"))
+                                 for v in INDEXES) + " | "
+                    + " | ".join(str(median(identity, v, kind, bucket, "buffers_mean"))
+                                 for v in INDEXES) + " |")
     lines += ["", "EXPLAIN (ANALYZE, BUFFERS), the largest pair (lines that matter):"]
     for key, found in results["plans"].items():
         for kind, plan in found.items():
