@@ -540,6 +540,10 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
                 "mem0 2.x's keyword search, exactly as it queries")
     b.index(memories, f"{collection}_user_created_idx", "btree (user_id, created_at DESC)",
             "a user's memories newest first (row-level security, dashboards)")
+    b.index(memories, f"{collection}_user_agent_idx",
+            "btree (((payload ->> 'user_id'::text)), ((payload ->> 'agent_id'::text)))",
+            "mem0's agent-scoped filters, user_id and agent_id, exactly as it writes them: "
+            "get_all reads one pair's rows in index order (scripts/measure_agent_index.py)")
     if s.fts_language:
         b.index(memories, f"{collection}_fts_idx",
                 f"gin (to_tsvector('{s.fts_language}'::regconfig, (payload ->> 'data'::text)))",
