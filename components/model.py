@@ -79,6 +79,7 @@ NEIGHBOURS_FUNCTION = "memory_neighbours"
 TOUCH_FUNCTION = "mem0_touch_updated_at"
 HISTORY_FUNCTION = "mem0_record_history"
 RESTORE_HISTORY_FUNCTION = "mem0_restore_history"
+PROMOTE_FUNCTION = "mem0_promote_session"
 BACKUP_SCHEMA = "mem0_backup"
 SNAPSHOT_FUNCTION = "take_snapshot"
 ERASURE_SCHEMA = "mem0_erasure"
@@ -552,6 +553,10 @@ def _python_profile(b: _Builder, extension: ObjectSpec) -> list[tuple[ObjectSpec
                 "mem0 2.x's keyword search, exactly as it queries")
     b.index(memories, f"{collection}_user_created_idx", "btree (user_id, created_at DESC)",
             "a user's memories newest first (row-level security, dashboards)")
+    b.index(memories, f"{collection}_user_agent_idx",
+            "btree (((payload ->> 'user_id'::text)), ((payload ->> 'agent_id'::text)))",
+            "mem0's agent-scoped filters, user_id and agent_id, exactly as it writes them: "
+            "get_all reads one pair's rows in index order (scripts/measure_agent_index.py)")
     if s.fts_language:
         b.index(memories, f"{collection}_fts_idx",
                 f"gin (to_tsvector('{s.fts_language}'::regconfig, (payload ->> 'data'::text)))",
@@ -940,6 +945,22 @@ def _security(b: _Builder, tables: list[tuple[ObjectSpec, str]], extension: Obje
         b.policies(table, access, functions, after=())
 
 
+def _promotion(b: _Builder, memories: ObjectSpec, entities: ObjectSpec) -> None:
+    """mem0_promote_session(run_id, ids): a session's memories moved to the user level.
+    Invoker rights, so the caller's policies bound it; callable by the roles that may
+    update memories (docs/security.md, "Promoting a session's memories")."""
+    s = b.settings
+    promote = b.function("promote_session_function", PROMOTE_FUNCTION, "text, uuid[]",
+                         (memories, entities),
+                         "moves a session's memories (and entities that link only them) to "
+                         "the user level; invoker rights, fixed search_path",
+                         memories=memories.qualified_name, entities=entities.qualified_name)
+    access = table_access(s, b.schema, [(memories.name, MEMORY)], memories.qualified_name)[0]
+    writers = tuple(role for role, rules in access.rules.items()
+                    if role != s.owner_role and rules["UPDATE"].privilege)
+    b.revoke_execute(promote, needed_by=writers)
+
+
 def build_model(settings: Settings, schema: str = "public",
                 owned: bool = True) -> list[ObjectSpec]:
     """Every object the stack declares, in dependency order (dependencies first).
@@ -969,6 +990,8 @@ def build_model(settings: Settings, schema: str = "public",
     else:
         tables = _python_profile(b, extension)
     _security(b, tables, extension, tables[0][0])
+    if settings.client_profile == "python":
+        _promotion(b, tables[0][0], tables[1][0])
     b.search_settings(app, extension)
     if owned and settings.client_profile == "python":
         live = {t.name: t for t, _nature in tables}

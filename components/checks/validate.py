@@ -256,9 +256,11 @@ def check_planner(ctx: Context) -> Outcome:
     vector_idx = f"{s.collection}_vector_idx"
     cases: list[tuple[str, str, list[Any], set[str]]] = [
         ("get by id", statements.get(), [str(uuid.uuid4())], {f"{s.collection}_pkey"}),
+        # The (user_id, agent_id) index leads with mem0's user expression: it serves too.
         ("user-filtered search", statements.search(),
          [*mem0.search_params(query, "validate-user")],
-         {f"{s.collection}_user_id_idx", vector_idx} & index_names),
+         {f"{s.collection}_user_id_idx", f"{s.collection}_user_agent_idx", vector_idx}
+         & index_names),
         # Unfiltered: with mem0's user filter the planner may rightly take the user index.
         ("keyword search", statements.keyword_search(filtered=False),
          ["coffee", "coffee", mem0.DEFAULT_SEARCH_LIMIT],

@@ -58,11 +58,12 @@ def deploy_with_old_code(stack: PulumiStack, tmp_path: Path,
 
 
 # Declared since BEFORE_KINDS: schemas mem0_migration and mem0_erasure and everything in
-# them, and the owner's policies forget() uses on the other tables (created by the first
-# `up` with this code), and the touch function, whose definition changed (updated in
-# place). State compatibility is about the rest.
+# them, the owner's policies forget() uses on the other tables, and
+# mem0_promote_session() with its grants and the memories' (user_id, agent_id) index
+# (created by the first `up` with this code), and the touch function, whose definition
+# changed (updated in place). State compatibility is about the rest.
 ADDED_SINCE = ("mem0_migration", "mem0_erasure", "_select_owner", "_delete_owner",
-               "_update_owner")
+               "_update_owner", "mem0_promote_session", "_user_agent_idx")
 CHANGED_SINCE = ("mem0_touch_updated_at",)
 
 

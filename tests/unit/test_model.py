@@ -239,6 +239,17 @@ def _migration_grants(service: str) -> dict[tuple[str, str], str]:
     return grants
 
 
+def _promote_grants(writers: tuple[str, ...], others: tuple[str, ...]
+                    ) -> dict[tuple[str, str], str]:
+    """mem0_promote_session (invoker rights): the roles that may update memories call it;
+    PUBLIC and the others hold nothing."""
+    on = "FUNCTION public.mem0_promote_session(text, uuid[])"
+    grants = {(role, on): f"GRANT EXECUTE ON {on} TO {role};" for role in writers}
+    grants.update({(role, on): f"REVOKE ALL ON {on} FROM {role};"
+                   for role in ("PUBLIC", *others)})
+    return grants
+
+
 def test_app_role_gets_rows_only_and_history_read_only() -> None:
     specs = model()
     assert specs["role:mem0_app"].ddl == (
@@ -250,6 +261,7 @@ def test_app_role_gets_rows_only_and_history_read_only() -> None:
         **_backup_grants("mem0_service", "mem0_app", "mem0_readonly"),
         **_erasure_grants("mem0_service", "mem0_app", "mem0_readonly"),
         **_migration_grants("mem0_service"),
+        **_promote_grants(("mem0_app", "mem0_service"), ("mem0_readonly",)),
         ("mem0_owner", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO mem0_owner;",
     }
 
@@ -283,6 +295,7 @@ def test_named_project_roles_get_the_same_grants() -> None:
         **_backup_grants("svc", "app", "ro"),
         **_erasure_grants("svc", "app", "ro"),
         **_migration_grants("svc"),
+        **_promote_grants(("app", "svc"), ("ro",)),
         ("own", "SCHEMA public"): "GRANT CREATE, USAGE ON SCHEMA public TO own;",
     }
 
@@ -309,6 +322,7 @@ def test_supabase_creates_only_the_app_role_and_grants_to_its_own_roles() -> Non
         **_backup_grants("service_role", "mem0_app", "anon", "authenticated"),
         **_erasure_grants("service_role", "mem0_app", "anon", "authenticated"),
         **_migration_grants("service_role"),
+        **_promote_grants(("mem0_app", "authenticated", "service_role"), ("anon",)),
         ("mem0_app", "SCHEMA extensions"): "GRANT USAGE ON SCHEMA extensions TO mem0_app;",
         ("mem0_app", "SCHEMA auth"): "GRANT USAGE ON SCHEMA auth TO mem0_app;",
         **{(role, "SEQUENCE public.memory_history_id_seq"):
