@@ -67,6 +67,7 @@ def test_a_stack_deployed_by_the_previous_provider_updates_in_place(
 
 
 BEFORE_ROLE = "2fd364f"  # the last commit whose membership table had no role column
+SINCE_ROLE = ("mem0_promote_session", "_user_agent_idx")  # declared since, by every stack
 
 
 def test_an_org_stack_gains_the_membership_role_column_in_place(
@@ -87,12 +88,14 @@ def test_an_org_stack_gains_the_membership_role_column_in_place(
     changed = {urn.rsplit("::", 1)[-1]: op
                for urn, op in upgraded.ops_by_type("mem0:SqlObject").items() if op != "same"}
     assert changed.pop("mem0-dev-tables-public.memory_org_members") == "update", changed
-    # Besides, only the tables' row-security notes: the access matrix's words about the
-    # owner changed since (what FORCE binds, per target), an in-place update.
-    assert changed and all("-policies-" in urn and op == "update"
-                           for urn, op in changed.items()), changed
-    assert not upgraded.ops("create") and not upgraded.ops("delete") \
-        and not upgraded.ops("replace"), upgraded.ops()
+    # Besides: the objects added since (session promotion, the user/agent index), and the
+    # tables' row-security notes, in place (the owner's words, per target, changed since).
+    added = {urn: op for urn, op in changed.items() if any(a in urn for a in SINCE_ROLE)}
+    assert added and set(added.values()) == {"create"}, added
+    others = {urn: op for urn, op in changed.items() if urn not in added}
+    assert others and all("-policies-" in urn and op == "update"
+                          for urn, op in others.items()), others
+    assert not upgraded.ops("delete") and not upgraded.ops("replace"), upgraded.ops()
     assert database.scalar("SELECT 'public.memory_org_members'::regclass::oid::int") \
         == table_oid, "the table was altered in place, not replaced"
     assert database.scalar("SELECT string_agg(user_id || ':' || role, ',' ORDER BY user_id) "
