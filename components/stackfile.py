@@ -66,6 +66,17 @@ def load_stack_settings(stack: str, directory: Path | None = None,
     return parse_settings(raw, stack)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (argparse names the argument)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
 def add_stack_arguments(parser: argparse.ArgumentParser, role: str) -> None:
     """--stack, --project-dir and --dsn, as every command on a live database takes them;
     `role` says what the --dsn role must be able to do."""

@@ -30,7 +30,7 @@ from components.migrate.status import run_status, status_text
 from components.migrate.store import DEFAULT_BATCH_SIZE
 from components.migrate.verify import run_verify
 from components.settings import Settings
-from components.stackfile import add_stack_arguments, load_stack_settings
+from components.stackfile import add_stack_arguments, load_stack_settings, positive_int
 
 __all__ = ["HELP", "add_arguments", "command"]
 
@@ -43,16 +43,6 @@ ROLE = ("a role that is the stack's service role, a member of it or a superuser 
 def _common(parser: argparse.ArgumentParser) -> None:
     add_stack_arguments(parser, ROLE)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     imp.add_argument("--embedder", type=Path, default=None, metavar="FILE",
                      help="the application's mem0 embedder config (JSON or YAML): embeds "
                           "records without a vector or with other dimensions")
-    imp.add_argument("--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE,
+    imp.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
                      help=f"records per batch transaction (default {DEFAULT_BATCH_SIZE})")
     imp.add_argument("--dry-run", action="store_true",
                      help="every check and the per-user counts; nothing written")
@@ -111,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("--embedder", type=Path, default=None, metavar="FILE",
                         help="embed each memory's text again for the search check "
                              "(default: search with the stored vector, and say so)")
-    verify.add_argument("--sample", type=_positive, default=100,
+    verify.add_argument("--sample", type=positive_int, default=100,
                         help="vectors compared with the source's (default 100)")
 
 

@@ -25,7 +25,7 @@ from components.rlsdebug.identity import Identity, memory_id, validate_role
 from components.rlsdebug.session import RlsDebugError, debug_session
 from components.rlsdebug.whoami import run_whoami
 from components.settings import Settings
-from components.stackfile import add_stack_arguments, load_stack_settings
+from components.stackfile import add_stack_arguments, load_stack_settings, positive_int
 
 __all__ = ["HELP", "add_arguments", "command"]
 
@@ -36,16 +36,6 @@ ROLE = ("the deployer: a superuser, or a role that is a member of the roles it a
         "(SET ROLE)")
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_LIMIT = 50
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return value
 
 
 def _seconds(text: str) -> float:
@@ -88,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     as_user = sub.add_parser("as-user", help='run one read-only statement as the app role '
                                              'under a user\'s identity: as-user ID -- "SQL"')
     _common(as_user, user_option=False)
-    as_user.add_argument("--limit", type=_positive_int, default=DEFAULT_LIMIT,
+    as_user.add_argument("--limit", type=positive_int, default=DEFAULT_LIMIT,
                          help=f"rows printed at most (default {DEFAULT_LIMIT})")
     as_user.add_argument("user", help="the user id (mem0.user_id)")
     # '+': argparse then leaves the statement for after `--` instead of taking none of it
