@@ -12,6 +12,7 @@ a bug and propagates with its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from components.checks import command as checks
 from components.checks.core import Phase
 from components.errors import ExitCode, Mem0InfraError
 from components.migrate import command as migrate
-from components.render import render_script
+from components.render import render_json, render_script
 from components.settings import command as settings_command
 from components.stackfile import load_stack_settings
 
@@ -46,13 +47,17 @@ def _render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="directory holding Pulumi.yaml (default: found from the cwd)")
     parser.add_argument("--output", "-o", type=Path, default=None,
                         help="write to this file instead of standard output")
+    parser.add_argument("--json", action="store_true",
+                        help="print the objects (key, kind, SQL, notes) and the script as "
+                             "JSON")
 
 
 def _render(args: argparse.Namespace) -> int:
     settings = load_stack_settings(args.stack, args.project_dir)
     for warning in settings.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    script = render_script(settings)
+    script = (json.dumps(render_json(settings), indent=2) + "\n" if args.json
+              else render_script(settings))
     if args.output:
         args.output.write_text(script, encoding="utf-8")
     else:

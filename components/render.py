@@ -1,6 +1,9 @@
-"""A stack's complete SQL as one psql script (and as a Supabase migration file)."""
+"""A stack's complete SQL as one psql script (and as a Supabase migration file), or as
+JSON for CI: the same statements, one object each."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from components.identifiers import quote_ident, quote_literal
 from components.kinds import Kind
@@ -59,3 +62,19 @@ def render_script(settings: Settings) -> str:
         lines.append(_statement(spec))
     lines += ["", "COMMIT;", ""]
     return "\n".join(lines)
+
+
+def render_json(settings: Settings) -> dict[str, Any]:
+    """The stack's objects in the script's order, each with the statement the script
+    runs for it, and the script itself."""
+    return {
+        "stack": settings.stack,
+        "target": str(settings.target),
+        "warnings": list(settings.warnings),
+        "objects": [{"key": spec.key, "kind": str(spec.kind), "schema": spec.schema,
+                     "name": spec.name, "depends_on": list(spec.depends_on),
+                     "data_bearing": spec.data_bearing, "comment": spec.comment,
+                     "notes": spec.notes, "sql": _statement(spec)}
+                    for spec in build_model(settings)],
+        "script": render_script(settings),
+    }

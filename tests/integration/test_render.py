@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -112,3 +113,19 @@ def test_render_of_each_client_profile_applies_to_an_empty_database(
             assert applied[f"{spec.kind}:{spec.schema}.{spec.name}"] == spec.ddl
     search = "match_vectors" if profile == "typescript" else "match_memories"
     assert any(key.startswith(f"function:public.{search}(") for key in applied)
+
+
+def test_render_json_carries_each_objects_statement_and_the_same_script() -> None:
+    done = subprocess.run([sys.executable, "-m", "components", "render", "--stack", "prod",
+                           "--json"], cwd=REPO, capture_output=True, text=True, check=True)
+    rendered = json.loads(done.stdout)
+    script = render("prod")
+    assert rendered["script"] == script
+    assert rendered["stack"] == "prod"
+    keys = [o["key"] for o in rendered["objects"]]
+    assert len(keys) == len(set(keys)) and "table:public.memories" in keys
+    # Each object's statement is the script's, in the script's order.
+    positions = [script.index(o["sql"]) for o in rendered["objects"]]
+    assert positions == sorted(positions)
+    memories = next(o for o in rendered["objects"] if o["key"] == "table:public.memories")
+    assert memories["data_bearing"] and memories["sql"].startswith("CREATE TABLE")
