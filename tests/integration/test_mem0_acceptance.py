@@ -21,7 +21,7 @@ import pytest
 from psycopg import errors
 
 from components import mem0
-from components.connection import connect
+from components.connection import connect, tls_url
 from components.introspect import catalog_snapshot
 from tests.conftest import APP_PASSWORD, TestDatabase, app_role_for
 
@@ -108,8 +108,10 @@ def history_rows(database: TestDatabase) -> list[tuple[Any, ...]]:
 
 def test_mem0_api_works_as_the_app_role(deployment: Deployment, make_memory) -> None:
     vs_config = deployment.mem0_config["vector_store"]["config"]
-    # The exported config is the app role's, and mem0 takes it as-is.
-    assert vs_config["connection_string"] == deployment.role_dsn
+    # The exported config is the app role's, asking for TLS (sslMode auto: require on
+    # target postgres), and mem0 takes it as-is.
+    assert vs_config["connection_string"] == tls_url(deployment.role_dsn, "require")
+    assert vs_config["connection_string"].endswith("sslmode=require")
     assert "mem0Config.vector_store.config.connection_string" in deployment.secret_outputs
     assert vs_config["collection_name"] == COLLECTION
     m = make_memory()
