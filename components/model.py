@@ -884,12 +884,14 @@ def _identity_functions(b: _Builder, extension: ObjectSpec) -> tuple[ObjectSpec,
                             "the caller's user id for row-level security; invoker rights",
                             jwt_subject=subject, source=source)]
     if needs_run_id(s):
-        functions.append(b.function("run_id_function", RUN_ID_FUNCTION, "", (extension,),
-                                    "the caller's session for row-level security"))
+        functions.append(b.function("claim_function", RUN_ID_FUNCTION, "", (extension,),
+                                    "the caller's session for row-level security",
+                                    what="session", claim="run_id"))
     if needs_agent_id(s):
-        functions.append(b.function("agent_id_function", AGENT_ID_FUNCTION, "", (extension,),
+        functions.append(b.function("claim_function", AGENT_ID_FUNCTION, "", (extension,),
                                     "the caller's agent for row-level security "
-                                    "(agentSpaces); invoker rights"))
+                                    "(agentSpaces); invoker rights",
+                                    what="agent", claim="agent_id"))
     return tuple(functions)
 
 
