@@ -67,7 +67,7 @@ from components.kinds import Kind
 from components.model import build_model
 from components.schedule import longest_interval
 from components.settings import Settings, Target
-from components.stackfile import add_stack_arguments, load_stack_settings
+from components.stackfile import add_stack_arguments, command_settings
 
 __all__ = ["CHECKS", "AuditError", "add_arguments", "command", "run_audit"]
 
@@ -669,10 +669,8 @@ def _hours(text: str) -> timedelta:
 def command(args: argparse.Namespace) -> int:
     """Audit the database for parsed arguments: OK no findings, FAILED findings."""
     dsn = command_dsn(args.dsn, "audit", "audit")
-    settings = load_stack_settings(args.stack, args.project_dir)
+    settings = command_settings(args)
     dsn = stack_url(dsn, settings, DSN_SOURCE)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     if args.backup_max_age_hours is not None and args.backups is None:
         raise AuditError("--backup-max-age-hours needs --backups DIR")
     report = run_audit(dsn, settings, args.backups, args.backup_max_age_hours)

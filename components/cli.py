@@ -25,7 +25,7 @@ from components.errors import ExitCode, Mem0InfraError
 from components.migrate import command as migrate
 from components.render import render_json, render_script
 from components.settings import command as settings_command
-from components.stackfile import load_stack_settings
+from components.stackfile import command_settings
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -53,9 +53,7 @@ def _render_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
-    settings = load_stack_settings(args.stack, args.project_dir)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    settings = command_settings(args)
     script = (json.dumps(render_json(settings), indent=2) + "\n" if args.json
               else render_script(settings))
     if args.output:

@@ -7,6 +7,7 @@ For the CLI and the tests. `secure:` values cannot be decrypted here; they parse
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -64,6 +65,15 @@ def load_stack_settings(stack: str, directory: Path | None = None,
     raw = read_stack_config(stack, directory)
     raw.update(overrides or {})
     return parse_settings(raw, stack)
+
+
+def command_settings(args: argparse.Namespace) -> Settings:
+    """The settings of `--stack` (in `--project-dir`) for a command, its warnings printed
+    to standard error once."""
+    settings = load_stack_settings(args.stack, args.project_dir)
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def positive_int(text: str) -> int:

@@ -27,7 +27,7 @@ from components.backup.tables import check_profile
 from components.connection import DSN_SOURCE, command_dsn, stack_url
 from components.errors import ExitCode
 from components.settings import Settings
-from components.stackfile import add_stack_arguments, load_stack_settings
+from components.stackfile import add_stack_arguments, command_settings
 
 _SIZE = re.compile(r"[1-9][0-9]*(kB|MB|GB|TB)")
 ROLE = ("a role that is the stack's service role, a member of it or a superuser (the "
@@ -96,10 +96,8 @@ def _memory(text: str) -> str:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_stack_settings(args.stack, args.project_dir)
+    settings = command_settings(args)
     check_profile(settings)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     return settings
 
 

@@ -22,7 +22,7 @@ from components.connection import (
 from components.errors import ExitCode
 from components.model import build_model
 from components.settings import Settings
-from components.stackfile import add_stack_arguments, load_stack_settings
+from components.stackfile import add_stack_arguments, command_settings
 
 APPLICATION = "mem0infra-checks"
 PHASES: dict[Phase, tuple[Check, ...]] = {Phase.PREFLIGHT: preflight.CHECKS,
@@ -56,10 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(args: argparse.Namespace) -> int:
     phase = Phase(args.command)
     dsn = command_dsn(args.dsn, phase, f"run the {phase} on")
-    settings = load_stack_settings(args.stack, args.project_dir)
+    settings = command_settings(args)
     dsn = stack_url(dsn, settings, DSN_SOURCE)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     report = run_phase(phase, dsn, settings)
     sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n" if args.json
                      else report.text())

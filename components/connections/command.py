@@ -32,7 +32,7 @@ from components.connections.snapshot import Options, Snapshot, take_snapshot
 from components.errors import ExitCode, Mem0InfraError
 from components.mem0 import POOL_MAXCONN, POOL_MINCONN
 from components.settings import EncryptedValue, Settings
-from components.stackfile import add_stack_arguments, load_stack_settings, read_stack_config
+from components.stackfile import add_stack_arguments, command_settings, read_stack_config
 
 HELP = ("read-only report of the server's connections: by role, application, state and "
         "client; idle-in-transaction and long statements; slots left; the pooler's pools; "
@@ -116,9 +116,7 @@ def _code(snapshot: Snapshot) -> ExitCode:
 
 def command(args: argparse.Namespace) -> int:
     _check_arguments(args)
-    settings = load_stack_settings(args.stack, args.project_dir)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    settings = command_settings(args)
     dsn = stack_url(command_dsn(args.dsn, "connections report", "report on"), settings,
                     DSN_SOURCE)
     encrypted = isinstance(read_stack_config(args.stack, args.project_dir).get("poolerUrl"),

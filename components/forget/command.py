@@ -16,7 +16,7 @@ from components.erasure import PersonKind
 from components.errors import ExitCode
 from components.forget.report import forget_json, forget_text
 from components.forget.run import ForgetError, ForgetRequest, run_forget
-from components.stackfile import add_stack_arguments, load_stack_settings
+from components.stackfile import add_stack_arguments, command_settings
 
 HELP = ("erase a user, agent or run from every table of the stack (memories, entities, "
         "edges, history, snapshots) in one transaction, leaving a record without content")
@@ -42,10 +42,8 @@ def command(args: argparse.Namespace) -> int:
         raise ForgetError(f"--{kind}-id: the id is empty; give the {kind} id exactly as mem0 "
                           "stores it")
     dsn = command_dsn(args.dsn, "forget", "erase from")
-    settings = load_stack_settings(args.stack, args.project_dir)
+    settings = command_settings(args)
     dsn = stack_url(dsn, settings, DSN_SOURCE)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     if sys.stderr.isatty() and not args.json:
         print(f"[forget] erasing the {kind} from every table in one transaction...",
               file=sys.stderr)

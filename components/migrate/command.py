@@ -30,7 +30,7 @@ from components.migrate.status import run_status, status_text
 from components.migrate.store import DEFAULT_BATCH_SIZE
 from components.migrate.verify import run_verify
 from components.settings import Settings
-from components.stackfile import add_stack_arguments, load_stack_settings, positive_int
+from components.stackfile import add_stack_arguments, command_settings, positive_int
 
 __all__ = ["HELP", "add_arguments", "command"]
 
@@ -103,13 +103,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: search with the stored vector, and say so)")
     verify.add_argument("--sample", type=positive_int, default=100,
                         help="vectors compared with the source's (default 100)")
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_stack_settings(args.stack, args.project_dir)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return settings
 
 
 def _embedder(path: Path | None, settings: Settings) -> Embedder | None:
@@ -187,7 +180,7 @@ def command(args: argparse.Namespace) -> int:
         code: int = export.command(args)
         return code
     dsn = command_dsn(args.dsn, "migrate", "migrate into")
-    settings = _settings(args)
+    settings = command_settings(args)
     dsn = stack_url(dsn, settings, DSN_SOURCE)
     if args.action == "import":
         return _import(args, dsn, settings)

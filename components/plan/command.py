@@ -16,7 +16,7 @@ from components.connection import DSN_SOURCE, command_dsn, stack_url
 from components.errors import ExitCode
 from components.plan.build import make_plan
 from components.plan.render import as_json, markdown, text
-from components.stackfile import add_stack_arguments, load_stack_settings
+from components.stackfile import add_stack_arguments, command_settings
 
 HELP = ("compare the stack's declared objects with the database given by --dsn and print "
         "what `up` would run: SQL per object, its hazards (locks, index builds and their "
@@ -32,10 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    settings = load_stack_settings(args.stack, args.project_dir)
+    settings = command_settings(args)
     dsn = stack_url(command_dsn(args.dsn, "plan", "plan against"), settings, DSN_SOURCE)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     plan = make_plan(dsn, settings)
     if args.markdown is not None:
         args.markdown.write_text(markdown(plan), encoding="utf-8")

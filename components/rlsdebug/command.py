@@ -25,7 +25,7 @@ from components.rlsdebug.identity import Identity, memory_id, validate_role
 from components.rlsdebug.session import RlsDebugError, debug_session
 from components.rlsdebug.whoami import run_whoami
 from components.settings import Settings
-from components.stackfile import add_stack_arguments, load_stack_settings, positive_int
+from components.stackfile import add_stack_arguments, command_settings, positive_int
 
 __all__ = ["HELP", "add_arguments", "command"]
 
@@ -93,12 +93,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="the stack's table holding the row (default: the collection)")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_stack_settings(args.stack, args.project_dir)
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return settings
-
 
 def _print(args: argparse.Namespace, data: Any, text: str) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n" if args.json else text)
@@ -121,7 +115,7 @@ def command(args: argparse.Namespace) -> int:
         if args.user is None:
             raise RlsDebugError("--user: required by explain (the user whose access is "
                                 "explained)")
-    settings = _settings(args)
+    settings = command_settings(args)
     role = validate_role(args.role, settings)
     dsn = stack_url(command_dsn(args.dsn, "rls command", "debug"), settings, DSN_SOURCE)
     if args.action == "whoami":
