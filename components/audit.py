@@ -54,11 +54,9 @@ from components.checks.freshness import (
     span,
 )
 from components.connection import (
-    DSN_SOURCE,
     command_dsn,
     database_identity,
     open_session,
-    stack_url,
 )
 from components.errors import ExitCode, Mem0InfraError
 from components.identifiers import qualified, quote_ident
@@ -668,9 +666,8 @@ def _hours(text: str) -> timedelta:
 
 def command(args: argparse.Namespace) -> int:
     """Audit the database for parsed arguments: OK no findings, FAILED findings."""
-    dsn = command_dsn(args.dsn, "audit", "audit")
     settings = command_settings(args)
-    dsn = stack_url(dsn, settings, DSN_SOURCE)
+    dsn = command_dsn(args.dsn, settings, "audit", "audit")
     if args.backup_max_age_hours is not None and args.backups is None:
         raise AuditError("--backup-max-age-hours needs --backups DIR")
     report = run_audit(dsn, settings, args.backups, args.backup_max_age_hours)

@@ -37,11 +37,11 @@ class CommandDsnError(Mem0InfraError):
     """A command was given no database, or one it must not use."""
 
 
-def command_dsn(given: str | None, command: str, purpose: str) -> str:
-    """The database a CLI command works on: --dsn, else $MEM0_DATABASE_URL. Never an
-    `embedded:` spec: a command that started the dev server would work on a database
-    nobody else reaches. A command of a stack passes it through `stack_url` once it has
-    the settings (its sslMode); a command without a stack keeps the URL as given."""
+def command_dsn(given: str | None, settings: Settings, command: str, purpose: str) -> str:
+    """The database a CLI command of a stack works on: --dsn, else $MEM0_DATABASE_URL,
+    with the stack's TLS (`stack_url`). Never an `embedded:` spec: a command that started
+    the dev server would work on a database nobody else reaches. Taking the settings here
+    means no command can connect without its stack's sslMode."""
     dsn = given or os.environ.get(DSN_ENV, "")
     if not dsn:
         raise CommandDsnError(
@@ -51,7 +51,7 @@ def command_dsn(given: str | None, command: str, purpose: str) -> str:
         raise CommandDsnError(
             "--dsn: an 'embedded:' spec is not allowed; allowed: a postgresql:// URL or a "
             f"libpq conninfo (the {command} never starts the embedded server)")
-    return dsn
+    return stack_url(dsn, settings, DSN_SOURCE)
 
 
 # libpq's sslmode values, weakest first.

@@ -24,7 +24,7 @@ from components.backup.encryption import PASSPHRASE_ENV, passphrase_from_env
 from components.backup.report import backup_json, backup_text, restore_text
 from components.backup.restore import RestoreRequest, run_restore
 from components.backup.tables import check_profile
-from components.connection import DSN_SOURCE, command_dsn, stack_url
+from components.connection import command_dsn
 from components.errors import ExitCode
 from components.settings import Settings
 from components.stackfile import add_stack_arguments, command_settings
@@ -122,7 +122,8 @@ def _unencrypted_warning(location: str, explicit: bool) -> str:
 
 
 def backup_command(args: argparse.Namespace) -> int:
-    dsn = command_dsn(args.dsn, "backup", "back up")
+    settings = _settings(args)
+    dsn = command_dsn(args.dsn, settings, "backup", "back up")
     since, until = _time(args.since, "--from"), _time(args.until, "--to")
     if since is not None and until is not None and since >= until:
         raise BackupError(f"--from {args.since} is not before --to {args.until}: the window "
@@ -131,8 +132,7 @@ def backup_command(args: argparse.Namespace) -> int:
     destination = parse_destination(args.output, args.endpoint_url)  # checked before connecting
     request = BackupRequest(args.output, args.user_id, since, until, args.endpoint_url,
                             passphrase)
-    settings = _settings(args)
-    result = run_backup(stack_url(dsn, settings, DSN_SOURCE), settings, request,
+    result = run_backup(dsn, settings, request,
                         CommandProgress(sys.stderr, "backup"))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -149,14 +149,14 @@ def backup_command(args: argparse.Namespace) -> int:
 def restore_command(args: argparse.Namespace) -> int:
     if (args.file is None) == (args.snapshot is None):
         raise BackupError("restore needs exactly one source: a backup FILE or --snapshot ID")
-    dsn = command_dsn(args.dsn, "restore", "restore into")
+    settings = _settings(args)
+    dsn = command_dsn(args.dsn, settings, "restore", "restore into")
     passphrase = passphrase_from_env(args.passphrase_env) if args.file else None
     request = RestoreRequest(args.file, args.snapshot, args.user_id, args.dry_run,
                              args.maintenance_work_mem, args.endpoint_url, passphrase,
                              include_erased=args.include_erased)
     try:
-        settings = _settings(args)
-        result = run_restore(stack_url(dsn, settings, DSN_SOURCE), settings, request,
+        result = run_restore(dsn, settings, request,
                              CommandProgress(sys.stderr, "restore"))
     except RestoreRefused as exc:
         print(f"restore refused, nothing was changed: {exc}", file=sys.stderr)

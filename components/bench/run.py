@@ -66,7 +66,7 @@ from components.bench.scratch import build_indexes, drop_scratch, scratch_sizes,
 from components.bench.server import Server, inspect_server, set_search_settings
 from components.bench.thresholds import all_passed, evaluate, failures
 from components.bench.users import classes, describe, user_counts
-from components.connection import DSN_SOURCE, command_dsn, open_session, stack_url
+from components.connection import command_dsn, open_session
 from components.errors import ExitCode
 from components.identifiers import quote_ident
 from components.kinds import Kind
@@ -105,9 +105,8 @@ class BenchRun:
 
 def command(args: argparse.Namespace) -> int:
     """Run the bench for parsed arguments; BenchError means it could not run."""
-    dsn = command_dsn(args.dsn, "bench", "benchmark")
     settings = bench_settings(args)
-    dsn = stack_url(dsn, settings, DSN_SOURCE)
+    dsn = command_dsn(args.dsn, settings, "bench", "benchmark")
     options = bench_options(args, settings)
     if args.plot:
         check_available()

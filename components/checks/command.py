@@ -13,11 +13,9 @@ import sys
 from components.checks import preflight, validate
 from components.checks.core import Check, CheckRunError, Context, Phase, Report, run_checks
 from components.connection import (
-    DSN_SOURCE,
     command_dsn,
     database_identity,
     open_session,
-    stack_url,
 )
 from components.errors import ExitCode
 from components.model import build_model
@@ -55,9 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     phase = Phase(args.command)
-    dsn = command_dsn(args.dsn, phase, f"run the {phase} on")
     settings = command_settings(args)
-    dsn = stack_url(dsn, settings, DSN_SOURCE)
+    dsn = command_dsn(args.dsn, settings, phase, f"run the {phase} on")
     report = run_phase(phase, dsn, settings)
     sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n" if args.json
                      else report.text())

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from components.connection import (
-    DSN_SOURCE,
     command_dsn,
     database_identity,
     open_session,
@@ -117,8 +116,7 @@ def _code(snapshot: Snapshot) -> ExitCode:
 def command(args: argparse.Namespace) -> int:
     _check_arguments(args)
     settings = command_settings(args)
-    dsn = stack_url(command_dsn(args.dsn, "connections report", "report on"), settings,
-                    DSN_SOURCE)
+    dsn = command_dsn(args.dsn, settings, "connections report", "report on")
     encrypted = isinstance(read_stack_config(args.stack, args.project_dir).get("poolerUrl"),
                            EncryptedValue)
     options = _options(args, settings, encrypted)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from components.connection import DSN_SOURCE, command_dsn, stack_url
+from components.connection import command_dsn
 from components.erasure import PersonKind
 from components.errors import ExitCode
 from components.forget.report import forget_json, forget_text
@@ -41,9 +41,8 @@ def command(args: argparse.Namespace) -> int:
     if not subject.strip():
         raise ForgetError(f"--{kind}-id: the id is empty; give the {kind} id exactly as mem0 "
                           "stores it")
-    dsn = command_dsn(args.dsn, "forget", "erase from")
     settings = command_settings(args)
-    dsn = stack_url(dsn, settings, DSN_SOURCE)
+    dsn = command_dsn(args.dsn, settings, "forget", "erase from")
     if sys.stderr.isatty() and not args.json:
         print(f"[forget] erasing the {kind} from every table in one transaction...",
               file=sys.stderr)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from components.backup.common import CommandProgress
-from components.connection import DSN_SOURCE, command_dsn, stack_url
+from components.connection import command_dsn
 from components.errors import ExitCode
 from components.migrate import embed, export, sources, validate
 from components.migrate.importer import ImportInvalid, ImportRequest, resume_import, run_import
@@ -179,9 +179,8 @@ def command(args: argparse.Namespace) -> int:
     if args.action == "export":
         code: int = export.command(args)
         return code
-    dsn = command_dsn(args.dsn, "migrate", "migrate into")
     settings = command_settings(args)
-    dsn = stack_url(dsn, settings, DSN_SOURCE)
+    dsn = command_dsn(args.dsn, settings, "migrate", "migrate into")
     if args.action == "import":
         return _import(args, dsn, settings)
     if args.action == "resume":

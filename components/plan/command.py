@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from components.connection import DSN_SOURCE, command_dsn, stack_url
+from components.connection import command_dsn
 from components.errors import ExitCode
 from components.plan.build import make_plan
 from components.plan.render import as_json, markdown, text
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> int:
     settings = command_settings(args)
-    dsn = stack_url(command_dsn(args.dsn, "plan", "plan against"), settings, DSN_SOURCE)
+    dsn = command_dsn(args.dsn, settings, "plan", "plan against")
     plan = make_plan(dsn, settings)
     if args.markdown is not None:
         args.markdown.write_text(markdown(plan), encoding="utf-8")

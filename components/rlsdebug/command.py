@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from components.connection import DSN_SOURCE, command_dsn, stack_url
+from components.connection import command_dsn
 from components.errors import ExitCode
 from components.kinds.base import Kind
 from components.model import build_model
@@ -117,7 +117,7 @@ def command(args: argparse.Namespace) -> int:
                                 "explained)")
     settings = command_settings(args)
     role = validate_role(args.role, settings)
-    dsn = stack_url(command_dsn(args.dsn, "rls command", "debug"), settings, DSN_SOURCE)
+    dsn = command_dsn(args.dsn, settings, "rls command", "debug")
     if args.action == "whoami":
         with debug_session(dsn, args.timeout) as session:
             who = run_whoami(session, args.role and role, identity, args.org)
